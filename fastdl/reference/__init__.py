@@ -1,0 +1,33 @@
+"""Plain NumPy reference: the book's arithmetic, the oracle for tests and the benchmark baseline.
+
+This package imports nothing from the rest of fastdl and uses nothing but NumPy, written the way
+*Deep Learning from Scratch* (``common/functions.py``, ``common/layers.py``, ``common/optimizer.py``)
+writes it, so that a seeded run prints the book's numbers. It is deliberately not fast.
+
+One deliberate difference: where the book creates float64 state by default (batch norm's running
+statistics as ``np.zeros(D)``), the reference creates it in the dtype of the layer's parameters so
+float32 runs can be compared with float32 runs. For float64, the arithmetic is the book's.
+"""
+
+from ._functions import cross_entropy_error, relu, sigmoid, softmax
+from ._layers import Affine, BatchNormalization, Dropout, Relu, Sigmoid, SoftmaxWithLoss
+from ._optim import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
+
+__all__ = [
+    "SGD",
+    "AdaGrad",
+    "Adam",
+    "Affine",
+    "BatchNormalization",
+    "Dropout",
+    "Momentum",
+    "Nesterov",
+    "RMSprop",
+    "Relu",
+    "Sigmoid",
+    "SoftmaxWithLoss",
+    "cross_entropy_error",
+    "relu",
+    "sigmoid",
+    "softmax",
+]

@@ -1,0 +1,124 @@
+"""Optimizers with ``update(params, grads)``, plain NumPy, as the book writes them.
+
+State is created on the first ``update``; parameters are changed in place (``-=``/``+=``), so the
+arrays in ``params`` stay the same objects. eps = 1e-7 sits outside the square root.
+"""
+
+import numpy as np
+
+
+class SGD:
+    """``p -= lr * g``."""
+
+    def __init__(self, lr=0.01):
+        self.lr = lr
+
+    def update(self, params, grads):
+        for key in params.keys():
+            params[key] -= self.lr * grads[key]
+
+
+class Momentum:
+    """``v = momentum * v - lr * g``; ``p += v``."""
+
+    def __init__(self, lr=0.01, momentum=0.9):
+        self.lr = lr
+        self.momentum = momentum
+        self.v = None
+
+    def update(self, params, grads):
+        if self.v is None:
+            self.v = {key: np.zeros_like(val) for key, val in params.items()}
+        for key in params.keys():
+            self.v[key] = self.momentum * self.v[key] - self.lr * grads[key]
+            params[key] += self.v[key]
+
+
+class Nesterov:
+    """Nesterov momentum in the book's form (Sutskever et al.)::
+
+        v *= momentum; v -= lr * g
+        p += momentum * momentum * v; p -= (1 + momentum) * lr * g
+    """
+
+    def __init__(self, lr=0.01, momentum=0.9):
+        self.lr = lr
+        self.momentum = momentum
+        self.v = None
+
+    def update(self, params, grads):
+        if self.v is None:
+            self.v = {key: np.zeros_like(val) for key, val in params.items()}
+        for key in params.keys():
+            self.v[key] *= self.momentum
+            self.v[key] -= self.lr * grads[key]
+            params[key] += self.momentum * self.momentum * self.v[key]
+            params[key] -= (1 + self.momentum) * self.lr * grads[key]
+
+
+class AdaGrad:
+    """``h += g*g``; ``p -= lr * g / (sqrt(h) + eps)``."""
+
+    def __init__(self, lr=0.01, eps=1e-7):
+        self.lr = lr
+        self.eps = eps
+        self.h = None
+
+    def update(self, params, grads):
+        if self.h is None:
+            self.h = {key: np.zeros_like(val) for key, val in params.items()}
+        for key in params.keys():
+            self.h[key] += grads[key] * grads[key]
+            params[key] -= self.lr * grads[key] / (np.sqrt(self.h[key]) + self.eps)
+
+
+class RMSprop:
+    """``h *= decay_rate``; ``h += (1 - decay_rate) * g*g``; ``p -= lr * g / (sqrt(h) + eps)``."""
+
+    def __init__(self, lr=0.01, decay_rate=0.99, eps=1e-7):
+        self.lr = lr
+        self.decay_rate = decay_rate
+        self.eps = eps
+        self.h = None
+
+    def update(self, params, grads):
+        if self.h is None:
+            self.h = {key: np.zeros_like(val) for key, val in params.items()}
+        for key in params.keys():
+            self.h[key] *= self.decay_rate
+            self.h[key] += (1 - self.decay_rate) * grads[key] * grads[key]
+            params[key] -= self.lr * grads[key] / (np.sqrt(self.h[key]) + self.eps)
+
+
+class Adam:
+    """Adam with both bias corrections folded into the step size (the book's form)::
+
+        t += 1
+        lr_t = lr * sqrt(1 - beta2**t) / (1 - beta1**t)
+        m += (1 - beta1) * (g - m)
+        v += (1 - beta2) * (g**2 - v)
+        p -= lr_t * m / (sqrt(v) + eps)
+    """
+
+    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-7):
+        self.lr = lr
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+        self.iter = 0
+        self.m = None
+        self.v = None
+
+    def update(self, params, grads):
+        if self.m is None:
+            self.m = {key: np.zeros_like(val) for key, val in params.items()}
+            self.v = {key: np.zeros_like(val) for key, val in params.items()}
+        self.iter += 1
+        # A Python float, as lr_t was a "weak" scalar under the NumPy 1.x the book was written for:
+        # float32 parameters are then stepped in float32 (under NumPy 2 an np.float64 lr_t would
+        # promote the step to float64). For float64 the numbers are the same either way.
+        lr_t = float(self.lr * np.sqrt(1.0 - self.beta2**self.iter) / (1.0 - self.beta1**self.iter))
+        for key in params.keys():
+            self.m[key] += (1 - self.beta1) * (grads[key] - self.m[key])
+            self.v[key] += (1 - self.beta2) * (grads[key] ** 2 - self.v[key])
+            params[key] -= lr_t * self.m[key] / (np.sqrt(self.v[key]) + self.eps)

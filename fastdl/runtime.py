@@ -1,0 +1,280 @@
+"""Run-time policy: kernel cache directory, threads, the OpenMP/BLAS truce, non-finite reporting.
+
+This module is imported by ``fastdl/__init__.py`` *before* Numba, because two of its settings
+must be in the environment before the libraries that read them load:
+
+``NUMBA_CACHE_DIR``
+    Compiled kernels are cached on disk (``cache=True``). Numba's default cache sits beside the
+    source files, which fails on a read-only install. Unless you set ``NUMBA_CACHE_DIR`` yourself,
+    fastdl uses ``$FASTDL_CACHE_DIR``, else ``$XDG_CACHE_HOME/fastdl/numba`` (``~/.cache/fastdl/numba``;
+    ``%LOCALAPPDATA%\\fastdl\\numba`` on Windows, ``~/Library/Caches/fastdl/numba`` on macOS), and
+    falls back to a directory under the system temporary directory when that is not writable.
+
+``GOMP_SPINCOUNT``
+    Numba's ``omp`` threading layer uses GNU OpenMP, whose idle threads spin for ~300,000 iterations
+    after every parallel region. Interleaved with OpenBLAS GEMMs (whose threads also want both
+    cores) that spinning made a 784x100 training-style loop ~8x slower on the 2-core development
+    machine (8.7 ms instead of ~1.0 ms per iteration). fastdl sets ``GOMP_SPINCOUNT=1000`` unless
+    you set it: the fight disappears and a parallel launch still costs ~3 us (with ``0`` it costs
+    ~20 us). It only takes effect if libgomp has not been loaded yet in the process.
+
+Threading policy
+    * Threading layer: ``omp`` (then ``tbb``) when available; the ``workqueue`` layer costs ~64 us
+      per launch, so when neither is available fastdl runs every kernel serially.
+    * Every parallel-capable kernel exists as a serial and a parallel variant; the parallel one runs
+      only for arrays of at least :func:`get_parallel_threshold` elements (default 65,536) *and*
+      when more than one thread is allowed. Below that a launch costs more than it saves.
+    * BLAS keeps its own threads (fastdl does not change them); see the README for how the
+      interleaved loop was measured.
+
+Non-finite values
+    The loss layer and the optimizers check their results for NaN/Inf (a scalar check, or a
+    count accumulated inside the kernel's single pass). What happens then follows
+    :func:`errstate`: ``'warn'`` (default, a :class:`NonFiniteWarning`, as NumPy warns on
+    overflow), ``'raise'`` (:class:`FloatingPointError`) or ``'ignore'``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import operator
+import os
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = [
+    "NonFiniteWarning",
+    "cache_dir",
+    "errstate",
+    "get_nonfinite_policy",
+    "get_num_threads",
+    "get_parallel_threshold",
+    "info",
+    "parallel_available",
+    "parallel_threshold",
+    "report_nonfinite",
+    "set_nonfinite_policy",
+    "set_num_threads",
+    "set_parallel_threshold",
+    "threads",
+]
+
+DEFAULT_PARALLEL_THRESHOLD = 65_536
+DEFAULT_GOMP_SPINCOUNT = "1000"
+
+
+def _default_cache_root() -> Path:
+    if os.environ.get("FASTDL_CACHE_DIR"):
+        return Path(os.environ["FASTDL_CACHE_DIR"])
+    if sys.platform.startswith("win"):
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "fastdl"
+
+
+def _writable_dir(path: Path) -> bool:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+        return True
+    except OSError:
+        return False
+
+
+def _configure_environment() -> str:
+    """Set NUMBA_CACHE_DIR and GOMP_SPINCOUNT (unless the user did); return the cache dir."""
+    os.environ.setdefault("GOMP_SPINCOUNT", DEFAULT_GOMP_SPINCOUNT)
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return os.environ["NUMBA_CACHE_DIR"]
+    candidate = _default_cache_root() / "numba"
+    if not _writable_dir(candidate):
+        candidate = Path(tempfile.gettempdir()) / f"fastdl-numba-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+        _writable_dir(candidate)
+    os.environ["NUMBA_CACHE_DIR"] = str(candidate)
+    return str(candidate)
+
+
+_CACHE_DIR = _configure_environment()
+
+import numba  # noqa: E402  (after the environment is set)
+
+# Numba reads NUMBA_CACHE_DIR when it is first imported; if the user imported it before fastdl,
+# set the config value directly (the cache locator reads it at compile time).
+if not numba.config.CACHE_DIR:
+    numba.config.CACHE_DIR = _CACHE_DIR
+
+
+def _pick_threading_layer() -> str | None:
+    """Prefer omp, then tbb; return None when only the slow workqueue layer exists."""
+    user = os.environ.get("NUMBA_THREADING_LAYER")
+    if user and user not in ("default", "safe", "forksafe", "threadsafe"):
+        return None if user == "workqueue" else user
+    for name, module in (("omp", "omppool"), ("tbb", "tbbpool")):
+        try:
+            __import__(f"numba.np.ufunc.{module}")
+        except Exception:  # ImportError, or OSError when libgomp/libtbb is missing
+            continue
+        numba.config.THREADING_LAYER = name
+        return name
+    return None
+
+
+_THREADING_LAYER = _pick_threading_layer()
+_parallel_threshold = DEFAULT_PARALLEL_THRESHOLD
+_nonfinite_policy = "warn"
+_POLICIES = ("warn", "raise", "ignore")
+
+
+def cache_dir() -> str:
+    """Directory where compiled kernels are cached."""
+    return str(numba.config.CACHE_DIR or _CACHE_DIR)
+
+
+def parallel_available() -> bool:
+    """True when a fast threading layer (omp or tbb) is available."""
+    return _THREADING_LAYER is not None
+
+
+def get_num_threads() -> int:
+    """Threads the parallel kernels may use (Numba's setting)."""
+    return numba.get_num_threads()
+
+
+def set_num_threads(n: int) -> None:
+    """Set the threads the parallel kernels may use (1 .. ``numba.config.NUMBA_NUM_THREADS``)."""
+    top = numba.config.NUMBA_NUM_THREADS
+    try:
+        n = operator.index(n)
+    except TypeError:
+        raise TypeError(f"set_num_threads: n must be an integer, got {type(n).__name__}") from None
+    if not 1 <= n <= top:
+        raise ValueError(f"set_num_threads: n must be in [1, {top}], got {n}")
+    numba.set_num_threads(n)
+
+
+@contextlib.contextmanager
+def threads(n: int) -> Iterator[None]:
+    """Context manager: run the enclosed code with ``n`` kernel threads, then restore."""
+    old = get_num_threads()
+    set_num_threads(n)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)
+
+
+def get_parallel_threshold() -> int:
+    """Element count from which the parallel variant of a kernel is used."""
+    return _parallel_threshold
+
+
+def set_parallel_threshold(n: int) -> None:
+    """Set the element count from which parallel kernels run (0: always, a huge value: never)."""
+    global _parallel_threshold
+    if int(n) != n or n < 0:
+        raise ValueError(f"set_parallel_threshold: n must be a non-negative integer, got {n!r}")
+    _parallel_threshold = int(n)
+
+
+@contextlib.contextmanager
+def parallel_threshold(n: int) -> Iterator[None]:
+    """Context manager form of :func:`set_parallel_threshold` (tests force either variant with it)."""
+    old = _parallel_threshold
+    set_parallel_threshold(n)
+    try:
+        yield
+    finally:
+        set_parallel_threshold(old)
+
+
+def use_parallel(n_elements: int) -> bool:
+    """Driver-level decision: run the parallel variant for a problem of ``n_elements``?"""
+    return (
+        _THREADING_LAYER is not None
+        and n_elements >= _parallel_threshold
+        and numba.get_num_threads() > 1
+    )
+
+
+def chunks(n_rows: int) -> int:
+    """Number of work chunks for a parallel kernel over ``n_rows`` rows (one per thread, at most)."""
+    return max(1, min(numba.get_num_threads(), n_rows))
+
+
+class NonFiniteWarning(RuntimeWarning):
+    """A loss, statistic or updated parameter became NaN or infinite."""
+
+
+def get_nonfinite_policy() -> str:
+    return _nonfinite_policy
+
+
+def set_nonfinite_policy(policy: str) -> None:
+    """``'warn'`` (default), ``'raise'`` or ``'ignore'``: what a detected NaN/Inf does."""
+    global _nonfinite_policy
+    if policy not in _POLICIES:
+        raise ValueError(f"nonfinite policy must be one of {_POLICIES}, got {policy!r}")
+    _nonfinite_policy = policy
+
+
+@contextlib.contextmanager
+def errstate(nonfinite: str) -> Iterator[None]:
+    """Like ``np.errstate``: ``with fastdl.errstate(nonfinite='raise'): ...``."""
+    old = _nonfinite_policy
+    set_nonfinite_policy(nonfinite)
+    try:
+        yield
+    finally:
+        set_nonfinite_policy(old)
+
+
+def report_nonfinite(where: str, what: str) -> None:
+    """Report a detected NaN/Inf according to the policy. ``where`` names the call site."""
+    if _nonfinite_policy == "ignore":
+        return
+    message = f"{where}: {what}"
+    if _nonfinite_policy == "raise":
+        raise FloatingPointError(message)
+    warnings.warn(message, NonFiniteWarning, stacklevel=3)
+
+
+def info() -> dict:
+    """Versions, threads and settings, recorded beside every benchmark."""
+    import platform
+
+    import numpy as np
+
+    return {
+        "fastdl_threading_layer": _THREADING_LAYER or "serial-only",
+        "numba_threads": numba.get_num_threads(),
+        "parallel_threshold": _parallel_threshold,
+        "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"),
+        "cache_dir": cache_dir(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+        "machine": platform.machine(),
+        "processor": _cpu_name(),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown"
