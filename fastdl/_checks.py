@@ -6,7 +6,7 @@ call changes nothing.
 
 Messages read ``"<where>: <name> must be <expected>; got <received>"``, for example::
 
-    Affine.forward: x must have 784 features per sample (x.reshape(N, -1) @ W with W of shape (784, 100)); got shape (100, 783)
+    Affine.forward: x must have 784 features per sample (W has shape (784, 100)); got shape (100, 783)
 """
 
 from __future__ import annotations

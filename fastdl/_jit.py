@@ -26,8 +26,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import runtime  # noqa: F401  (sets NUMBA_CACHE_DIR and GOMP_SPINCOUNT before numba loads)
-import numba  # noqa: E402, I001
+import numba
+
+# runtime sets NUMBA_CACHE_DIR and GOMP_SPINCOUNT; fastdl/__init__.py imports it before anything imports numba
+from . import runtime  # noqa: F401
 
 __all__ = ["REDUCTION", "KERNELS", "jit"]
 

@@ -96,7 +96,8 @@ def _configure_environment() -> str:
         return os.environ["NUMBA_CACHE_DIR"]
     candidate = _default_cache_root() / "numba"
     if not _writable_dir(candidate):
-        candidate = Path(tempfile.gettempdir()) / f"fastdl-numba-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+        user = os.getuid() if hasattr(os, "getuid") else "user"
+        candidate = Path(tempfile.gettempdir()) / f"fastdl-numba-{user}"
         _writable_dir(candidate)
     os.environ["NUMBA_CACHE_DIR"] = str(candidate)
     return str(candidate)

@@ -1,0 +1,163 @@
+"""Run-time policy: threads, parallel threshold, non-finite reporting, cache directory, OpenMP spin."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import warnings
+
+import numba
+import numpy as np
+import pytest
+
+import fastdl
+from fastdl import _checks, runtime
+
+
+def test_threads_context_restores_and_applies():
+    before = runtime.get_num_threads()
+    with fastdl.threads(1):
+        assert numba.get_num_threads() == 1
+    assert runtime.get_num_threads() == before
+
+
+def test_threads_context_restores_after_exception():
+    before = runtime.get_num_threads()
+    with pytest.raises(KeyError), fastdl.threads(1):
+        raise KeyError("boom")
+    assert runtime.get_num_threads() == before
+
+
+@pytest.mark.parametrize("bad, exc", [(0, ValueError), (10_000, ValueError), (1.5, TypeError), ("2", TypeError)])
+def test_set_num_threads_rejects(bad, exc):
+    before = runtime.get_num_threads()
+    with pytest.raises(exc, match="set_num_threads"):
+        runtime.set_num_threads(bad)
+    assert runtime.get_num_threads() == before
+
+
+def test_parallel_threshold_context_and_decision():
+    old = runtime.get_parallel_threshold()
+    with runtime.parallel_threshold(0):
+        assert runtime.get_parallel_threshold() == 0
+        expected = runtime.parallel_available() and numba.get_num_threads() > 1
+        assert runtime.use_parallel(1) is expected
+        with fastdl.threads(1):
+            assert runtime.use_parallel(10**9) is False
+    assert runtime.get_parallel_threshold() == old
+    with runtime.parallel_threshold(10**12):
+        assert runtime.use_parallel(10**9) is False
+    with pytest.raises(ValueError, match="set_parallel_threshold"):
+        runtime.set_parallel_threshold(-1)
+
+
+def test_chunks_bounded_by_rows_and_threads():
+    assert runtime.chunks(1) == 1
+    assert 1 <= runtime.chunks(10**6) <= numba.get_num_threads()
+
+
+def test_errstate_policies():
+    assert runtime.get_nonfinite_policy() == "warn"
+    with pytest.warns(fastdl.NonFiniteWarning, match="somewhere: loss is nan"):
+        runtime.report_nonfinite("somewhere", "loss is nan")
+    with fastdl.errstate(nonfinite="raise"):
+        with pytest.raises(FloatingPointError, match="somewhere: loss is inf"):
+            runtime.report_nonfinite("somewhere", "loss is inf")
+    with fastdl.errstate(nonfinite="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        runtime.report_nonfinite("somewhere", "ignored")
+    assert runtime.get_nonfinite_policy() == "warn"
+    with pytest.raises(ValueError, match="nonfinite policy"):
+        runtime.set_nonfinite_policy("loud")
+
+
+def _run_python(code: str, env_changes: dict[str, str | None]) -> str:
+    env = dict(os.environ)
+    for key, value in env_changes.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+_PROBE = "import json, os, fastdl; print(json.dumps([fastdl.runtime.cache_dir(), os.environ['GOMP_SPINCOUNT']]))"
+
+
+def test_cache_dir_defaults_to_user_cache_and_spin_is_lowered(tmp_path):
+    out = _run_python(_PROBE, {"NUMBA_CACHE_DIR": None, "FASTDL_CACHE_DIR": None,
+                               "XDG_CACHE_HOME": str(tmp_path), "GOMP_SPINCOUNT": None})
+    cache, spin = json.loads(out)
+    assert cache == str(tmp_path / "fastdl" / "numba")
+    assert os.path.isdir(cache)
+    assert spin == runtime.DEFAULT_GOMP_SPINCOUNT
+
+
+def test_user_settings_win(tmp_path):
+    out = _run_python(_PROBE, {"NUMBA_CACHE_DIR": str(tmp_path / "mine"), "GOMP_SPINCOUNT": "777"})
+    cache, spin = json.loads(out)
+    assert cache == str(tmp_path / "mine")
+    assert spin == "777"
+
+
+def test_unwritable_cache_falls_back_to_tempdir(tmp_path):
+    # a path below a regular file cannot be created, whoever runs the test (root included)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    out = _run_python(_PROBE, {"NUMBA_CACHE_DIR": None, "FASTDL_CACHE_DIR": str(blocker / "sub")})
+    cache = json.loads(out)[0]
+    assert "fastdl-numba" in cache and os.path.isdir(cache)
+
+
+def test_info_records_versions_and_threads():
+    info = runtime.info()
+    assert info["numba"] == numba.__version__ and info["numpy"] == np.__version__
+    assert info["numba_threads"] == numba.get_num_threads()
+    assert info["fastdl_threading_layer"] in ("omp", "tbb", "serial-only")
+
+
+def test_import_does_not_load_heavy_modules():
+    out = _run_python("import sys, fastdl; print(sorted(m for m in ('matplotlib', 'torch', 'sklearn', 'tqdm') "
+                      "if m in sys.modules))", {})
+    assert out == "[]"
+
+
+# --- _checks: the one wording --------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad", [np.arange(3), np.ones(3, bool), np.ones(3, np.complex128),
+                                 np.ones(3, np.float16), None, "abc"])
+def test_float_array_rejects_non_float(bad):
+    with pytest.raises(TypeError, match=r"f\(\): x must be a float32 or float64"):
+        _checks.float_array(bad, "x", "f()")
+
+
+def test_float_array_accepts_lists_and_checks_ndim():
+    a = _checks.float_array([[1.0, 2.0]], "x", "f()", ndim=2)
+    assert a.dtype == np.float64 and a.shape == (1, 2)
+    with pytest.raises(ValueError, match=r"f\(\): x must be 1-D or 3-D; got shape \(1, 2\)"):
+        _checks.float_array(a, "x", "f()", ndim=(1, 3))
+
+
+def test_positive_number():
+    assert _checks.positive_number(0.1, "lr", "SGD") == 0.1
+    assert _checks.positive_number(0, "m", "M", allow_zero=True, upper=1) == 0.0
+    for bad in (0, -1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="SGD: lr must be a finite number > 0"):
+            _checks.positive_number(bad, "lr", "SGD")
+    with pytest.raises(TypeError, match="lr must be a real number"):
+        _checks.positive_number(True, "lr", "SGD")
+    with pytest.raises(ValueError, match="and < 1"):
+        _checks.positive_number(1.0, "momentum", "Momentum", allow_zero=True, upper=1)
+
+
+def test_contiguous_copies_only_when_needed():
+    a = np.ones((3, 4))
+    assert _checks.contiguous(a) is a
+    f = np.asfortranarray(a)
+    c = _checks.contiguous(f)
+    assert c.flags.c_contiguous and c is not f and np.array_equal(c, f)
+    c32 = _checks.contiguous(a, np.dtype(np.float32))
+    assert c32.dtype == np.float32 and c32.flags.c_contiguous
