@@ -1,0 +1,1025 @@
+"""Benchmarks: the op matrix shared by ``bench/`` and ``fastdl bench``, machine peaks, tables, plots, warm-up.
+
+One definition of every benchmarked piece of work lives here (:func:`make_case`), so the
+pytest-benchmark suites in ``bench/`` and the ``fastdl bench`` command time exactly the same calls.
+
+Ops and sizes
+    Layer ops (``affine-forward`` ... ``softmax-loss-backward``) take an input of shape ``N x D``:
+    ``100x100`` (small), ``256x1024`` (medium), ``1024x4096`` (large). Affine maps ``D`` to
+    ``H = 100, 1024, 2048`` features, so its weight holds 10K, 1M and 8M parameters. Optimizer ops
+    (``sgd-update`` ... ``adam-update``) update a ``{'W', 'b'}`` dict whose ``W`` holds 10K, 1M or 8M
+    values. ``train-step`` and ``train-step-bn`` are ``gradient()`` + ``update()`` of the book's
+    784-100x5-10 network (batch 100, Adam) without and with batch norm.
+
+Implementations
+    ``reference`` (:mod:`fastdl.reference`, the book's NumPy), ``fastdl`` (:mod:`fastdl.layers`,
+    :mod:`fastdl.optim`, :mod:`fastdl.nets`) and ``torch`` (PyTorch CPU doing the same work: layer
+    forwards with autograd on, backwards through ``torch.autograd.grad``, ``torch.optim`` with
+    ``fused=True`` where the CPU supports it, else ``foreach=True``; the whole step as an
+    ``nn.Sequential`` with ``CrossEntropyLoss``). torch's Adam/AdaGrad/RMSprop place eps
+    differently from the book: compare with torch for speed, with the reference for numbers.
+
+Work and peaks
+    Every case carries its work: floating-point operations for GEMM-bound ops (GFLOP/s) and the
+    compulsory memory traffic for the rest (GB/s; each array read or written once). The peaks are
+    measured on the machine: a parallel triad ``a = b + s*c`` over arrays 4x the size of a 32 MiB
+    last-level cache (best of several runs, 24 bytes per element as STREAM counts it) and a
+    2048x2048 GEMM per dtype. Small cases fit in cache, so their fraction of the streaming peak can
+    exceed 1.
+
+Timing
+    Each case is called ``warmup`` times first (compilation never lands in the numbers), then timed
+    in samples of enough calls to last ~2 ms; the median per-call time is reported, and all ratios
+    come from the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "IMPLS",
+    "LAYER_OPS",
+    "LAYER_SIZES",
+    "OPTIMIZER_OPS",
+    "PARAM_SIZES",
+    "STEP_OPS",
+    "Case",
+    "Unavailable",
+    "default_matrix",
+    "format_markdown",
+    "format_table",
+    "load_benchmark_json",
+    "make_case",
+    "measure",
+    "measure_compile_cost",
+    "measure_peaks",
+    "plot_results",
+    "register_cli",
+    "run_matrix",
+    "warmup",
+]
+
+IMPLS = ("reference", "fastdl", "torch")
+DTYPES = ("float32", "float64")
+
+#: layer-op size label -> (N, D, H); H is affine's output width (weights of 10K, 1M, 8M values)
+LAYER_SIZES = {"100x100": (100, 100, 100), "256x1024": (256, 1024, 1024), "1024x4096": (1024, 4096, 2048)}
+#: optimizer size label -> shape of W
+PARAM_SIZES = {"10K": (100, 100), "1M": (1024, 1024), "8M": (2048, 4096)}
+STEP_SIZES = {"784-100x5-10-b100": (100, 784, (100,) * 5, 10)}
+
+LAYER_OPS = (
+    "affine-forward", "affine-backward", "batchnorm-forward", "batchnorm-backward",
+    "relu-forward", "relu-backward", "sigmoid-forward", "sigmoid-backward",
+    "dropout-forward", "dropout-backward", "softmax-loss-forward", "softmax-loss-backward",
+)
+#: optimizer op -> (class name in fastdl.reference / fastdl.optim, bytes moved per element / itemsize)
+OPTIMIZER_OPS = {
+    "sgd-update": ("SGD", 3), "momentum-update": ("Momentum", 5), "nesterov-update": ("Nesterov", 5),
+    "adagrad-update": ("AdaGrad", 5), "rmsprop-update": ("RMSprop", 5), "adam-update": ("Adam", 7),
+}
+STEP_OPS = ("train-step", "train-step-bn")
+
+#: arrays of itemsize moved per element (compulsory traffic) for the memory-bound layer ops;
+#: dropout's mask adds one byte per element on top.
+_LAYER_TRAFFIC = {
+    "batchnorm-forward": 2, "batchnorm-backward": 3, "relu-forward": 2, "relu-backward": 3,
+    "sigmoid-forward": 2, "sigmoid-backward": 3, "dropout-forward": 2, "dropout-backward": 2,
+    "softmax-loss-forward": 2, "softmax-loss-backward": 2,
+}
+LLC_BYTES = 32 * 2**20
+
+
+class Unavailable(RuntimeError):
+    """An implementation cannot run here (torch not installed, a fastdl module missing)."""
+
+
+@dataclass
+class Case:
+    """One benchmarked call: ``fn()`` does the work once.
+
+    Attributes
+    ----------
+    op, size, dtype, impl : str
+        What is timed; ``group`` (``"<op>-<size>-<dtype>"``) puts implementations side by side.
+    fn : callable
+        Zero-argument callable doing the work once (state prepared by :func:`make_case`).
+    work : float
+        Bytes moved (``unit == 'GB/s'``) or floating-point operations (``unit == 'GFLOP/s'``) per call.
+    unit : str
+        ``'GB/s'`` or ``'GFLOP/s'``.
+    """
+
+    op: str
+    size: str
+    dtype: str
+    impl: str
+    fn: Callable[[], object]
+    work: float
+    unit: str
+
+    @property
+    def group(self) -> str:
+        return f"{self.op}-{self.size}-{self.dtype}"
+
+    def meta(self) -> dict:
+        """Everything but ``fn`` (stored beside each timing)."""
+        return {"op": self.op, "size": self.size, "dtype": self.dtype, "impl": self.impl,
+                "group": self.group, "work": self.work, "unit": self.unit}
+
+
+# ----------------------------------------------------------------------------------------------
+# case construction
+# ----------------------------------------------------------------------------------------------
+
+def _numpy_modules(impl: str):
+    """(layers module, optim module) for ``'reference'`` or ``'fastdl'``."""
+    if impl == "reference":
+        ref = importlib.import_module("fastdl.reference")
+        return ref, ref
+    if impl == "fastdl":
+        try:
+            return importlib.import_module("fastdl.layers"), importlib.import_module("fastdl.optim")
+        except ImportError as exc:  # pragma: no cover - only while the package is incomplete
+            raise Unavailable(f"fastdl layers/optim not importable: {exc}") from exc
+    raise ValueError(f"make_case: impl must be one of {IMPLS}; got {impl!r}")
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError as exc:
+        raise Unavailable("torch is not installed") from exc
+    return torch
+
+
+def _torch_dtype(torch, dtype: str):
+    return {"float32": torch.float32, "float64": torch.float64}[dtype]
+
+
+def _layer_data(size: str, dtype: str, seed: int):
+    n, d, h = LAYER_SIZES[size]
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d)).astype(dtype)
+    return rng, n, d, h, x
+
+
+def _numpy_layer_case(op: str, size: str, dtype: str, impl: str, seed: int) -> Callable[[], object]:
+    layers, _ = _numpy_modules(impl)
+    rng, n, d, h, x = _layer_data(size, dtype, seed)
+    kind, direction = op.rsplit("-", 1)
+    if kind == "affine":
+        W = (0.01 * rng.standard_normal((d, h))).astype(dtype)
+        layer = layers.Affine(W, np.zeros(h, dtype=dtype))
+        forward = lambda: layer.forward(x)  # noqa: E731
+        dout = rng.standard_normal((n, h)).astype(dtype)
+    elif kind == "batchnorm":
+        layer = layers.BatchNormalization(np.ones(d, dtype=dtype), np.zeros(d, dtype=dtype))
+        forward = lambda: layer.forward(x, train_flg=True)  # noqa: E731
+    elif kind == "dropout":
+        layer = layers.Dropout(0.5)
+        forward = lambda: layer.forward(x, train_flg=True)  # noqa: E731
+    elif kind == "softmax-loss":
+        layer = layers.SoftmaxWithLoss()
+        t = rng.integers(0, d, n)
+        forward = lambda: layer.forward(x, t)  # noqa: E731
+    else:
+        layer = {"relu": layers.Relu, "sigmoid": layers.Sigmoid}[kind]()
+        forward = lambda: layer.forward(x)  # noqa: E731
+    if direction == "forward":
+        return forward
+    forward()
+    if kind == "softmax-loss":
+        return lambda: layer.backward(1)
+    if kind != "affine":
+        dout = rng.standard_normal((n, d)).astype(dtype)
+    return lambda: layer.backward(dout)
+
+
+def _torch_layer_case(op: str, size: str, dtype: str, seed: int) -> Callable[[], object]:
+    torch = _torch()
+    import torch.nn.functional as F
+
+    _, n, d, h, x_np = _layer_data(size, dtype, seed)
+    rng = np.random.default_rng(seed + 1)
+    tdt = _torch_dtype(torch, dtype)
+    x = torch.from_numpy(x_np).requires_grad_(True)
+    kind, direction = op.rsplit("-", 1)
+    inputs = [x]
+    if kind == "affine":
+        W = torch.from_numpy((0.01 * rng.standard_normal((d, h))).astype(dtype)).requires_grad_(True)
+        b = torch.zeros(h, dtype=tdt, requires_grad=True)
+        inputs += [W, b]
+        forward = lambda: torch.addmm(b, x, W)  # noqa: E731
+    elif kind == "batchnorm":
+        gamma = torch.ones(d, dtype=tdt, requires_grad=True)
+        beta = torch.zeros(d, dtype=tdt, requires_grad=True)
+        rm, rv = torch.zeros(d, dtype=tdt), torch.ones(d, dtype=tdt)
+        inputs += [gamma, beta]
+        forward = lambda: F.batch_norm(x, rm, rv, gamma, beta, training=True, momentum=0.1, eps=1e-6)  # noqa: E731
+    elif kind == "dropout":
+        forward = lambda: F.dropout(x, 0.5, training=True)  # noqa: E731
+    elif kind == "softmax-loss":
+        t = torch.from_numpy(rng.integers(0, d, n))
+        forward = lambda: F.cross_entropy(x, t)  # noqa: E731
+    else:
+        forward = {"relu": lambda: torch.relu(x), "sigmoid": lambda: torch.sigmoid(x)}[kind]
+    if direction == "forward":
+        return forward
+    out = forward()
+    if out.ndim == 0:
+        dout = torch.ones_like(out)
+    else:
+        dout = torch.from_numpy(rng.standard_normal(tuple(out.shape)).astype(dtype))
+    return lambda: torch.autograd.grad(out, inputs, dout, retain_graph=True)
+
+
+def _optimizer_data(size: str, dtype: str, seed: int):
+    rng = np.random.default_rng(seed)
+    rows, cols = PARAM_SIZES[size]
+    params = {"W": (0.01 * rng.standard_normal((rows, cols))).astype(dtype), "b": np.zeros(cols, dtype=dtype)}
+    grads = {k: (0.01 * rng.standard_normal(v.shape)).astype(dtype) for k, v in params.items()}
+    return params, grads
+
+
+def _numpy_optimizer_case(op: str, size: str, dtype: str, impl: str, seed: int) -> Callable[[], object]:
+    _, optim = _numpy_modules(impl)
+    params, grads = _optimizer_data(size, dtype, seed)
+    opt = getattr(optim, OPTIMIZER_OPS[op][0])(lr=1e-3)
+    return lambda: opt.update(params, grads)
+
+
+def _torch_optimizer(torch, name: str, params: list, lr: float):
+    """The torch optimizer doing the same update, fused on CPU where supported, else foreach."""
+    cls, kwargs = {
+        "SGD": (torch.optim.SGD, {}),
+        "Momentum": (torch.optim.SGD, {"momentum": 0.9}),
+        "Nesterov": (torch.optim.SGD, {"momentum": 0.9, "nesterov": True}),
+        "AdaGrad": (torch.optim.Adagrad, {"eps": 1e-7}),
+        "RMSprop": (torch.optim.RMSprop, {"alpha": 0.99, "eps": 1e-7}),
+        "Adam": (torch.optim.Adam, {"eps": 1e-7}),
+    }[name]
+    for variant in ({"fused": True}, {"foreach": True}, {}):
+        try:
+            opt = cls(params, lr=lr, **kwargs, **variant)
+            opt.step()  # fused CPU support is only checked on the first step
+            return opt
+        except (RuntimeError, TypeError, ValueError):
+            continue
+    raise Unavailable(f"torch optimizer for {name} could not be built")  # pragma: no cover
+
+
+def _torch_optimizer_case(op: str, size: str, dtype: str, seed: int) -> Callable[[], object]:
+    torch = _torch()
+    params, grads = _optimizer_data(size, dtype, seed)
+    tparams = []
+    for key, value in params.items():
+        p = torch.from_numpy(value).requires_grad_(True)
+        p.grad = torch.from_numpy(grads[key])
+        tparams.append(p)
+    opt = _torch_optimizer(torch, OPTIMIZER_OPS[op][0], tparams, 1e-3)
+    return opt.step
+
+
+def _step_data(dtype: str, seed: int):
+    n, d, hidden, classes = STEP_SIZES["784-100x5-10-b100"]
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, d)).astype(dtype), rng.integers(0, classes, n), (n, d, hidden, classes)
+
+
+def _numpy_step_case(op: str, dtype: str, impl: str, seed: int) -> Callable[[], object]:
+    try:
+        nets = importlib.import_module("fastdl.nets")
+    except ImportError as exc:  # pragma: no cover - only while the package is incomplete
+        raise Unavailable(f"fastdl.nets not importable: {exc}") from exc
+    _, optim = _numpy_modules(impl)
+    x, t, (_, d, hidden, classes) = _step_data(dtype, seed)
+    np.random.seed(seed)
+    net = nets.MultiLayerNetExtend(d, list(hidden), classes, use_batchnorm=op == "train-step-bn",
+                                   dtype=np.dtype(dtype), backend=impl)
+    opt = optim.Adam(lr=1e-3)
+
+    def step():
+        opt.update(net.params, net.gradient(x, t))
+
+    return step
+
+
+def _torch_step_case(op: str, dtype: str, seed: int) -> Callable[[], object]:
+    torch = _torch()
+    x_np, t_np, (_, d, hidden, classes) = _step_data(dtype, seed)
+    torch.manual_seed(seed)
+    modules, width = [], d
+    for h in hidden:
+        modules.append(torch.nn.Linear(width, h))
+        if op == "train-step-bn":
+            modules.append(torch.nn.BatchNorm1d(h, eps=1e-6, momentum=0.1))
+        modules.append(torch.nn.ReLU())
+        width = h
+    modules.append(torch.nn.Linear(width, classes))
+    model = torch.nn.Sequential(*modules).to(_torch_dtype(torch, dtype))
+    loss_fn = torch.nn.CrossEntropyLoss()
+    x, t = torch.from_numpy(x_np), torch.from_numpy(t_np)
+    opt = _torch_optimizer(torch, "Adam", list(model.parameters()), 1e-3)
+
+    def step():
+        opt.zero_grad()
+        loss_fn(model(x), t).backward()
+        opt.step()
+
+    return step
+
+
+def _work(op: str, size: str, dtype: str) -> tuple[float, str]:
+    item = np.dtype(dtype).itemsize
+    if op in OPTIMIZER_OPS:
+        rows, cols = PARAM_SIZES[size]
+        return float(OPTIMIZER_OPS[op][1] * item * (rows * cols + cols)), "GB/s"
+    if op in STEP_OPS:
+        n, d, hidden, classes = STEP_SIZES[size]
+        widths = (d, *hidden, classes)
+        macs = sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+        return float(3 * 2 * n * macs), "GFLOP/s"
+    n, d, h = LAYER_SIZES[size]
+    if op == "affine-forward":
+        return float(2 * n * d * h), "GFLOP/s"
+    if op == "affine-backward":
+        return float(4 * n * d * h), "GFLOP/s"
+    extra = n * d if op.startswith("dropout") else 0
+    return float(_LAYER_TRAFFIC[op] * item * n * d + extra), "GB/s"
+
+
+def sizes_for(op: str) -> tuple[str, ...]:
+    """Size labels an op is defined for."""
+    if op in OPTIMIZER_OPS:
+        return tuple(PARAM_SIZES)
+    if op in STEP_OPS:
+        return tuple(STEP_SIZES)
+    if op in LAYER_OPS:
+        return tuple(LAYER_SIZES)
+    raise ValueError(f"make_case: op must be one of {LAYER_OPS + tuple(OPTIMIZER_OPS) + STEP_OPS}; got {op!r}")
+
+
+def make_case(op: str, size: str, dtype: str, impl: str, *, seed: int = 0) -> Case:
+    """Build one benchmark case (data allocated, layer state prepared, nothing timed).
+
+    Parameters
+    ----------
+    op : str
+        One of :data:`LAYER_OPS`, :data:`OPTIMIZER_OPS`, :data:`STEP_OPS`.
+    size : str
+        A label of :data:`LAYER_SIZES`, :data:`PARAM_SIZES` or ``'784-100x5-10-b100'`` (steps).
+    dtype : str
+        ``'float32'`` or ``'float64'``.
+    impl : str
+        ``'reference'``, ``'fastdl'`` or ``'torch'``.
+    seed : int
+        Seed of the generated data.
+
+    Returns
+    -------
+    Case
+
+    Raises
+    ------
+    Unavailable
+        When the implementation cannot run here (torch not installed).
+    """
+    if size not in sizes_for(op):
+        raise ValueError(f"make_case: size must be one of {sizes_for(op)}; got {size!r}")
+    if dtype not in DTYPES:
+        raise ValueError(f"make_case: dtype must be one of {DTYPES}; got {dtype!r}")
+    if impl not in IMPLS:
+        raise ValueError(f"make_case: impl must be one of {IMPLS}; got {impl!r}")
+    if op in OPTIMIZER_OPS:
+        fn = (_torch_optimizer_case(op, size, dtype, seed) if impl == "torch"
+              else _numpy_optimizer_case(op, size, dtype, impl, seed))
+    elif op in STEP_OPS:
+        fn = _torch_step_case(op, dtype, seed) if impl == "torch" else _numpy_step_case(op, dtype, impl, seed)
+    else:
+        fn = (_torch_layer_case(op, size, dtype, seed) if impl == "torch"
+              else _numpy_layer_case(op, size, dtype, impl, seed))
+    work, unit = _work(op, size, dtype)
+    return Case(op, size, dtype, impl, fn, work, unit)
+
+
+def configure_torch_threads(n: int | None = None) -> None:
+    """Give torch the same thread count as fastdl (default: Numba's thread count), if torch is installed."""
+    try:
+        import torch
+    except ImportError:
+        return
+    from . import runtime
+
+    torch.set_num_threads(n or runtime.get_num_threads())
+
+
+# ----------------------------------------------------------------------------------------------
+# timing and peaks
+# ----------------------------------------------------------------------------------------------
+
+def measure(fn: Callable[[], object], *, warmup: int = 2, min_time: float = 0.2, min_samples: int = 5,
+            max_samples: int = 50, sample_time: float = 2e-3) -> float:
+    """Median seconds per call of ``fn`` after ``warmup`` untimed calls.
+
+    Each sample runs enough calls to last about ``sample_time``; sampling stops after ``min_time``
+    seconds once ``min_samples`` are taken (or at ``max_samples``).
+    """
+    for _ in range(max(1, warmup)):
+        fn()
+    t0 = time.perf_counter()
+    fn()
+    once = max(time.perf_counter() - t0, 1e-9)
+    number = max(1, int(sample_time / once))
+    samples: list[float] = []
+    start = time.perf_counter()
+    while len(samples) < min_samples or (time.perf_counter() - start < min_time and len(samples) < max_samples):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        samples.append((time.perf_counter() - t0) / number)
+    return statistics.median(samples)
+
+
+def _triad_kernels():
+    """The streaming triad, serial worker and parallel driver (compiled on first use)."""
+    import numba
+
+    from ._jit import jit
+
+    @jit
+    def triad_chunk(a, b, c, s, start, stop):
+        for i in range(start, stop):
+            a[i] = b[i] + s * c[i]
+
+    @jit(parallel=True)
+    def triad_parallel(a, b, c, s, nchunks):
+        n = a.shape[0]
+        step = (n + nchunks - 1) // nchunks
+        for k in numba.prange(nchunks):
+            triad_chunk(a, b, c, s, k * step, min(n, (k + 1) * step))
+
+    return triad_chunk, triad_parallel
+
+
+_TRIAD = None
+
+
+def measure_peaks(*, triad_bytes: int = 4 * LLC_BYTES, gemm_n: int = 2048, repeats: int = 5) -> dict:
+    """Measure this machine's streaming bandwidth and large-GEMM throughput.
+
+    Parameters
+    ----------
+    triad_bytes : int
+        Bytes per triad array (default 4x a 32 MiB last-level cache).
+    gemm_n : int
+        Side of the square GEMM (``np.dot``, BLAS) timed per dtype.
+    repeats : int
+        Runs of each; the best is kept (a peak).
+
+    Returns
+    -------
+    dict
+        ``{'triad_GBps', 'triad_bytes', 'gemm_n', 'gemm_GFLOPs': {'float32': .., 'float64': ..}, 'threads'}``.
+    """
+    global _TRIAD
+    from . import runtime
+
+    if _TRIAD is None:
+        _TRIAD = _triad_kernels()
+    _, triad_parallel = _TRIAD
+    n = max(1024, triad_bytes // 8)
+    a, b, c = np.empty(n), np.full(n, 1.0), np.full(n, 2.0)
+    chunks = runtime.chunks(n) if runtime.parallel_available() else 1
+    triad_parallel(a, b, c, 3.0, chunks)
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        triad_parallel(a, b, c, 3.0, chunks)
+        best = min(best, time.perf_counter() - t0)
+    gemm = {}
+    for dtype in DTYPES:
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((gemm_n, gemm_n)).astype(dtype)
+        out = np.empty_like(x)
+        np.dot(x, x, out=out)
+        g = math.inf
+        for _ in range(max(2, repeats // 2)):
+            t0 = time.perf_counter()
+            np.dot(x, x, out=out)
+            g = min(g, time.perf_counter() - t0)
+        gemm[dtype] = 2.0 * gemm_n**3 / g / 1e9
+    return {"triad_GBps": 3 * 8 * n / best / 1e9, "triad_bytes": int(8 * n), "gemm_n": gemm_n,
+            "gemm_GFLOPs": gemm, "threads": runtime.get_num_threads()}
+
+
+def peak_for(unit: str, dtype: str, peaks: dict | None) -> float | None:
+    """The peak a rate in ``unit`` is compared against (None when unknown)."""
+    if not peaks:
+        return None
+    if unit == "GB/s":
+        return peaks.get("triad_GBps")
+    return (peaks.get("gemm_GFLOPs") or {}).get(dtype)
+
+
+# ----------------------------------------------------------------------------------------------
+# the matrix
+# ----------------------------------------------------------------------------------------------
+
+@dataclass
+class Matrix:
+    """A list of ``(op, size)`` pairs, the dtypes and the implementations to run."""
+
+    entries: list[tuple[str, str]]
+    dtypes: tuple[str, ...] = DTYPES
+    impls: tuple[str, ...] = IMPLS
+    timing: dict = field(default_factory=dict)
+
+
+def default_matrix(quick: bool = False, dtypes: Sequence[str] = DTYPES, torch: bool = True) -> Matrix:
+    """The fixed ``fastdl bench`` matrix.
+
+    The default (about 2-3 minutes on 2 cores with a warm kernel cache) covers every layer op at
+    the small and medium sizes, every optimizer at 10K and 1M, Adam and batch norm also at the
+    large size, and both training steps. ``quick`` is a seconds-long subset (tests, smoke runs).
+    """
+    if quick:
+        entries = [("affine-forward", "100x100"), ("relu-backward", "100x100"),
+                   ("batchnorm-forward", "100x100"), ("adam-update", "10K")]
+        timing = {"min_time": 0.02, "min_samples": 3, "max_samples": 5, "warmup": 1}
+    else:
+        entries = [(op, size) for op in LAYER_OPS for size in ("100x100", "256x1024")]
+        entries += [(op, size) for op in OPTIMIZER_OPS for size in ("10K", "1M")]
+        entries += [("batchnorm-forward", "1024x4096"), ("batchnorm-backward", "1024x4096"),
+                    ("adam-update", "8M")]
+        entries += [(op, "784-100x5-10-b100") for op in STEP_OPS]
+        timing = {"min_time": 0.15, "min_samples": 5, "max_samples": 40, "warmup": 2}
+    impls = IMPLS if torch else ("reference", "fastdl")
+    return Matrix(entries, tuple(dtypes), impls, timing)
+
+
+def run_matrix(matrix: Matrix, *, progress: bool = True, seed: int = 0) -> list[dict]:
+    """Time every (op, size, dtype, impl) of ``matrix``; return one result dict per timing.
+
+    Unavailable implementations (torch not installed) are left out of the results.
+    """
+    from tqdm.auto import tqdm
+
+    combos = [(op, size, dtype, impl) for op, size in matrix.entries for dtype in matrix.dtypes
+              for impl in matrix.impls]
+    results = []
+    bar = tqdm(combos, desc="fastdl bench", unit="case", disable=not progress, file=sys.stderr)
+    for op, size, dtype, impl in bar:
+        bar.set_postfix_str(f"{op} {size} {dtype} {impl}", refresh=False)
+        try:
+            case = make_case(op, size, dtype, impl, seed=seed)
+        except Unavailable:
+            continue
+        median = measure(case.fn, **matrix.timing)
+        results.append(dict(case.meta(), median_s=median))
+        del case
+    return results
+
+
+# ----------------------------------------------------------------------------------------------
+# tables and plots
+# ----------------------------------------------------------------------------------------------
+
+def _fmt_time(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us")):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def table_rows(results: Iterable[dict], peaks: dict | None = None) -> list[dict]:
+    """One row per (op, size, dtype): median per impl, speed-ups of fastdl, fastdl's rate and share of peak."""
+    groups: dict[tuple, dict] = {}
+    for r in results:
+        key = (r["op"], r["size"], r["dtype"])
+        g = groups.setdefault(key, {"op": r["op"], "size": r["size"], "dtype": r["dtype"],
+                                    "unit": r.get("unit"), "work": r.get("work"), "median_s": {}})
+        g["median_s"][r["impl"]] = r["median_s"]
+    rows = []
+    for g in groups.values():
+        m = g["median_s"]
+        fast = m.get("fastdl")
+        g["speedup_vs_reference"] = m["reference"] / fast if fast and m.get("reference") else None
+        g["speedup_vs_torch"] = m["torch"] / fast if fast and m.get("torch") else None
+        rate = g["work"] / fast / 1e9 if fast and g.get("work") else None
+        g["rate"] = rate
+        peak = peak_for(g["unit"], g["dtype"], peaks)
+        g["fraction_of_peak"] = rate / peak if rate and peak else None
+        rows.append(g)
+    return rows
+
+
+def _columns(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    impls = [i for i in IMPLS if any(i in r["median_s"] for r in rows)]
+    head = ["op", "size", "dtype", *impls, "x ref", *(["x torch"] if "torch" in impls else []),
+            "fastdl rate", "of peak"]
+    body = []
+    for r in rows:
+        line = [r["op"], r["size"], r["dtype"], *(_fmt_time(r["median_s"].get(i)) for i in impls)]
+        line.append(f"{r['speedup_vs_reference']:.2f}" if r["speedup_vs_reference"] else "-")
+        if "torch" in impls:
+            line.append(f"{r['speedup_vs_torch']:.2f}" if r["speedup_vs_torch"] else "-")
+        line.append(f"{r['rate']:.3g} {r['unit']}" if r["rate"] else "-")
+        line.append(f"{100 * r['fraction_of_peak']:.0f}%" if r["fraction_of_peak"] else "-")
+        body.append(line)
+    return head, body
+
+
+def _peaks_line(peaks: dict | None) -> str:
+    if not peaks:
+        return "peaks: not measured"
+    g = peaks.get("gemm_GFLOPs", {})
+    return (f"peaks ({peaks.get('threads')} threads): triad {peaks['triad_GBps']:.1f} GB/s over "
+            f"{peaks['triad_bytes'] / 2**20:.0f} MiB arrays; GEMM {peaks.get('gemm_n')}^2 "
+            + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in g.items()))
+
+
+def format_table(results: Iterable[dict], peaks: dict | None = None) -> str:
+    """Plain-text table (fixed-width columns) of :func:`table_rows`."""
+    head, body = _columns(table_rows(results, peaks))
+    widths = [max(len(str(c)) for c in col) for col in zip(head, *body)]
+    lines = [_peaks_line(peaks), "  ".join(h.ljust(w) for h, w in zip(head, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.rjust(w) if i >= 3 else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths)))
+              for line in body]
+    return "\n".join(lines)
+
+
+def format_markdown(results: Iterable[dict], peaks: dict | None = None, info: dict | None = None) -> str:
+    """Markdown table (machine line, peaks line, then the table) for the README."""
+    head, body = _columns(table_rows(results, peaks))
+    out = []
+    if info:
+        out.append(f"Machine: {info.get('processor')}, {info.get('numba_threads')} threads "
+                   f"({info.get('fastdl_threading_layer')}); Python {info.get('python')}, "
+                   f"NumPy {info.get('numpy')}, Numba {info.get('numba')}"
+                   + (f", torch {info['torch']}" if info.get("torch") else "") + ".")
+        out.append("")
+    out.append(_peaks_line(peaks) + ".")
+    out.append("")
+    out.append("| " + " | ".join(head) + " |")
+    out.append("|" + "|".join("---" if i < 3 else "---:" for i in range(len(head))) + "|")
+    out += ["| " + " | ".join(line) + " |" for line in body]
+    return "\n".join(out)
+
+
+def plot_results(results: Iterable[dict], path: str | os.PathLike, peaks: dict | None = None) -> Path:
+    """Save a PNG: fastdl's speed-up over the reference against size per op, and achieved rate vs peak."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = table_rows(results, peaks)
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(18, 6))
+    by_op: dict[tuple, list] = {}
+    for r in rows:
+        if r["speedup_vs_reference"]:
+            by_op.setdefault((r["op"], r["dtype"]), []).append(r)
+    order = {s: i for i, s in enumerate([*LAYER_SIZES, *PARAM_SIZES, *STEP_SIZES])}
+    for (op, dtype), rs in sorted(by_op.items()):
+        rs.sort(key=lambda r: order.get(r["size"], 99))
+        ax1.plot([r["size"] for r in rs], [r["speedup_vs_reference"] for r in rs],
+                 marker="o" if dtype == "float64" else "s", linestyle="-" if dtype == "float64" else "--",
+                 label=f"{op} {dtype}")
+    ax1.axhline(1.0, color="grey", lw=0.8)
+    ax1.set_yscale("log")
+    ax1.set_ylabel("speed-up of fastdl over the NumPy reference")
+    ax1.set_xlabel("size")
+    ax1.set_title("Speed-up vs size")
+    ax1.legend(fontsize=6, ncol=2)
+    for ax, unit in ((ax2, "GB/s"), (ax3, "GFLOP/s")):
+        sel = [r for r in rows if r["unit"] == unit and r["rate"]]
+        labels = [f"{r['op']} {r['size']} {r['dtype'][-2:]}" for r in sel]
+        ax.barh(range(len(sel)), [r["rate"] for r in sel],
+                color=["tab:blue" if r["dtype"] == "float64" else "tab:orange" for r in sel])
+        ax.set_yticks(range(len(sel)), labels, fontsize=6)
+        ax.invert_yaxis()
+        ax.set_xlabel(f"fastdl achieved {unit}")
+        if unit == "GB/s" and peak_for(unit, "float64", peaks):
+            ax.axvline(peaks["triad_GBps"], color="red", ls="--", label="triad peak (DRAM)")
+            ax.legend(fontsize=7)
+            ax.set_title("Achieved bandwidth vs streaming peak\n(small sizes run from cache)")
+        elif unit == "GFLOP/s" and peaks:
+            for dt, color in (("float32", "tab:orange"), ("float64", "tab:blue")):
+                if peak_for(unit, dt, peaks):
+                    ax.axvline(peaks["gemm_GFLOPs"][dt], color=color, ls="--", label=f"GEMM peak {dt}")
+            ax.legend(fontsize=7)
+            ax.set_title("Achieved GFLOP/s vs large-GEMM peak")
+        else:
+            ax.set_title(f"Achieved {unit}")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# ----------------------------------------------------------------------------------------------
+# pytest-benchmark JSON
+# ----------------------------------------------------------------------------------------------
+
+def load_benchmark_json(path: str | os.PathLike) -> tuple[list[dict], dict | None, dict]:
+    """Read a ``pytest --benchmark-json`` file written by the ``bench/`` suites.
+
+    Returns ``(results, peaks, info)`` in the form :func:`format_table` takes. Benchmarks without
+    the suite's ``extra_info`` (op, size, dtype, impl) are skipped; the median comes from the
+    file's stats. Peaks are read from ``machine_info['fastdl_peaks']`` when the suite recorded them.
+    """
+    data = json.loads(Path(path).read_text())
+    results = []
+    for bench in data.get("benchmarks", []):
+        extra = bench.get("extra_info") or {}
+        if not {"op", "size", "dtype", "impl"} <= set(extra):
+            continue
+        results.append({k: extra.get(k) for k in ("op", "size", "dtype", "impl", "work", "unit")}
+                       | {"group": bench.get("group"), "median_s": bench["stats"]["median"]})
+    machine = data.get("machine_info") or {}
+    return results, machine.get("fastdl_peaks"), machine.get("fastdl_info") or machine
+
+
+# ----------------------------------------------------------------------------------------------
+# warm-up and compile cost
+# ----------------------------------------------------------------------------------------------
+
+@dataclass
+class WarmupStep:
+    """One warm-up step: what ran, how long, which kernel signatures it compiled or loaded."""
+
+    dtype: str
+    variant: str
+    what: str
+    seconds: float
+    compiled: int
+    loaded: int
+
+
+def _kernel_counts() -> dict[str, tuple[int, int]]:
+    """kernel -> (cache misses = compiled, cache hits = loaded) counted by Numba's dispatchers."""
+    from ._jit import KERNELS
+
+    out = {}
+    for name, d in KERNELS.items():
+        stats = d.stats
+        out[name] = (sum(stats.cache_misses.values()), sum(stats.cache_hits.values()))
+    return out
+
+
+def _warmup_work(dtype: str):
+    """(label, callable) pairs exercising every layer and optimizer once on tiny data."""
+    layers = importlib.import_module("fastdl.layers")
+    optim = importlib.import_module("fastdl.optim")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 6)).astype(dtype)
+    dout = rng.standard_normal((4, 6)).astype(dtype)
+    t = np.array([0, 1, 2, 5])
+    onehot = np.eye(6, dtype=dtype)[t]
+
+    def run_layer(layer, *args, **kwargs):
+        layer.forward(*args, **kwargs)
+        return layer.backward(1 if isinstance(layer, layers.SoftmaxWithLoss) else dout)
+
+    work = [
+        ("Affine", lambda: run_layer(layers.Affine(rng.standard_normal((6, 6)).astype(dtype),
+                                                   np.zeros(6, dtype=dtype)), x)),
+        ("Relu", lambda: run_layer(layers.Relu(), x)),
+        ("Sigmoid", lambda: run_layer(layers.Sigmoid(), x)),
+        ("BatchNormalization", lambda: (
+            run_layer(bn := layers.BatchNormalization(np.ones(6, dtype=dtype), np.zeros(6, dtype=dtype)), x),
+            bn.forward(x, train_flg=False))),
+        ("Dropout", lambda: (run_layer(dr := layers.Dropout(0.5), x, train_flg=True),
+                             dr.forward(x, train_flg=False))),
+        ("SoftmaxWithLoss", lambda: (run_layer(layers.SoftmaxWithLoss(), x, t),
+                                     run_layer(layers.SoftmaxWithLoss(), x, onehot))),
+    ]
+    names = getattr(optim, "OPTIMIZERS", None) or {n.lower(): n for n in
+                                                  ("SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam")}
+    for name in names:
+        def update(name=name):
+            opt = optim.get_optimizer(name) if hasattr(optim, "get_optimizer") else getattr(optim, names[name])()
+            params = {"W": x.copy(), "b": x[0].copy()}
+            grads = {"W": dout, "b": dout[0].copy()}
+            opt.update(params, grads)
+            opt.update(params, grads)
+        work.append((f"optimizer {name}", update))
+    return work
+
+
+def warmup(dtypes: Sequence[str] | str = DTYPES, *, verbose: bool = False,
+           file=None) -> list[WarmupStep]:
+    """Compile (or load from the on-disk cache) every kernel a training run uses.
+
+    Runs a tiny forward and backward of every layer and one update of every optimizer, per dtype,
+    once with the serial kernels and once with the parallel ones (``runtime.parallel_threshold``
+    forced to 0 and to "never"), and records for each step how long it took and how many kernel
+    signatures Numba compiled versus loaded from its cache.
+
+    Parameters
+    ----------
+    dtypes : str or sequence of str
+        ``'float32'``, ``'float64'``, ``'all'`` or a sequence of them.
+    verbose : bool
+        Print one line per step and a summary.
+    file : file-like, optional
+        Where verbose output goes (default ``sys.stdout``).
+
+    Returns
+    -------
+    list of WarmupStep
+    """
+    from . import runtime
+
+    if isinstance(dtypes, str):
+        dtypes = DTYPES if dtypes == "all" else (dtypes,)
+    for dt in dtypes:
+        if dt not in DTYPES:
+            raise ValueError(f"warmup: dtype must be one of {DTYPES} or 'all'; got {dt!r}")
+    out = file or sys.stdout
+    steps: list[WarmupStep] = []
+    variants = (("serial", 2**62), ("parallel", 0)) if runtime.parallel_available() else (("serial", 2**62),)
+    for dt in dtypes:
+        for variant, threshold in variants:
+            with runtime.parallel_threshold(threshold):
+                for what, fn in _warmup_work(dt):
+                    before = _kernel_counts()
+                    t0 = time.perf_counter()
+                    fn()
+                    seconds = time.perf_counter() - t0
+                    after = _kernel_counts()
+                    compiled = sum(after[k][0] - before.get(k, (0, 0))[0] for k in after)
+                    loaded = sum(after[k][1] - before.get(k, (0, 0))[1] for k in after)
+                    step = WarmupStep(dt, variant, what, seconds, compiled, loaded)
+                    steps.append(step)
+                    if verbose:
+                        print(f"{dt:8s} {variant:8s} {what:22s} {seconds * 1e3:8.1f} ms  "
+                              f"compiled {compiled:2d}  loaded from cache {loaded:2d}", file=out)
+    if verbose:
+        total = sum(s.seconds for s in steps)
+        print(f"total {total:.2f} s: {sum(s.compiled for s in steps)} kernel signatures compiled, "
+              f"{sum(s.loaded for s in steps)} loaded from the cache ({runtime.cache_dir()})", file=out)
+    return steps
+
+
+_COST_SNIPPET = """
+import json, sys, time
+t0 = time.perf_counter()
+import fastdl
+from fastdl import benchmark
+t_import = time.perf_counter() - t0
+steps = benchmark.warmup({dtypes!r})
+first = sum(s.seconds for s in steps)
+again = benchmark.warmup({dtypes!r})
+print(json.dumps({{"import_s": t_import, "first_s": first, "steady_s": sum(s.seconds for s in again),
+                  "compiled": sum(s.compiled for s in steps), "loaded": sum(s.loaded for s in steps),
+                  "steps": len(steps)}}))
+"""
+
+
+def measure_compile_cost(dtypes: Sequence[str] | str = DTYPES) -> dict:
+    """Cold compile, warm-cache load and steady-state call time of the warm-up work, in subprocesses.
+
+    A fresh interpreter runs :func:`warmup` with ``NUMBA_CACHE_DIR`` pointing at an empty temporary
+    directory (cold: everything compiles), then a second fresh interpreter runs it against the now
+    filled directory (warm: everything loads). In each, the warm-up is run a second time to give
+    the steady-state cost of the same calls with nothing to compile or load.
+
+    Returns
+    -------
+    dict
+        ``{'cold': {...}, 'warm': {...}}``, each with ``first_s`` (warm-up time), ``steady_s``,
+        ``compiled``, ``loaded``, ``import_s``.
+    """
+    if isinstance(dtypes, str):
+        dtypes = DTYPES if dtypes == "all" else (dtypes,)
+    snippet = _COST_SNIPPET.format(dtypes=tuple(dtypes))
+    result = {}
+    with tempfile.TemporaryDirectory(prefix="fastdl-cold-cache-") as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        for label in ("cold", "warm"):
+            proc = subprocess.run([sys.executable, "-c", snippet], env=env, capture_output=True, text=True,
+                                  check=False)
+            if proc.returncode != 0:
+                raise RuntimeError(f"measure_compile_cost: {label} run failed:\n{proc.stderr[-2000:]}")
+            result[label] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+# ----------------------------------------------------------------------------------------------
+# command line
+# ----------------------------------------------------------------------------------------------
+
+def _info() -> dict:
+    from . import __version__, runtime
+
+    info = dict(runtime.info(), fastdl=__version__)
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+    except ImportError:
+        info["torch"] = None
+    info["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    return info
+
+
+def _emit(results: list[dict], peaks: dict | None, info: dict, args: argparse.Namespace, stem: str) -> None:
+    print(format_markdown(results, peaks, info) if args.markdown else format_table(results, peaks))
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        png = plot_results(results, out / f"{stem}.png", peaks)
+        print(f"\nwrote {png}", file=sys.stderr)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    if getattr(args, "bench_command", None) == "report":
+        results, peaks, info = load_benchmark_json(args.file)
+        if not results:
+            print(f"{args.file}: no fastdl bench/ results (extra_info op/size/dtype/impl) found", file=sys.stderr)
+            return 1
+        _emit(results, peaks, info, args, Path(args.file).stem)
+        return 0
+    dtypes = DTYPES if args.dtype == "all" else (args.dtype,)
+    configure_torch_threads()
+    matrix = default_matrix(quick=args.quick, dtypes=dtypes, torch=not args.no_torch)
+    print("measuring peaks ...", file=sys.stderr)
+    peaks = measure_peaks(triad_bytes=LLC_BYTES // 4 if args.quick else 4 * LLC_BYTES,
+                          gemm_n=512 if args.quick else 2048, repeats=2 if args.quick else 5)
+    info = _info()
+    t0 = time.perf_counter()
+    results = run_matrix(matrix, progress=not args.no_progress)
+    info["matrix_seconds"] = time.perf_counter() - t0
+    info["command"] = "fastdl " + " ".join(sys.argv[1:]) if sys.argv else None
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "bench.json").write_text(json.dumps({"info": info, "peaks": peaks, "results": results}, indent=2))
+        print(f"wrote {out / 'bench.json'}", file=sys.stderr)
+    _emit(results, peaks, info, args, "bench")
+    return 0
+
+
+def _cmd_warmup(args: argparse.Namespace) -> int:
+    if args.measure:
+        cost = measure_compile_cost(args.dtype)
+        for label in ("cold", "warm"):
+            c = cost[label]
+            print(f"{label:5s} cache: warm-up {c['first_s']:.2f} s ({c['compiled']} signatures compiled, "
+                  f"{c['loaded']} loaded), steady-state {c['steady_s'] * 1e3:.1f} ms, import {c['import_s']:.2f} s")
+        return 0
+    warmup(args.dtype, verbose=True)
+    return 0
+
+
+def _add_output_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", metavar="DIR", help="write bench.json and a PNG into DIR")
+    p.add_argument("--markdown", action="store_true", help="print a markdown table (for the README)")
+
+
+def register_cli(subparsers) -> None:
+    """Add ``bench`` (with ``bench report FILE.json``) and ``warmup`` to the ``fastdl`` command."""
+    bench = subparsers.add_parser(
+        "bench", help="time reference / fastdl / torch on a fixed matrix, with machine peaks",
+        description="Measure this machine's peaks, then time a fixed matrix of ops (about 3 minutes "
+                    "on 2 cores). 'fastdl bench report FILE.json' formats a pytest --benchmark-json file.")
+    _add_output_options(bench)
+    bench.add_argument("--quick", action="store_true", help="a seconds-long subset")
+    bench.add_argument("--dtype", choices=("float32", "float64", "all"), default="all")
+    bench.add_argument("--no-torch", action="store_true", help="leave torch out even if installed")
+    bench.add_argument("--no-progress", action="store_true", help="no progress bar")
+    bench.set_defaults(func=_cmd_bench)
+    sub = bench.add_subparsers(dest="bench_command", metavar="report")
+    report = sub.add_parser("report", help="table and plot from a pytest --benchmark-json file of bench/")
+    report.add_argument("file", metavar="FILE.json")
+    _add_output_options(report)
+    report.set_defaults(func=_cmd_bench)
+
+    wp = subparsers.add_parser("warmup", help="compile (or load from cache) every kernel a training run uses")
+    wp.add_argument("--dtype", choices=("float32", "float64", "all"), default="all")
+    wp.add_argument("--measure", action="store_true",
+                    help="measure cold compile and warm-cache load in fresh subprocesses (empty cache dir)")
+    wp.set_defaults(func=_cmd_warmup)
+
