@@ -1,0 +1,116 @@
+"""The chapter-6 studies of *Deep Learning from Scratch* as runnable experiments.
+
+Each study is a module with ``run(dataset='digits', out=None, seed=0, **options) -> (data, figure)``:
+it trains on fastdl, writes ``<out>/<name>.png`` (title, axes, legend), prints a short summary and
+returns its numbers as a dict with the matplotlib figure.
+
+=======================  =========================================================================
+name                     what it shows (book section)
+=======================  =========================================================================
+optimizer-paths          SGD, Momentum, AdaGrad, Adam on ``x²/20 + y²`` from (-7, 2) (6.1)
+optimizer-compare        training loss of the four optimizers, 4x100 ReLU net (6.1.8)
+weight-init-hist         activation histograms, 5 layers x 100 units, four inits, sigmoid/ReLU (6.2)
+weight-init-compare      training loss with std 0.01, Xavier and He (6.2.4)
+batchnorm                training accuracy with/without batch norm over 16 weight scales (6.3)
+overfit                  train/test accuracy on 300 samples: baseline, weight decay, dropout (6.4)
+hparam-search            random search of lr and weight decay on a validation split (6.5)
+=======================  =========================================================================
+
+From the command line: ``fastdl experiment NAME [--dataset digits|mnist] [--out DIR] [--seed S]``,
+or ``fastdl experiment all``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import time
+from pathlib import Path
+
+__all__ = ["DEFAULT_OUT", "EXPERIMENTS", "get", "register_cli", "run"]
+
+#: name -> module (imported on first use)
+EXPERIMENTS = {
+    "optimizer-paths": "fastdl.experiments.optimizer_paths",
+    "optimizer-compare": "fastdl.experiments.optimizer_compare",
+    "weight-init-hist": "fastdl.experiments.weight_init_hist",
+    "weight-init-compare": "fastdl.experiments.weight_init_compare",
+    "batchnorm": "fastdl.experiments.batchnorm",
+    "overfit": "fastdl.experiments.overfit",
+    "hparam-search": "fastdl.experiments.hparam_search",
+}
+
+#: Where figures go when no ``out`` is given.
+DEFAULT_OUT = Path("fastdl-out") / "experiments"
+
+
+def get(name: str):
+    """The ``run`` function of experiment ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`EXPERIMENTS` (underscores work too).
+
+    Returns
+    -------
+    callable
+    """
+    key = name.lower().replace("_", "-")
+    if key not in EXPERIMENTS:
+        raise ValueError(f"experiment: name must be one of {tuple(EXPERIMENTS)} or 'all'; got {name!r}")
+    return importlib.import_module(EXPERIMENTS[key]).run
+
+
+def run(name: str, **kwargs):
+    """Run experiment ``name`` (see :data:`EXPERIMENTS`) and return ``(data, figure)``.
+
+    Parameters
+    ----------
+    name : str
+        Experiment name.
+    **kwargs
+        Passed to the experiment's ``run`` (``dataset``, ``out``, ``seed`` and its own options).
+
+    Returns
+    -------
+    tuple
+        ``(data dict, matplotlib Figure)``.
+    """
+    return get(name)(**kwargs)
+
+
+def _command(args: argparse.Namespace) -> int:
+    names = list(EXPERIMENTS) if args.name == "all" else [args.name]
+    for name in names:
+        get(name)  # fail before running anything on a bad name
+    timings = {}
+    for name in names:
+        print(f"== {name}")
+        t0 = time.perf_counter()
+        get(name)(dataset=args.dataset, out=args.out, seed=args.seed)
+        timings[name] = time.perf_counter() - t0
+        print(f"   ({timings[name]:.1f} s)")
+    if len(names) > 1:
+        print("wall time: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
+    return 0
+
+
+def register_cli(subparsers) -> None:
+    """Add the ``experiment`` subcommand to the ``fastdl`` command line.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        From ``parser.add_subparsers()``.
+    """
+    p = subparsers.add_parser(
+        "experiment", help="run a chapter-6 study and write its figure",
+        description="Run one of the book's chapter-6 studies (or all) on fastdl; each writes <out>/<name>.png "
+                    "and prints a short summary.")
+    p.add_argument("name", choices=(*EXPERIMENTS, "all"), metavar="NAME",
+                   help="one of: " + ", ".join(EXPERIMENTS) + ", all")
+    p.add_argument("--dataset", choices=("digits", "mnist"), default="digits", help="default: digits (offline)")
+    p.add_argument("--out", default=str(DEFAULT_OUT), help=f"directory for the PNGs (default {DEFAULT_OUT})")
+    p.add_argument("--seed", type=int, default=0, help="seed of weights, batches and draws (default 0)")
+    p.set_defaults(func=_command)

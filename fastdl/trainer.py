@@ -1,0 +1,645 @@
+"""The book's ``Trainer`` (``common/trainer.py``) with a progress bar, early stopping and a history.
+
+What is the book's, kept as it is
+    The arguments, ``train_step()``/``train()``, the lists ``train_loss_list`` (one entry per step:
+    the loss of the mini-batch *after* the update, in evaluation mode), ``train_acc_list`` and
+    ``test_acc_list`` (one entry per epoch, the first taken after the first step), mini-batches drawn
+    with replacement by ``np.random.choice`` from NumPy's global generator, and
+    ``max_iter = int(epochs * max(train_size / batch, 1))``: a seeded run draws the book's batches.
+
+What is new
+    ``optimizer`` may be an instance or any registry name (case-insensitive; the book's ``'rmsprpo'``
+    typo works too); a tqdm progress bar with loss and accuracy (none with ``verbose=False``); ``seed``;
+    early stopping (``patience``, ``min_delta``, ``monitor``, ``restore_best_weights``); a run stops on a
+    non-finite loss and says so; :class:`History` with per-epoch metrics, wall time, samples/s and
+    :meth:`History.save_json`.
+
+One deliberate fix: the book tests ``current_iter % iter_per_epoch == 0`` with a float
+``iter_per_epoch``, which is never true again when the training size is not a multiple of the batch
+size (1,437 digits / 100). Here an epoch ends whenever ``current_iter`` crosses a multiple of
+``iter_per_epoch``; for whole numbers (MNIST's 600) that is exactly the book's schedule.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import operator
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import _checks
+
+__all__ = ["MONITORS", "History", "Trainer", "make_optimizer", "plot_history", "register_cli"]
+
+#: Metrics early stopping can watch, and whether larger is better.
+MONITORS = {"test_acc": True, "train_acc": True, "train_loss": False}
+
+_BOOK_ALIASES = {"rmsprpo": "rmsprop"}  # the book's optimizer_class_dict spells it so
+
+
+def _optimizer_classes(module) -> dict[str, type]:
+    """Lower-case class name -> optimizer class for a module that has no ``get_optimizer``."""
+    found = getattr(module, "OPTIMIZERS", None)
+    if isinstance(found, dict):
+        return {k.lower(): v for k, v in found.items()}
+    return {name.lower(): obj for name, obj in vars(module).items()
+            if isinstance(obj, type) and callable(getattr(obj, "update", None))}
+
+
+def make_optimizer(optimizer: str | Any, optimizer_param: dict | None = None, backend=None,
+                   where: str = "make_optimizer"):
+    """An optimizer instance from a name (any case) or an existing instance.
+
+    Parameters
+    ----------
+    optimizer : str or object
+        A name such as ``'sgd'``, ``'Adam'`` (the registry of :mod:`fastdl.optim`, or of
+        :mod:`fastdl.reference` with ``backend='reference'``), or an object with ``update(params, grads)``.
+    optimizer_param : dict, optional
+        Keyword arguments for the class (not allowed with an instance).
+    backend : None, str or module
+        ``None``/``'fastdl'``: :mod:`fastdl.optim`; ``'reference'``: :mod:`fastdl.reference`; or a module.
+    where : str
+        Caller name for error messages.
+
+    Returns
+    -------
+    object
+        The optimizer.
+    """
+    if not isinstance(optimizer, str):
+        if not callable(getattr(optimizer, "update", None)):
+            _checks.fail(where, "optimizer", "a name such as 'adam' or an object with update(params, grads)",
+                         _checks.describe(optimizer), TypeError)
+        if optimizer_param:
+            _checks.fail(where, "optimizer_param", "empty when optimizer is an instance (configure the instance)",
+                         repr(optimizer_param))
+        return optimizer
+    params = dict(optimizer_param or {})
+    if backend is None or backend == "fastdl":
+        module = importlib.import_module("fastdl.optim")
+    elif backend == "reference":
+        module = importlib.import_module("fastdl.reference")
+    elif isinstance(backend, str):
+        _checks.fail(where, "backend", "'fastdl', 'reference', None or a module", repr(backend))
+    else:
+        module = backend
+    name = _BOOK_ALIASES.get(optimizer.lower(), optimizer.lower())
+    classes = _optimizer_classes(module)
+    if name not in classes:
+        getter = getattr(module, "get_optimizer", None)
+        if callable(getter):  # the registry may know more names than its classes
+            try:
+                return getter(name, **params)
+            except (KeyError, ValueError):
+                pass
+        _checks.fail(where, "optimizer", f"one of {tuple(sorted(classes))} (any case) or an instance",
+                     repr(optimizer))
+    try:
+        return classes[name](**params)
+    except TypeError as exc:
+        _checks.fail(where, "optimizer_param", f"keyword arguments accepted by {classes[name].__name__}",
+                     f"{params!r} ({exc})", TypeError)
+
+
+class History:
+    """What a training run did: per-epoch metrics, timing, and why it stopped.
+
+    Attributes
+    ----------
+    epochs : list of dict
+        One dict per evaluation: ``epoch``, ``iteration``, ``train_loss`` (mean over the steps since the
+        previous evaluation), ``train_acc``, ``test_acc``, ``elapsed_s`` (wall time since the start),
+        ``samples_per_s`` (training samples per second of step time in that epoch).
+    train_loss : list of float
+        The loss of every step (the book's ``train_loss_list``).
+    config : dict
+        Network, optimizer and run settings.
+    final_test_acc : float or None
+        Accuracy on the whole test set at the end.
+    stop_reason : str
+        ``'completed'``, or why the run stopped early.
+    best_epoch : int or None
+        Epoch of the best monitored value (with early stopping).
+    wall_time_s, train_time_s : float
+        Whole run, and the part spent in training steps (no evaluation).
+    samples_per_s : float
+        Training samples per second of step time.
+    iterations : int
+        Steps taken.
+    """
+
+    def __init__(self, config: dict | None = None) -> None:
+        self.config: dict = dict(config or {})
+        self.epochs: list[dict] = []
+        self.train_loss: list[float] = []
+        self.final_test_acc: float | None = None
+        self.stop_reason = "not started"
+        self.best_epoch: int | None = None
+        self.wall_time_s = 0.0
+        self.train_time_s = 0.0
+        self.samples_per_s = 0.0
+        self.iterations = 0
+
+    def metric(self, name: str) -> list:
+        """The per-epoch values of ``name`` (``'test_acc'``, ``'train_loss'``, ...).
+
+        Parameters
+        ----------
+        name : str
+            A key of the per-epoch dicts.
+
+        Returns
+        -------
+        list
+        """
+        return [e[name] for e in self.epochs]
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready dict of everything recorded.
+
+        Returns
+        -------
+        dict
+        """
+        return {
+            "config": self.config,
+            "stop_reason": self.stop_reason,
+            "final_test_acc": self.final_test_acc,
+            "best_epoch": self.best_epoch,
+            "iterations": self.iterations,
+            "wall_time_s": self.wall_time_s,
+            "train_time_s": self.train_time_s,
+            "samples_per_s": self.samples_per_s,
+            "epochs": self.epochs,
+            "train_loss": self.train_loss,
+        }
+
+    def save_json(self, path: str | Path) -> Path:
+        """Write :meth:`to_dict` as JSON (non-finite numbers as ``null``); create parent directories.
+
+        Parameters
+        ----------
+        path : str or Path
+            Target file.
+
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(_json_ready(self.to_dict()), indent=1, allow_nan=False))
+        return path
+
+    def __repr__(self) -> str:
+        return (f"History({len(self.epochs)} epochs, {self.iterations} steps, final_test_acc={self.final_test_acc}, "
+                f"stop_reason={self.stop_reason!r})")
+
+
+def _json_ready(obj):
+    if isinstance(obj, dict):
+        return {str(k): _json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_ready(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _json_ready(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if obj is None or isinstance(obj, bool | int | float | str):
+        return obj
+    return str(obj)
+
+
+def _count(value, name: str, where: str, allow_none: bool = False, minimum: int = 1):
+    if value is None and allow_none:
+        return None
+    try:
+        v = operator.index(value)
+    except TypeError:
+        _checks.fail(where, name, f"an integer >= {minimum}", _checks.describe(value), TypeError)
+    if isinstance(value, bool) or v < minimum:
+        _checks.fail(where, name, f"an integer >= {minimum}", repr(value))
+    return v
+
+
+class Trainer:
+    """Train a book-style network with mini-batch gradient descent (the book's ``Trainer``, extended).
+
+    Parameters
+    ----------
+    network : object
+        Has ``params``, ``gradient(x, t)``, ``loss(x, t)`` and ``accuracy(x, t)`` (a :mod:`fastdl.nets`
+        network, or the book's own).
+    x_train, t_train, x_test, t_test : numpy.ndarray
+        Data; ``x`` is cast once to the network's ``dtype`` when it has one.
+    epochs : int
+        Number of epochs.
+    mini_batch_size : int
+        Samples per step.
+    optimizer : str or object
+        Registry name (any case) or an optimizer instance.
+    optimizer_param : dict, optional
+        Arguments of the optimizer class (default ``{'lr': 0.01}`` for a name, as the book).
+    evaluate_sample_num_per_epoch : int, optional
+        Evaluate accuracy on only the first this-many samples of each set per epoch.
+    verbose : bool
+        Progress bar and the book's per-epoch lines; ``False`` prints nothing.
+    seed : int, optional
+        ``np.random.seed(seed)`` at the start of :meth:`train` (mini-batches and dropout masks).
+    patience : int, optional
+        Stop after this many evaluations without an improvement of ``monitor`` by more than
+        ``min_delta``; ``None`` disables early stopping.
+    min_delta : float
+        Smallest change that counts as an improvement.
+    monitor : {'test_acc', 'train_acc', 'train_loss'}
+        Watched metric (``'test_acc'`` is the accuracy on the data given as the test set; pass a
+        validation set there to keep the test set unseen).
+    restore_best_weights : bool
+        On early stopping, copy the best parameters (and batch-norm running statistics) back
+        into the network's arrays, in place, so its layers keep their references.
+    backend : None, str or module
+        Where optimizer names are looked up (``None``: :mod:`fastdl.optim`).
+
+    Attributes
+    ----------
+    train_loss_list, train_acc_list, test_acc_list : list
+        The book's lists.
+    history : History
+        Per-epoch metrics, timing, stop reason.
+    optimizer : object
+        The optimizer instance.
+    """
+
+    def __init__(self, network, x_train, t_train, x_test, t_test, epochs: int = 20, mini_batch_size: int = 100,
+                 optimizer: str | Any = "SGD", optimizer_param: dict | None = None,
+                 evaluate_sample_num_per_epoch: int | None = None, verbose: bool = True, *,
+                 seed: int | None = None, patience: int | None = None, min_delta: float = 0.0,
+                 monitor: str = "test_acc", restore_best_weights: bool = False, backend=None) -> None:
+        where = "Trainer"
+        for attr in ("params", "gradient", "loss", "accuracy"):
+            if not hasattr(network, attr):
+                _checks.fail(where, "network", "a network with params, gradient, loss and accuracy",
+                             f"{type(network).__name__} without {attr}", TypeError)
+        self.network = network
+        self.verbose = bool(verbose)
+        dtype = getattr(network, "dtype", None)
+        self.x_train, self.t_train = self._data(x_train, t_train, "x_train", "t_train", dtype, where)
+        self.x_test, self.t_test = self._data(x_test, t_test, "x_test", "t_test", dtype, where)
+        self.epochs = _count(epochs, "epochs", where)
+        self.batch_size = _count(mini_batch_size, "mini_batch_size", where)
+        self.evaluate_sample_num_per_epoch = _count(evaluate_sample_num_per_epoch, "evaluate_sample_num_per_epoch",
+                                                    where, allow_none=True)
+        if isinstance(optimizer, str) and optimizer_param is None:
+            optimizer_param = {"lr": 0.01}
+        if optimizer_param is not None and not isinstance(optimizer_param, dict):
+            _checks.fail(where, "optimizer_param", "a dict such as {'lr': 0.01}", _checks.describe(optimizer_param),
+                         TypeError)
+        self.optimizer = make_optimizer(optimizer, optimizer_param, backend, where)
+        self.seed = None if seed is None else _count(seed, "seed", where, minimum=0)
+        self.patience = _count(patience, "patience", where, allow_none=True)
+        self.min_delta = _checks.positive_number(min_delta, "min_delta", where, allow_zero=True)
+        if monitor not in MONITORS:
+            _checks.fail(where, "monitor", f"one of {tuple(MONITORS)}", repr(monitor))
+        self.monitor = monitor
+        self.restore_best_weights = bool(restore_best_weights)
+
+        self.train_size = self.x_train.shape[0]
+        self.iter_per_epoch = max(self.train_size / self.batch_size, 1)
+        self.max_iter = int(self.epochs * self.iter_per_epoch)
+        self.current_iter = 0
+        self.current_epoch = 0
+        self.train_loss_list: list = []
+        self.train_acc_list: list = []
+        self.test_acc_list: list = []
+        self.history = History({
+            "network": repr(network),
+            "optimizer": type(self.optimizer).__name__,
+            "optimizer_param": dict(optimizer_param or {}),
+            "epochs": self.epochs,
+            "mini_batch_size": self.batch_size,
+            "train_size": int(self.train_size),
+            "test_size": int(self.x_test.shape[0]),
+            "max_iter": self.max_iter,
+            "seed": self.seed,
+            "patience": self.patience,
+            "min_delta": self.min_delta,
+            "monitor": self.monitor,
+            "restore_best_weights": self.restore_best_weights,
+        })
+        self.stopped = False
+        self._best = None
+        self._best_state = None
+        self._bad_epochs = 0
+        self._epoch_losses: list[float] = []
+        self._epoch_step_time = 0.0
+        self._epoch_samples = 0
+        self._bar = None
+        self._start = None
+
+    @staticmethod
+    def _data(x, t, xname: str, tname: str, dtype, where: str):
+        x, t = np.asarray(x), np.asarray(t)
+        if x.ndim < 2 or x.shape[0] == 0:
+            _checks.fail(where, xname, "a non-empty array with samples along the first axis", f"shape {x.shape}")
+        if t.ndim not in (1, 2) or t.shape[0] != x.shape[0]:
+            _checks.fail(where, tname, f"labels (N,) or one-hot (N, classes) with N = {x.shape[0]} as in {xname}",
+                         f"shape {t.shape}")
+        if dtype is not None and x.dtype != dtype and x.dtype.kind in "fiub":
+            x = x.astype(dtype)
+        return x, t
+
+    # -- one step ---------------------------------------------------------------------------------------
+    def train_step(self) -> float:
+        """One mini-batch step (the book's), then an evaluation when an epoch ends.
+
+        Returns
+        -------
+        float
+            The mini-batch loss after the update. A non-finite loss stops the run (see ``stopped``).
+        """
+        t0 = time.perf_counter()
+        batch_mask = np.random.choice(self.train_size, self.batch_size)
+        x_batch = self.x_train[batch_mask]
+        t_batch = self.t_train[batch_mask]
+        try:
+            grads = self.network.gradient(x_batch, t_batch)
+            self.optimizer.update(self.network.params, grads)
+            loss = self.network.loss(x_batch, t_batch)
+        except FloatingPointError as exc:  # errstate(nonfinite='raise')
+            loss = float("nan")
+            self._stop(f"non-finite values at step {self.current_iter + 1} (epoch {self.current_epoch}): {exc}")
+        self._epoch_step_time += time.perf_counter() - t0
+        self._epoch_samples += self.batch_size
+        self.train_loss_list.append(loss)
+        loss_f = float(loss)
+        self._epoch_losses.append(loss_f)
+        if not self.stopped and not math.isfinite(loss_f):
+            self._stop(f"non-finite loss ({loss_f}) at step {self.current_iter + 1} (epoch {self.current_epoch}); "
+                       "the parameters diverged: try a smaller learning rate")
+        if self._bar is not None:
+            self._bar.update(1)
+        if not self.stopped and self._epoch_ends(self.current_iter):
+            self._evaluate()
+        self.current_iter += 1
+        return loss
+
+    def _epoch_ends(self, i: int) -> bool:
+        if i == 0:
+            return True
+        return math.floor(i / self.iter_per_epoch) > math.floor((i - 1) / self.iter_per_epoch)
+
+    def _evaluate(self) -> None:
+        self.current_epoch += 1
+        x_tr, t_tr, x_te, t_te = self.x_train, self.t_train, self.x_test, self.t_test
+        n = self.evaluate_sample_num_per_epoch
+        if n is not None:
+            x_tr, t_tr, x_te, t_te = x_tr[:n], t_tr[:n], x_te[:n], t_te[:n]
+        train_acc = self.network.accuracy(x_tr, t_tr)
+        test_acc = self.network.accuracy(x_te, t_te)
+        self.train_acc_list.append(train_acc)
+        self.test_acc_list.append(test_acc)
+        record = {
+            "epoch": self.current_epoch,
+            "iteration": self.current_iter + 1,
+            "train_loss": float(np.mean(self._epoch_losses)),
+            "train_acc": float(train_acc),
+            "test_acc": float(test_acc),
+            "elapsed_s": time.perf_counter() - self._start if self._start else 0.0,
+            "samples_per_s": self._epoch_samples / self._epoch_step_time if self._epoch_step_time > 0 else 0.0,
+        }
+        self.history.epochs.append(record)
+        self.history.train_time_s += self._epoch_step_time
+        self._epoch_losses, self._epoch_step_time, self._epoch_samples = [], 0.0, 0
+        if self._bar is not None:
+            self._bar.set_postfix({"loss": f"{record['train_loss']:.4f}", "train_acc": f"{train_acc:.3f}",
+                                   "test_acc": f"{test_acc:.3f}"}, refresh=False)
+            self._bar.write(f"=== epoch:{self.current_epoch}, train acc:{train_acc:.4f}, test acc:{test_acc:.4f} ===")
+        if self.patience is not None:
+            self._early_stopping(record)
+
+    # -- early stopping ---------------------------------------------------------------------------------
+    def _snapshot(self) -> dict:
+        state = {("param", k): np.array(v, copy=True) for k, v in self.network.params.items()}
+        for name, layer in getattr(self.network, "layers", {}).items():
+            for attr in ("running_mean", "running_var"):
+                value = getattr(layer, attr, None)
+                if isinstance(value, np.ndarray):
+                    state[(name, attr)] = value.copy()
+        return state
+
+    def _restore(self, state: dict) -> None:
+        layers = getattr(self.network, "layers", {})
+        for (owner, key), value in state.items():
+            if owner == "param":
+                np.copyto(self.network.params[key], value)
+            else:
+                current = getattr(layers[owner], key, None)
+                if isinstance(current, np.ndarray) and current.shape == value.shape:
+                    np.copyto(current, value)
+                else:
+                    setattr(layers[owner], key, value.copy())
+
+    def _early_stopping(self, record: dict) -> None:
+        value = record[self.monitor]
+        larger_is_better = MONITORS[self.monitor]
+        improved = (self._best is None
+                    or (value > self._best + self.min_delta if larger_is_better else value < self._best - self.min_delta))
+        if improved:
+            self._best = value
+            self._bad_epochs = 0
+            self.history.best_epoch = record["epoch"]
+            if self.restore_best_weights:
+                self._best_state = self._snapshot()
+            return
+        self._bad_epochs += 1
+        if self._bad_epochs >= self.patience:
+            message = (f"early stopping: {self.monitor} did not improve by more than {self.min_delta} for "
+                       f"{self.patience} epochs (best {self._best:.4f} at epoch {self.history.best_epoch})")
+            if self.restore_best_weights and self._best_state is not None:
+                self._restore(self._best_state)
+                message += "; best weights restored"
+            self._stop(message)
+
+    def _stop(self, reason: str) -> None:
+        self.stopped = True
+        self.history.stop_reason = reason
+        if self.verbose:
+            (self._bar.write if self._bar is not None else print)(reason)
+
+    # -- the loop ---------------------------------------------------------------------------------------
+    def train(self) -> History:
+        """Run all steps (or until a stop), then measure the test accuracy on the whole test set.
+
+        Returns
+        -------
+        History
+            Also available as ``self.history``.
+        """
+        if self.seed is not None:
+            np.random.seed(self.seed)
+        self.stopped = False
+        self.history.stop_reason = "running"
+        self._start = time.perf_counter()
+        if self.verbose:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=self.max_iter, desc="train", unit="step", dynamic_ncols=True, leave=True)
+        try:
+            while self.current_iter < self.max_iter and not self.stopped:
+                self.train_step()
+        finally:
+            if self._bar is not None:
+                self._bar.close()
+                self._bar = None
+        h = self.history
+        h.train_time_s += self._epoch_step_time
+        h.iterations = self.current_iter
+        h.samples_per_s = h.iterations * self.batch_size / h.train_time_s if h.train_time_s > 0 else 0.0
+        test_acc = self.network.accuracy(self.x_test, self.t_test)
+        h.final_test_acc = float(test_acc)
+        h.train_loss = [float(v) for v in self.train_loss_list]
+        if not self.stopped:
+            h.stop_reason = "completed"
+        h.wall_time_s = time.perf_counter() - self._start
+        if self.verbose:
+            print("=============== Final Test Accuracy ===============")
+            print("test acc:" + str(test_acc))
+        return h
+
+
+def plot_history(history: History, path: str | Path | None = None, title: str | None = None):
+    """Loss per step (and per-epoch mean) beside train/test accuracy per epoch.
+
+    Parameters
+    ----------
+    history : History
+        A finished run's history.
+    path : str or Path, optional
+        Where to save the PNG.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    steps = np.arange(1, len(history.train_loss) + 1)
+    ax_loss.plot(steps, history.train_loss, lw=0.8, alpha=0.6, label="mini-batch loss")
+    if history.epochs:
+        ax_loss.plot(history.metric("iteration"), history.metric("train_loss"), "o-", ms=3, label="epoch mean")
+        epochs = history.metric("epoch")
+        ax_acc.plot(epochs, history.metric("train_acc"), "o-", ms=3, label="train")
+        ax_acc.plot(epochs, history.metric("test_acc"), "s--", ms=3, label="test")
+    ax_loss.set(xlabel="step", ylabel="loss", title="training loss (mini-batch, after each update)")
+    finite = np.asarray(history.train_loss, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    if finite.size and finite.min() > 0 and finite.max() / finite.min() > 100:
+        ax_loss.set_yscale("log")
+    ax_loss.legend()
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1.02))
+    ax_acc.legend(loc="lower right")
+    fig.suptitle(title or history.config.get("network", "training"))
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110)
+    return fig
+
+
+# -- the `fastdl train` command ----------------------------------------------------------------------------
+def _hidden_list(text: str) -> list[int]:
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--hidden must be comma-separated integers such as 100,100; got {text!r}")
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"--hidden must list positive sizes such as 100,100; got {text!r}")
+    return sizes
+
+
+def _load(dataset: str, dtype):
+    from . import datasets
+
+    if dataset == "digits":
+        return datasets.load_digits(normalize=True, dtype=dtype)
+    (x_tr, t_tr), (x_te, t_te) = datasets.load_mnist(normalize=True)
+    return (x_tr.astype(dtype, copy=False), t_tr), (x_te.astype(dtype, copy=False), t_te)
+
+
+def _train_command(args: argparse.Namespace) -> int:
+    from .nets import MultiLayerNetExtend
+
+    dtype = np.dtype(args.dtype)
+    t0 = time.perf_counter()
+    (x_train, t_train), (x_test, t_test) = _load(args.dataset, dtype)
+    np.random.seed(args.seed)
+    net = MultiLayerNetExtend(x_train.shape[1], args.hidden, 10, activation=args.activation,
+                              weight_init_std=args.init, weight_decay_lambda=args.weight_decay,
+                              use_dropout=args.dropout > 0, dropout_ratio=args.dropout or 0.5,
+                              use_batchnorm=args.batchnorm, dtype=dtype, backend=args.backend)
+    trainer = Trainer(net, x_train, t_train, x_test, t_test, epochs=args.epochs, mini_batch_size=args.batch_size,
+                      optimizer=args.optimizer, optimizer_param={"lr": args.lr}, verbose=not args.quiet,
+                      patience=args.patience, restore_best_weights=args.patience is not None,
+                      backend=args.backend)
+    history = trainer.train()
+    total = time.perf_counter() - t0
+    history.config.update(dataset=args.dataset, dtype=dtype.name, backend=args.backend or "fastdl",
+                          total_time_s=total)
+    out = Path(args.out)
+    stem = f"train-{args.dataset}"
+    json_path = history.save_json(out / f"{stem}.json")
+    png_path = out / f"{stem}.png"
+    plot_history(history, png_path, title=f"{args.dataset}: {net!r}, {args.optimizer} lr={args.lr}")
+    n_test = x_test.shape[0]
+    print(f"test accuracy {history.final_test_acc:.4f} ({round(history.final_test_acc * n_test)}/{n_test}) | "
+          f"{history.iterations} steps, {history.samples_per_s:,.0f} samples/s in training steps | "
+          f"{history.wall_time_s:.2f} s training, {total:.2f} s total | stop: {history.stop_reason}")
+    print(f"history: {json_path}\nplot:    {png_path}")
+    return 0 if history.stop_reason.startswith(("completed", "early stopping")) else 1
+
+
+def register_cli(subparsers) -> None:
+    """Add the ``train`` subcommand to the ``fastdl`` command line.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        From ``parser.add_subparsers()``.
+    """
+    p = subparsers.add_parser(
+        "train", help="train a MultiLayerNetExtend on digits or MNIST",
+        description="Train a fully connected network with the book's Trainer; prints test accuracy and samples/s, "
+                    "saves the history JSON and a loss/accuracy plot to --out.")
+    p.add_argument("--dataset", choices=("digits", "mnist"), default="digits",
+                   help="digits: scikit-learn's 8x8 digits (offline); mnist: downloaded once (default: digits)")
+    p.add_argument("--hidden", type=_hidden_list, default=[100, 100], help="hidden sizes, e.g. 100,100 (default)")
+    p.add_argument("--activation", choices=("relu", "sigmoid"), default="relu")
+    p.add_argument("--init", default="relu", help="weight init: relu/he, sigmoid/xavier, glorot, lecun, or a std")
+    p.add_argument("--optimizer", default="adam", help="sgd, momentum, nesterov, adagrad, rmsprop, adam (default)")
+    p.add_argument("--lr", type=float, default=0.01, help="learning rate (default 0.01)")
+    p.add_argument("--batchnorm", action="store_true", help="batch normalization after each hidden Affine")
+    p.add_argument("--dropout", type=float, default=0.0, metavar="RATIO", help="dropout ratio (default 0: none)")
+    p.add_argument("--weight-decay", type=float, default=0.0, metavar="LAMBDA", help="L2 strength (default 0)")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--patience", type=int, default=None, help="early stopping on test accuracy (default: off)")
+    p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    p.add_argument("--backend", choices=("fastdl", "reference"), default=None,
+                   help="layers and optimizers: fastdl (compiled, default) or reference (plain NumPy)")
+    p.add_argument("--seed", type=int, default=0, help="seeds weights, mini-batches and dropout (default 0)")
+    p.add_argument("--out", default="fastdl-out", help="directory for train-<dataset>.json/.png (default fastdl-out)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    p.set_defaults(func=_train_command)
