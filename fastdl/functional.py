@@ -1,0 +1,289 @@
+"""Stateless operations for any NumPy loop: the kernels behind :mod:`fastdl.layers` as functions.
+
+Every function validates its arguments first (``TypeError`` for integer, bool, complex or float16
+arrays, ``ValueError`` for shapes that do not fit), accepts any memory layout, and returns **new**
+arrays; inputs are never modified.
+
+Dtype policy
+    Functions with parameters (:func:`affine`, :func:`batchnorm_forward`) compute in the dtype of
+    their parameters and cast an input of the other float dtype; the others compute in the dtype of
+    their first array argument. float32 stays float32.
+
+The optimizer steps of :mod:`fastdl.optim` (in-place updates of ``p`` and its state) are
+re-exported at the end of this module.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _checks, runtime
+from ._checks import contiguous, fail, float_array
+from .kernels import batchnorm as _bn
+from .kernels import softmax as _sm
+from .layers import (
+    BN_EPS,
+    XENT_EPS,
+    _affine,
+    _affine_bwd,
+    _affine_input,
+    _bn_input,
+    _labels,
+    _loss_scalar,
+    _param,
+    _relu,
+    _relu_bwd,
+    _sigmoid,
+    _sigmoid_bwd,
+    _softmax_input,
+)
+
+# --------------------------------------------------------------------------------------------
+# public functions
+# --------------------------------------------------------------------------------------------
+
+def relu(x) -> np.ndarray:
+    """Rectified linear unit ``max(0, x)`` elementwise: ``0`` where ``x <= 0``, else ``x`` (NaN passes).
+
+    Parameters
+    ----------
+    x : ndarray of float32 or float64, any shape
+
+    Returns
+    -------
+    ndarray
+        A new C-ordered array of x's shape and dtype.
+    """
+    xc = contiguous(float_array(x, "x", "relu"))
+    return _relu(xc)[0]
+
+
+def relu_backward(dout, x) -> np.ndarray:
+    """Gradient of :func:`relu`: ``dx = 0 where x <= 0 else dout`` (``dout`` is not modified).
+
+    Parameters
+    ----------
+    dout : ndarray
+        Upstream gradient, the shape of ``x``.
+    x : ndarray
+        The forward input.
+
+    Returns
+    -------
+    ndarray
+        A new array in x's dtype.
+    """
+    where = "relu_backward"
+    x = float_array(x, "x", where)
+    dout = float_array(dout, "dout", where)
+    _checks.same_shape(dout, x.shape, "dout", where, "(the shape of x)")
+    return _relu_bwd(contiguous(dout, x.dtype), contiguous(x <= 0))
+
+
+def sigmoid(x) -> np.ndarray:
+    """Logistic sigmoid ``1 / (1 + exp(-x))`` elementwise, in x's dtype (new array)."""
+    xc = contiguous(float_array(x, "x", "sigmoid"))
+    return _sigmoid(xc)
+
+
+def sigmoid_backward(dout, y) -> np.ndarray:
+    """Gradient of :func:`sigmoid` from its output ``y``: ``dx = dout * (1 - y) * y`` (new array, y's dtype)."""
+    where = "sigmoid_backward"
+    y = float_array(y, "y", where)
+    dout = float_array(dout, "dout", where)
+    _checks.same_shape(dout, y.shape, "dout", where, "(the shape of y)")
+    return _sigmoid_bwd(contiguous(dout, y.dtype), contiguous(y))
+
+
+def softmax(x) -> np.ndarray:
+    """Row-wise softmax, stabilised by the row maximum.
+
+    ``y[i, j] = exp(x[i, j] - max_k x[i, k]) / sum_l exp(x[i, l] - max_k x[i, k])``
+
+    Parameters
+    ----------
+    x : ndarray, 1-D ``(C,)`` or 2-D ``(N, C)``, float32 or float64
+
+    Returns
+    -------
+    ndarray
+        A new array of x's shape and dtype whose rows sum to 1.
+    """
+    x = float_array(x, "x", "softmax", ndim=(1, 2))
+    if x.ndim == 1:
+        return softmax(x.reshape(1, -1)).reshape(-1) if x.size else x.copy()
+    if x.size == 0:
+        return np.empty_like(x)
+    return _sm.softmax(contiguous(x))
+
+
+def cross_entropy_error(y, t):
+    """Mean cross-entropy of probabilities ``y`` against targets ``t``, as the book computes it.
+
+    ``loss = -sum_i log(y[i, t_i] + 1e-7) / N`` with ``t_i`` the label of row ``i`` (the ``argmax``
+    of a one-hot or probability row of ``t``: soft targets count only their largest entry).
+
+    Parameters
+    ----------
+    y : ndarray, ``(N, C)`` or ``(C,)``
+        Probabilities (for example the output of :func:`softmax`).
+    t : ndarray
+        Integer labels ``(N,)`` in ``[0, C)`` or one-hot rows ``(N, C)`` (a single label or row
+        when ``y`` is 1-D).
+
+    Returns
+    -------
+    numpy scalar of y's dtype
+    """
+    where = "cross_entropy_error"
+    y = float_array(y, "y", where, ndim=(1, 2))
+    if y.ndim == 1:
+        y = y.reshape(1, -1)
+        t = t if isinstance(t, np.ndarray) else np.asarray(t)
+        t = t.reshape(1, -1) if t.size == y.size else t.reshape(-1)
+    yc = _softmax_input(y, where)
+    labels, _ = _labels(t, yc.shape[0], yc.shape[1], yc.dtype, where)
+    return _loss_scalar(_sm.xent(yc, labels, XENT_EPS), yc.shape[0], yc.dtype, where)
+
+
+def softmax_cross_entropy(x, t):
+    """Softmax + cross-entropy loss and its gradient in one call.
+
+    ``y = softmax(x)``; ``loss = -sum_i log(y[i, t_i] + 1e-7) / N``;
+    ``dx = (y - onehot(t)) / N`` for integer labels, ``dx = (y - t) / N`` for one-hot/probability rows.
+
+    Parameters
+    ----------
+    x : ndarray ``(N, C)``, float32 or float64
+        Scores.
+    t : ndarray
+        Integer labels ``(N,)`` in ``[0, C)`` or one-hot/probability rows ``(N, C)``.
+
+    Returns
+    -------
+    loss : numpy scalar of x's dtype
+    dx : ndarray ``(N, C)`` of x's dtype
+    """
+    where = "softmax_cross_entropy"
+    xc = _softmax_input(x, where)
+    labels, probs = _labels(t, xc.shape[0], xc.shape[1], xc.dtype, where)
+    y, s = _sm.softmax_xent_forward(xc, labels, XENT_EPS)
+    loss = _loss_scalar(s, xc.shape[0], xc.dtype, where)
+    dx = _sm.softmax_xent_backward(y, labels if probs is None else probs, xc.dtype.type(1))
+    return loss, dx
+
+
+def affine(x, W, b) -> np.ndarray:
+    """Fully connected layer ``x.reshape(N, -1) @ W + b`` (GEMM by BLAS, bias fused), in W's dtype.
+
+    Parameters
+    ----------
+    x : ndarray ``(N, ...)`` with ``prod(...) == W.shape[0]``
+    W : ndarray ``(D, M)``, float32 or float64
+    b : ndarray ``(M,)`` of W's dtype
+
+    Returns
+    -------
+    ndarray ``(N, M)``
+    """
+    where = "affine"
+    W = _param(W, "W", where, 2)
+    b = _param(b, "b", where, 1, W.dtype, W.shape[1])
+    x2, _ = _affine_input(x, W, where)
+    return _affine(x2, W, b)
+
+
+def affine_backward(dout, x, W) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of :func:`affine`: ``dx = dout @ W.T`` (in x's shape), ``dW = x2.T @ dout``, ``db = sum_i dout[i]``.
+
+    Returns
+    -------
+    dx, dW, db : ndarrays in W's dtype
+    """
+    where = "affine_backward"
+    W = _param(W, "W", where, 2)
+    x2, shape = _affine_input(x, W, where)
+    dout = float_array(dout, "dout", where)
+    _checks.same_shape(dout, (x2.shape[0], W.shape[1]), "dout", where, "(the shape of the forward output)")
+    dx, dW, db = _affine_bwd(contiguous(dout, W.dtype), x2, W)
+    return dx.reshape(shape), dW, db
+
+
+def batchnorm_forward(x, gamma, beta, eps: float = BN_EPS):
+    """Training-mode batch normalisation with the batch's statistics.
+
+    ``mu = mean_i x[i]``, ``var = mean_i (x[i] - mu)**2`` (biased), ``std = sqrt(var + eps)``,
+    ``xn = (x - mu) / std``, ``out = gamma * xn + beta``. 4-D input ``(N, C, H, W)`` is flattened
+    to ``(N, C*H*W)`` as the book does. Computes in gamma's dtype.
+
+    Returns
+    -------
+    out : ndarray of x's shape
+    xn : ndarray ``(N, D)``
+    std : ndarray ``(D,)``
+        What :func:`batchnorm_backward` needs.
+    """
+    where = "batchnorm_forward"
+    gamma = _param(gamma, "gamma", where, 1)
+    beta = _param(beta, "beta", where, 1, gamma.dtype, gamma.shape[0])
+    x2, shape = _bn_input(x, gamma, where)
+    if x2.shape[0] < 1:
+        fail(where, "x", "a batch of at least one row", f"shape {shape}")
+    z = np.zeros(gamma.shape[0], dtype=gamma.dtype)
+    out, xn, _, _, std, _, _, bad = _bn.train_forward(x2, contiguous(gamma), contiguous(beta), eps, 0.0, z, z)
+    if bad:
+        runtime.report_nonfinite(where, f"{bad} feature(s) have a non-finite mean or variance")
+    return out.reshape(shape), xn, std
+
+
+def batchnorm_backward(dout, xn, std, gamma) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of :func:`batchnorm_forward` in two passes over ``dout``.
+
+    ``dbeta = sum_i dout[i]``, ``dgamma = sum_i dout[i] * xn[i]``,
+    ``dx = (gamma / std) * (dout - dbeta / N - xn * dgamma / N)``.
+
+    Returns
+    -------
+    dx : ndarray of dout's shape
+    dgamma, dbeta : ndarrays ``(D,)``
+    """
+    where = "batchnorm_backward"
+    gamma = _param(gamma, "gamma", where, 1)
+    xn = float_array(xn, "xn", where, ndim=2)
+    std = float_array(std, "std", where, ndim=1)
+    d = gamma.shape[0]
+    _checks.same_shape(xn, (xn.shape[0], d), "xn", where, "(N, len(gamma))")
+    _checks.same_shape(std, (d,), "std", where)
+    dout = float_array(dout, "dout", where, min_ndim=2)
+    if dout.shape[0] != xn.shape[0] or dout.size != xn.size:
+        fail(where, "dout", f"of {xn.shape[0]} rows of {d} values (the shape of xn)", f"shape {dout.shape}")
+    dt = gamma.dtype
+    dx, dgamma, dbeta = _bn.backward(contiguous(dout.reshape(xn.shape), dt), contiguous(xn, dt),
+                                     contiguous(gamma), contiguous(std, dt))
+    return dx.reshape(dout.shape), dgamma, dbeta
+
+
+__all__ = [
+    "BN_EPS",
+    "XENT_EPS",
+    "adagrad_step",
+    "adam_step",
+    "affine",
+    "affine_backward",
+    "batchnorm_backward",
+    "batchnorm_forward",
+    "cross_entropy_error",
+    "momentum_step",
+    "nesterov_step",
+    "relu",
+    "relu_backward",
+    "rmsprop_step",
+    "sgd_step",
+    "sigmoid",
+    "sigmoid_backward",
+    "softmax",
+    "softmax_cross_entropy",
+]
+
+# The in-place optimizer steps live with the optimizers (fastdl/optim.py).
+from .optim import adagrad_step, adam_step, momentum_step, nesterov_step, rmsprop_step, sgd_step  # noqa: E402

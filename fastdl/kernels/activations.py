@@ -1,0 +1,117 @@
+"""ReLU and sigmoid, forward and backward, on flat C-contiguous arrays (one pass each).
+
+Formulas (the book's, element by element):
+
+* relu forward: ``mask = x <= 0``; ``out = 0 if mask else x`` (NaN is not ``<= 0``: it passes through)
+* relu backward: ``dx = 0 if mask else dout``
+* sigmoid forward: ``out = 1 / (1 + exp(-x))``
+* sigmoid backward: ``dx = dout * (1 - out) * out``
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from .. import runtime
+from .._jit import jit
+
+
+@jit
+def _relu_fwd(x, out, mask, lo, hi):
+    for i in range(lo, hi):
+        v = x[i]
+        m = v <= 0
+        mask[i] = m
+        if m:
+            out[i] = 0
+        else:
+            out[i] = v
+
+
+@jit(parallel=True)
+def _relu_fwd_par(x, out, mask, nchunks):
+    n = x.size
+    for c in prange(nchunks):
+        _relu_fwd(x, out, mask, c * n // nchunks, (c + 1) * n // nchunks)
+
+
+@jit
+def _relu_bwd(dout, mask, dx, lo, hi):
+    for i in range(lo, hi):
+        if mask[i]:
+            dx[i] = 0
+        else:
+            dx[i] = dout[i]
+
+
+@jit(parallel=True)
+def _relu_bwd_par(dout, mask, dx, nchunks):
+    n = dout.size
+    for c in prange(nchunks):
+        _relu_bwd(dout, mask, dx, c * n // nchunks, (c + 1) * n // nchunks)
+
+
+@jit
+def _sigmoid_fwd(x, out, one, lo, hi):
+    for i in range(lo, hi):
+        out[i] = one / (one + np.exp(-x[i]))
+
+
+@jit(parallel=True)
+def _sigmoid_fwd_par(x, out, one, nchunks):
+    n = x.size
+    for c in prange(nchunks):
+        _sigmoid_fwd(x, out, one, c * n // nchunks, (c + 1) * n // nchunks)
+
+
+@jit
+def _sigmoid_bwd(dout, y, dx, one, lo, hi):
+    for i in range(lo, hi):
+        v = y[i]
+        dx[i] = dout[i] * (one - v) * v
+
+
+@jit(parallel=True)
+def _sigmoid_bwd_par(dout, y, dx, one, nchunks):
+    n = dout.size
+    for c in prange(nchunks):
+        _sigmoid_bwd(dout, y, dx, one, c * n // nchunks, (c + 1) * n // nchunks)
+
+
+def relu_forward(x: np.ndarray, out: np.ndarray, mask: np.ndarray) -> None:
+    """Flat arrays: write ``out`` and the boolean ``mask`` (``x <= 0``)."""
+    n = x.size
+    if runtime.use_parallel(n):
+        _relu_fwd_par(x, out, mask, runtime.chunks(n))
+    else:
+        _relu_fwd(x, out, mask, 0, n)
+
+
+def relu_backward(dout: np.ndarray, mask: np.ndarray, dx: np.ndarray) -> None:
+    """Flat arrays: ``dx = where(mask, 0, dout)``."""
+    n = dout.size
+    if runtime.use_parallel(n):
+        _relu_bwd_par(dout, mask, dx, runtime.chunks(n))
+    else:
+        _relu_bwd(dout, mask, dx, 0, n)
+
+
+def sigmoid_forward(x: np.ndarray, out: np.ndarray) -> None:
+    """Flat arrays: ``out = 1 / (1 + exp(-x))`` in x's dtype."""
+    n = x.size
+    one = x.dtype.type(1)
+    if runtime.use_parallel(n):
+        _sigmoid_fwd_par(x, out, one, runtime.chunks(n))
+    else:
+        _sigmoid_fwd(x, out, one, 0, n)
+
+
+def sigmoid_backward(dout: np.ndarray, y: np.ndarray, dx: np.ndarray) -> None:
+    """Flat arrays: ``dx = dout * (1 - y) * y`` with ``y`` the forward output."""
+    n = dout.size
+    one = y.dtype.type(1)
+    if runtime.use_parallel(n):
+        _sigmoid_bwd_par(dout, y, dx, one, runtime.chunks(n))
+    else:
+        _sigmoid_bwd(dout, y, dx, one, 0, n)

@@ -1,0 +1,89 @@
+"""Dropout in the book's (not inverted) form, on flat C-contiguous arrays.
+
+* training forward: ``mask = r > ratio``; ``out = x * mask`` with ``r`` uniform draws in [0, 1)
+* backward: ``dx = dout * mask``
+* evaluation forward: ``out = x * (1 - ratio)``
+
+``x * mask`` is written as ``x`` where the mask is set and ``x * 0`` elsewhere, so signed zeros and
+NaN from ``inf * 0`` come out exactly as NumPy's multiplication by a boolean array gives them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from .. import runtime
+from .._jit import jit
+
+
+@jit
+def _fwd(x, r, ratio, zero, out, mask, lo, hi):
+    for i in range(lo, hi):
+        m = r[i] > ratio
+        mask[i] = m
+        v = x[i]
+        out[i] = v if m else v * zero
+
+
+@jit(parallel=True)
+def _fwd_par(x, r, ratio, zero, out, mask, nchunks):
+    n = x.size
+    for k in prange(nchunks):
+        _fwd(x, r, ratio, zero, out, mask, k * n // nchunks, (k + 1) * n // nchunks)
+
+
+@jit
+def _apply(dout, mask, zero, dx, lo, hi):
+    for i in range(lo, hi):
+        v = dout[i]
+        dx[i] = v if mask[i] else v * zero
+
+
+@jit(parallel=True)
+def _apply_par(dout, mask, zero, dx, nchunks):
+    n = dout.size
+    for k in prange(nchunks):
+        _apply(dout, mask, zero, dx, k * n // nchunks, (k + 1) * n // nchunks)
+
+
+@jit
+def _scale(x, s, out, lo, hi):
+    for i in range(lo, hi):
+        out[i] = x[i] * s
+
+
+@jit(parallel=True)
+def _scale_par(x, s, out, nchunks):
+    n = x.size
+    for k in prange(nchunks):
+        _scale(x, s, out, k * n // nchunks, (k + 1) * n // nchunks)
+
+
+def forward(x: np.ndarray, r: np.ndarray, ratio, out: np.ndarray, mask: np.ndarray) -> None:
+    """Flat arrays: ``mask = r > ratio`` (``ratio`` already a scalar of r's dtype); ``out = x * mask``."""
+    n = x.size
+    zero = x.dtype.type(0)
+    if runtime.use_parallel(n):
+        _fwd_par(x, r, ratio, zero, out, mask, runtime.chunks(n))
+    else:
+        _fwd(x, r, ratio, zero, out, mask, 0, n)
+
+
+def apply_mask(dout: np.ndarray, mask: np.ndarray, dx: np.ndarray) -> None:
+    """Flat arrays: ``dx = dout * mask``."""
+    n = dout.size
+    zero = dout.dtype.type(0)
+    if runtime.use_parallel(n):
+        _apply_par(dout, mask, zero, dx, runtime.chunks(n))
+    else:
+        _apply(dout, mask, zero, dx, 0, n)
+
+
+def scale(x: np.ndarray, s, out: np.ndarray) -> None:
+    """Flat arrays: ``out = x * s`` (``s`` already a scalar of x's dtype)."""
+    n = x.size
+    if runtime.use_parallel(n):
+        _scale_par(x, s, out, runtime.chunks(n))
+    else:
+        _scale(x, s, out, 0, n)

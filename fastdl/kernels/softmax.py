@@ -1,0 +1,206 @@
+"""Row-wise softmax and the softmax + cross-entropy loss on C-contiguous ``(N, C)`` arrays.
+
+Formulas (the book's)::
+
+    y[i, j] = exp(x[i, j] - max_j x[i, j]) / sum_j exp(x[i, j] - max_j x[i, j])
+    loss    = -sum_i log(y[i, t_i] + eps) / N          (eps = 1e-7, t_i = argmax of a one-hot row)
+    dx      = (y - onehot(t)) / N * dout               (labels)
+    dx      = (y - t) / N * dout                       (one-hot / probability targets)
+
+Each row is read once for its maximum, once to write ``exp`` and accumulate the sum (in float64,
+then rounded to the dtype), and once to divide; the loss picks one entry per row. Loss sums are
+accumulated in float64 and returned as a Python float; the caller rounds to the dtype.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from .. import runtime
+from .._jit import jit
+
+
+@jit
+def _softmax_rows(x, y, lo, hi):
+    c = x.shape[1]
+    s_typed = np.empty(1, dtype=y.dtype)
+    for i in range(lo, hi):
+        mx = x[i, 0]
+        for j in range(1, c):
+            v = x[i, j]
+            if v > mx:  # a NaN anywhere in the row makes the whole row NaN below, as in NumPy
+                mx = v
+        s = 0.0
+        for j in range(c):
+            e = np.exp(x[i, j] - mx)
+            y[i, j] = e
+            s += e
+        s_typed[0] = s
+        st = s_typed[0]
+        for j in range(c):
+            y[i, j] = y[i, j] / st
+
+
+@jit(parallel=True)
+def _softmax_rows_par(x, y, nchunks):
+    n = x.shape[0]
+    for k in prange(nchunks):
+        _softmax_rows(x, y, k * n // nchunks, (k + 1) * n // nchunks)
+
+
+@jit
+def _xent_rows(y, t, eps, lo, hi):
+    s = 0.0
+    for i in range(lo, hi):
+        s += np.log(y[i, t[i]] + eps)
+    return s
+
+
+@jit
+def _softmax_xent(x, t, eps, y, lo, hi):
+    _softmax_rows(x, y, lo, hi)
+    return _xent_rows(y, t, eps, lo, hi)
+
+
+@jit(parallel=True)
+def _softmax_xent_par(x, t, eps, y, nchunks):
+    n = x.shape[0]
+    partial = np.zeros(nchunks)
+    for k in prange(nchunks):
+        partial[k] = _softmax_xent(x, t, eps, y, k * n // nchunks, (k + 1) * n // nchunks)
+    s = 0.0
+    for k in range(nchunks):
+        s += partial[k]
+    return s
+
+
+@jit
+def _row_argmax(t, labels, lo, hi):
+    c = t.shape[1]
+    for i in range(lo, hi):
+        best = 0
+        mx = t[i, 0]
+        if not np.isnan(mx):
+            for j in range(1, c):
+                v = t[i, j]
+                if np.isnan(v):
+                    best = j
+                    break
+                if v > mx:
+                    mx = v
+                    best = j
+        labels[i] = best
+
+
+@jit(parallel=True)
+def _row_argmax_par(t, labels, nchunks):
+    n = t.shape[0]
+    for k in prange(nchunks):
+        _row_argmax(t, labels, k * n // nchunks, (k + 1) * n // nchunks)
+
+
+@jit
+def _bwd_labels(y, t, nf, one, dout, dx, lo, hi):
+    c = y.shape[1]
+    for i in range(lo, hi):
+        ti = t[i]
+        for j in range(c):
+            v = y[i, j]
+            if j == ti:
+                v = v - one
+            dx[i, j] = v / nf * dout
+
+
+@jit(parallel=True)
+def _bwd_labels_par(y, t, nf, one, dout, dx, nchunks):
+    n = y.shape[0]
+    for k in prange(nchunks):
+        _bwd_labels(y, t, nf, one, dout, dx, k * n // nchunks, (k + 1) * n // nchunks)
+
+
+@jit
+def _bwd_probs(y, t, nf, dout, dx, lo, hi):
+    c = y.shape[1]
+    for i in range(lo, hi):
+        for j in range(c):
+            dx[i, j] = (y[i, j] - t[i, j]) / nf * dout
+
+
+@jit(parallel=True)
+def _bwd_probs_par(y, t, nf, dout, dx, nchunks):
+    n = y.shape[0]
+    for k in prange(nchunks):
+        _bwd_probs(y, t, nf, dout, dx, k * n // nchunks, (k + 1) * n // nchunks)
+
+
+@jit
+def _labels_in_range(t, c):
+    for i in range(t.size):
+        v = t[i]
+        if v < 0 or v >= c:
+            return False
+    return True
+
+
+def labels_in_range(t: np.ndarray, c: int) -> bool:
+    """True when every entry of the contiguous ``intp`` array ``t`` lies in ``[0, c)``."""
+    return _labels_in_range(t, c)
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    """New array: row-wise softmax of C-contiguous 2-D ``x`` in its dtype."""
+    y = np.empty_like(x)
+    if runtime.use_parallel(x.size):
+        _softmax_rows_par(x, y, runtime.chunks(x.shape[0]))
+    else:
+        _softmax_rows(x, y, 0, x.shape[0])
+    return y
+
+
+def row_argmax(t: np.ndarray) -> np.ndarray:
+    """New ``intp`` array of the first row-wise maximum of C-contiguous 2-D ``t`` (NumPy's argmax)."""
+    labels = np.empty(t.shape[0], dtype=np.intp)
+    if runtime.use_parallel(t.size):
+        _row_argmax_par(t, labels, runtime.chunks(t.shape[0]))
+    else:
+        _row_argmax(t, labels, 0, t.shape[0])
+    return labels
+
+
+def softmax_xent_forward(x: np.ndarray, labels: np.ndarray, eps: float) -> tuple[np.ndarray, float]:
+    """``(y, sum_i log(y[i, labels_i] + eps))`` for C-contiguous ``x`` and ``intp`` labels in range."""
+    y = np.empty_like(x)
+    e = x.dtype.type(eps)
+    if runtime.use_parallel(x.size):
+        s = _softmax_xent_par(x, labels, e, y, runtime.chunks(x.shape[0]))
+    else:
+        s = _softmax_xent(x, labels, e, y, 0, x.shape[0])
+    return y, s
+
+
+def xent(y: np.ndarray, labels: np.ndarray, eps: float) -> float:
+    """``sum_i log(y[i, labels_i] + eps)`` (float64 accumulation)."""
+    return _xent_rows(y, labels, y.dtype.type(eps), 0, y.shape[0])
+
+
+def softmax_xent_backward(y: np.ndarray, t: np.ndarray, dout) -> np.ndarray:
+    """New ``dx``: ``(y - onehot(t)) / N * dout`` (``t`` intp labels) or ``(y - t) / N * dout`` (2-D ``t``).
+
+    ``dout`` must already be a scalar of y's dtype; 2-D ``t`` must be C-contiguous in y's dtype.
+    """
+    dx = np.empty_like(y)
+    n = y.shape[0]
+    nf = y.dtype.type(n)
+    par = runtime.use_parallel(y.size)
+    if t.ndim == 1:
+        one = y.dtype.type(1)
+        if par:
+            _bwd_labels_par(y, t, nf, one, dout, dx, runtime.chunks(n))
+        else:
+            _bwd_labels(y, t, nf, one, dout, dx, 0, n)
+    elif par:
+        _bwd_probs_par(y, t, nf, dout, dx, runtime.chunks(n))
+    else:
+        _bwd_probs(y, t, nf, dout, dx, 0, n)
+    return dx

@@ -1,0 +1,533 @@
+"""The book's layers (``common/layers.py``) on Numba kernels: same names, arguments and attributes.
+
+Change ``from common.layers import *`` to ``from fastdl.layers import *``; the network code stays.
+
+Every ``forward``/``backward`` validates its arguments before any kernel runs (a rejected call
+leaves the layer as it was), accepts any memory layout, and returns **new** arrays: keep outputs
+as long as you like. Unlike the book, ``Relu.backward`` does not write into ``dout``.
+
+Dtype policy
+    A layer with parameters (:class:`Affine`, :class:`BatchNormalization`) computes in its
+    parameters' dtype and casts an input of the other float dtype: the book's MNIST is float32
+    fed into float64 weights, where NumPy computes in float64 too, so the numbers are the same.
+    (float64 input into float32 weights runs in float32, where NumPy would upcast.) Layers without
+    parameters compute in the dtype of ``x``; ``backward`` casts ``dout`` to it. float32 stays
+    float32 throughout: outputs, gradients and running statistics.
+
+Errors
+    Integer, bool, complex and float16 arrays raise ``TypeError``; shapes that do not fit raise
+    ``ValueError``; ``backward`` before ``forward`` raises ``RuntimeError``. Messages name the
+    argument, what was received and what was expected.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from . import _checks, runtime
+from ._checks import called_before, contiguous, fail, float_array
+from .kernels import activations as _act
+from .kernels import affine as _aff
+from .kernels import batchnorm as _bn
+from .kernels import dropout as _do
+from .kernels import softmax as _sm
+
+__all__ = ["Affine", "BatchNormalization", "Dropout", "Relu", "Sigmoid", "SoftmaxWithLoss"]
+
+#: eps inside the cross-entropy's log (the book's ``1e-7``).
+XENT_EPS = 1e-7
+#: eps under batch norm's square root (the book's ``10e-7``).
+BN_EPS = 1e-6
+
+
+# --------------------------------------------------------------------------------------------
+# shared validation and drivers (also used by fastdl.functional)
+# --------------------------------------------------------------------------------------------
+
+def _param(a, name: str, where: str, ndim: int, dtype=None, shape0: int | None = None) -> np.ndarray:
+    """A parameter array: float ndarray of ``ndim`` dims, ``dtype`` if given, leading size ``shape0``."""
+    if not isinstance(a, np.ndarray):
+        fail(where, name, "a float32 or float64 numpy array", _checks.describe(a), TypeError)
+    float_array(a, name, where, ndim=ndim)
+    if dtype is not None and a.dtype != dtype:
+        fail(where, name, f"of the same dtype as the weights ({np.dtype(dtype)})", f"dtype {a.dtype}",
+             TypeError)
+    if shape0 is not None and a.shape[0] != shape0:
+        fail(where, name, f"of length {shape0}", f"shape {a.shape}")
+    return a
+
+
+def _scalar(value, name: str, where: str, dtype: np.dtype):
+    """A real scalar (Python or NumPy, or a 0-d float array) as ``dtype.type``."""
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype in _checks.FLOAT_DTYPES:
+        value = value[()]
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        fail(where, name, "a real scalar", _checks.describe(value), TypeError)
+    return dtype.type(value)
+
+
+def _labels(t, n: int, c: int, dtype: np.dtype, where: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Validate targets for ``n`` rows of ``c`` classes.
+
+    Returns ``(labels, probs)``: ``labels`` a C-contiguous ``intp`` array (argmax of the rows for
+    2-D targets) and ``probs`` the 2-D targets in ``dtype`` (None for integer labels).
+    """
+    if not isinstance(t, np.ndarray):
+        if t is None or isinstance(t, str | bytes | dict):
+            fail(where, "t", "integer labels or one-hot rows as a numpy array", _checks.describe(t), TypeError)
+        t = np.asarray(t)
+    kind = t.dtype.kind
+    if kind not in "iuf" or t.dtype == np.float16:
+        fail(where, "t", "integer labels (N,) or float32/float64 one-hot rows (N, C)", f"dtype {t.dtype}",
+             TypeError)
+    if t.ndim == 1:
+        if kind == "f":
+            fail(where, "t", "integer class labels when 1-D (cast with .astype(int))", f"dtype {t.dtype}",
+                 TypeError)
+        if t.shape[0] != n:
+            fail(where, "t", f"of length {n} (one label per row of x)", f"shape {t.shape}")
+        labels = contiguous(t, np.dtype(np.intp))
+        if not _sm.labels_in_range(labels, c):
+            fail(where, "t", f"labels in [0, {c})", f"values in [{t.min()}, {t.max()}]")
+        return labels, None
+    if t.ndim == 2:
+        if t.shape != (n, c):
+            fail(where, "t", f"of shape {(n, c)} (one-hot rows like x)", f"shape {t.shape}")
+        probs = contiguous(t, dtype)
+        return _sm.row_argmax(probs), probs
+    fail(where, "t", "1-D labels or 2-D one-hot rows", f"shape {t.shape}")
+    raise AssertionError  # unreachable
+
+
+def _loss_scalar(s: float, n: int, dtype: np.dtype, where: str):
+    loss = dtype.type(-s / n)
+    if not np.isfinite(loss):
+        runtime.report_nonfinite(where, f"the loss is {loss}")
+    return loss
+
+
+def _relu(xc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    out = np.empty(xc.shape, dtype=xc.dtype)
+    mask = np.empty(xc.shape, dtype=np.bool_)
+    _act.relu_forward(xc.reshape(-1), out.reshape(-1), mask.reshape(-1))
+    return out, mask
+
+
+def _relu_bwd(dc: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    dx = np.empty(dc.shape, dtype=dc.dtype)
+    _act.relu_backward(dc.reshape(-1), mask.reshape(-1), dx.reshape(-1))
+    return dx
+
+
+def _sigmoid(xc: np.ndarray) -> np.ndarray:
+    out = np.empty(xc.shape, dtype=xc.dtype)
+    _act.sigmoid_forward(xc.reshape(-1), out.reshape(-1))
+    return out
+
+
+def _sigmoid_bwd(dc: np.ndarray, yc: np.ndarray) -> np.ndarray:
+    dx = np.empty(dc.shape, dtype=dc.dtype)
+    _act.sigmoid_backward(dc.reshape(-1), yc.reshape(-1), dx.reshape(-1))
+    return dx
+
+
+def _affine(x2: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``x2 @ W + b`` for C-contiguous ``x2`` in W's dtype (new array)."""
+    out = np.empty((x2.shape[0], W.shape[1]), dtype=W.dtype)
+    np.dot(x2, W, out=out)
+    _aff.bias_add(out, contiguous(b))
+    return out
+
+
+def _affine_bwd(dc: np.ndarray, x2: np.ndarray, W: np.ndarray):
+    """``(dout @ W.T, x2.T @ dout, dout.sum(0))`` for C-contiguous ``dc`` in W's dtype."""
+    dx = np.dot(dc, W.T)
+    dW = np.empty(W.shape, dtype=W.dtype)
+    np.dot(x2.T, dc, out=dW)
+    return dx, dW, _aff.col_sum(dc)
+
+
+def _affine_input(x, W: np.ndarray, where: str) -> tuple[np.ndarray, tuple[int, ...]]:
+    """``x.reshape(N, -1)`` checked against W, C-contiguous in W's dtype, and x's original shape."""
+    x = float_array(x, "x", where, min_ndim=2)
+    shape = x.shape
+    x2 = x.reshape(shape[0], -1)
+    if x2.shape[1] != W.shape[0]:
+        fail(where, "x", f"{W.shape[0]} features per sample (x.reshape(N, -1) @ W with W of shape "
+             f"{W.shape})", f"shape {shape}")
+    return contiguous(x2, W.dtype), shape
+
+
+def _bn_input(x, gamma: np.ndarray, where: str) -> tuple[np.ndarray, tuple[int, ...]]:
+    x = float_array(x, "x", where, min_ndim=2)
+    shape = x.shape
+    x2 = x if x.ndim == 2 else x.reshape(shape[0], -1)
+    if x2.shape[1] != gamma.shape[0]:
+        fail(where, "x", f"{gamma.shape[0]} features per sample (the length of gamma; 4-D input is "
+             "flattened to (N, C*H*W))", f"shape {shape}")
+    return contiguous(x2, gamma.dtype), shape
+
+
+def _softmax_input(x, where: str) -> np.ndarray:
+    x = float_array(x, "x", where, ndim=2)
+    if x.shape[0] < 1 or x.shape[1] < 1:
+        fail(where, "x", "of shape (N, C) with N >= 1 and C >= 1", f"shape {x.shape}")
+    return contiguous(x)
+
+
+
+
+def _dout(dout, shape: tuple[int, ...], dtype: np.dtype, where: str) -> np.ndarray:
+    """``dout`` checked against the forward output's shape, C-contiguous in ``dtype``."""
+    dout = float_array(dout, "dout", where)
+    if dout.shape != shape:
+        fail(where, "dout", f"of shape {shape} (the shape of the forward output)", f"shape {dout.shape}")
+    return contiguous(dout, dtype)
+
+
+class Relu:
+    """``out = max(0, x)``; backward passes ``dout`` where ``x > 0``.
+
+    Attributes
+    ----------
+    mask : ndarray of bool or None
+        ``x <= 0`` from the last forward (NaN is not masked: it passes through, as in the book).
+    """
+
+    def __init__(self) -> None:
+        self.mask: np.ndarray | None = None
+        self._dtype: np.dtype | None = None
+
+    def forward(self, x) -> np.ndarray:
+        """Return a new array ``where(x <= 0, 0, x)`` in x's dtype and store :attr:`mask`."""
+        xc = contiguous(float_array(x, "x", "Relu.forward"))
+        out, self.mask = _relu(xc)
+        self._dtype = xc.dtype
+        return out
+
+    def backward(self, dout) -> np.ndarray:
+        """Return a new ``dx = where(mask, 0, dout)``; ``dout`` is not modified."""
+        where = "Relu.backward"
+        called_before(self.mask, where, "Relu.forward")
+        mask = self.mask
+        return _relu_bwd(_dout(dout, mask.shape, self._dtype, where), mask)
+
+
+class Sigmoid:
+    """``out = 1 / (1 + exp(-x))``; backward ``dx = dout * (1 - out) * out``.
+
+    Attributes
+    ----------
+    out : ndarray or None
+        The last forward output (the array ``forward`` returned).
+    """
+
+    def __init__(self) -> None:
+        self.out: np.ndarray | None = None
+
+    def forward(self, x) -> np.ndarray:
+        """Return the sigmoid of ``x`` in its dtype (also kept as :attr:`out`)."""
+        xc = contiguous(float_array(x, "x", "Sigmoid.forward"))
+        self.out = _sigmoid(xc)
+        return self.out
+
+    def backward(self, dout) -> np.ndarray:
+        """Return a new ``dx = dout * (1 - out) * out`` in the forward's dtype."""
+        where = "Sigmoid.backward"
+        called_before(self.out, where, "Sigmoid.forward")
+        y = self.out
+        return _sigmoid_bwd(_dout(dout, y.shape, y.dtype, where), contiguous(y))
+
+
+class Affine:
+    """Fully connected layer ``out = x.reshape(N, -1) @ W + b``.
+
+    Parameters
+    ----------
+    W : ndarray ``(D, M)``, float32 or float64
+        Weights, kept as the very object given (an optimizer updates it in place).
+    b : ndarray ``(M,)`` of W's dtype
+        Bias, kept as the very object given.
+
+    Attributes
+    ----------
+    x : ndarray ``(N, D)`` or None
+        The last input, flattened and in W's dtype.
+    original_x_shape : tuple or None
+        The last input's shape; ``backward`` returns ``dx`` in it.
+    dW, db : ndarray or None
+        Gradients from the last ``backward`` (new arrays each time).
+    """
+
+    def __init__(self, W, b) -> None:
+        W = _param(W, "W", "Affine", 2)
+        _param(b, "b", "Affine", 1, W.dtype, W.shape[1])
+        self.W = W
+        self.b = b
+        self.x: np.ndarray | None = None
+        self.original_x_shape: tuple[int, ...] | None = None
+        self.dW: np.ndarray | None = None
+        self.db: np.ndarray | None = None
+
+    def forward(self, x) -> np.ndarray:
+        """Return ``x.reshape(N, -1) @ W + b`` (new ``(N, M)`` array in W's dtype).
+
+        ``x`` has shape ``(N, ...)`` with ``D`` values per sample; an input of the other float
+        dtype is cast to W's dtype.
+        """
+        where = "Affine.forward"
+        W = _param(self.W, "W", where, 2)
+        b = _param(self.b, "b", where, 1, W.dtype, W.shape[1])
+        x2, shape = _affine_input(x, W, where)
+        out = _affine(x2, W, b)
+        self.x = x2
+        self.original_x_shape = shape
+        return out
+
+    def backward(self, dout) -> np.ndarray:
+        """Set :attr:`dW` ``= x.T @ dout`` and :attr:`db` ``= dout.sum(0)``; return ``dout @ W.T`` in x's shape."""
+        where = "Affine.backward"
+        called_before(self.x, where, "Affine.forward")
+        W = _param(self.W, "W", where, 2)
+        x2 = self.x
+        if W.shape[0] != x2.shape[1] or W.dtype != x2.dtype:
+            fail(where, "W", f"of shape ({x2.shape[1]}, M) and dtype {x2.dtype} as in forward",
+                 _checks.describe(W))
+        dc = _dout(dout, (x2.shape[0], W.shape[1]), W.dtype, where)
+        dx, self.dW, self.db = _affine_bwd(dc, x2, W)
+        return dx.reshape(self.original_x_shape)
+
+
+class SoftmaxWithLoss:
+    """Softmax followed by the cross-entropy loss (the book's output layer).
+
+    ``y = softmax(x)`` row-wise (stabilised by the row maximum);
+    ``loss = -sum_i log(y[i, t_i] + 1e-7) / N`` with ``t_i`` the label (the argmax of a one-hot or
+    probability row); ``backward``: ``dx = (y - onehot(t)) / N * dout`` for labels,
+    ``(y - t) / N * dout`` for 2-D targets.
+
+    Attributes
+    ----------
+    y : ndarray or None
+        The softmax of the last ``x`` (x's dtype).
+    t : ndarray or None
+        The targets as given to ``forward``.
+    loss : numpy scalar or None
+        The last loss, of x's dtype.
+    """
+
+    def __init__(self) -> None:
+        self.loss = None
+        self.y: np.ndarray | None = None
+        self.t = None
+        self._labels: np.ndarray | None = None
+        self._probs: np.ndarray | None = None
+
+    def forward(self, x, t):
+        """Return the mean cross-entropy loss of ``softmax(x)`` against ``t``.
+
+        Parameters
+        ----------
+        x : ndarray ``(N, C)``, float32 or float64
+        t : ndarray
+            Integer labels ``(N,)`` in ``[0, C)`` (any integer dtype, e.g. MNIST's uint8) or
+            one-hot/probability rows ``(N, C)``.
+
+        Returns
+        -------
+        numpy scalar of x's dtype
+            A non-finite loss is reported through :func:`fastdl.runtime.report_nonfinite`.
+        """
+        where = "SoftmaxWithLoss.forward"
+        xc = _softmax_input(x, where)
+        labels, probs = _labels(t, xc.shape[0], xc.shape[1], xc.dtype, where)
+        y, s = _sm.softmax_xent_forward(xc, labels, XENT_EPS)
+        loss = _loss_scalar(s, xc.shape[0], xc.dtype, where)
+        self.y, self.t, self.loss = y, t, loss
+        self._labels, self._probs = labels, probs
+        return loss
+
+    def backward(self, dout=1) -> np.ndarray:
+        """Return a new ``dx`` (x's shape and dtype); ``dout`` is a real scalar (default 1)."""
+        where = "SoftmaxWithLoss.backward"
+        called_before(self.y, where, "SoftmaxWithLoss.forward")
+        y = self.y
+        d = _scalar(dout, "dout", where, y.dtype)
+        t = self._labels if self._probs is None else self._probs
+        return _sm.softmax_xent_backward(y, t, d)
+
+
+class Dropout:
+    """Dropout in the book's form (not inverted).
+
+    Training: ``mask = u > dropout_ratio`` with ``u`` uniform in [0, 1); ``out = x * mask``.
+    Evaluation: ``out = x * (1 - dropout_ratio)``. Backward: ``dx = dout * mask``.
+
+    Parameters
+    ----------
+    dropout_ratio : float in [0, 1)
+        Probability of dropping a unit.
+    rng : numpy.random.Generator, optional
+        ``None`` (default) draws ``np.random.rand(*x.shape)`` from NumPy's global generator,
+        exactly as the book does, so a run seeded with ``np.random.seed`` reproduces the book's
+        masks bit for bit. A ``Generator`` draws with ``rng.random(out=buf, dtype=x.dtype)``
+        (no float64 temporary, faster, compared in x's dtype): a different random stream, so
+        masks no longer match the book's.
+
+    Attributes
+    ----------
+    mask : ndarray of bool or None
+        The mask of the last training forward.
+    """
+
+    def __init__(self, dropout_ratio: float = 0.5, rng: np.random.Generator | None = None) -> None:
+        _checks.positive_number(dropout_ratio, "dropout_ratio", "Dropout", allow_zero=True, upper=1.0)
+        if rng is not None and not isinstance(rng, np.random.Generator):
+            fail("Dropout", "rng", "None or a numpy.random.Generator", _checks.describe(rng), TypeError)
+        self.dropout_ratio = dropout_ratio
+        self.rng = rng
+        self.mask: np.ndarray | None = None
+        self._dtype: np.dtype | None = None
+
+    def forward(self, x, train_flg: bool = True) -> np.ndarray:
+        """Return ``x * mask`` (training, new mask) or ``x * (1 - dropout_ratio)`` (evaluation)."""
+        x = float_array(x, "x", "Dropout.forward", min_ndim=1)
+        xc = contiguous(x)
+        dt = x.dtype
+        out = np.empty(x.shape, dtype=dt)
+        ratio = float(self.dropout_ratio)
+        if not train_flg:
+            _do.scale(xc.reshape(-1), dt.type(1.0 - ratio), out.reshape(-1))
+            return out
+        if self.rng is None:
+            r = np.random.rand(*x.shape)
+            thr = np.float64(ratio)
+        else:
+            r = np.empty(x.shape, dtype=dt)
+            self.rng.random(out=r, dtype=dt)
+            thr = dt.type(ratio)
+        mask = np.empty(x.shape, dtype=np.bool_)
+        _do.forward(xc.reshape(-1), r.reshape(-1), thr, out.reshape(-1), mask.reshape(-1))
+        self.mask = mask
+        self._dtype = dt
+        return out
+
+    def backward(self, dout) -> np.ndarray:
+        """Return a new ``dx = dout * mask`` in the training forward's dtype."""
+        where = "Dropout.backward"
+        called_before(self.mask, where, "Dropout.forward (with train_flg=True)")
+        mask = self.mask
+        dc = _dout(dout, mask.shape, self._dtype, where)
+        dx = np.empty(mask.shape, dtype=dc.dtype)
+        _do.apply_mask(dc.reshape(-1), mask.reshape(-1), dx.reshape(-1))
+        return dx
+
+
+class BatchNormalization:
+    """Batch normalisation over the batch axis (the book's layer).
+
+    Training forward: ``mu = mean(x, 0)``, ``var = mean((x - mu)**2, 0)`` (biased),
+    ``std = sqrt(var + 1e-6)``, ``xn = (x - mu) / std``, ``out = gamma * xn + beta``, and
+    ``running_mean = momentum * running_mean + (1 - momentum) * mu`` (same for ``running_var``).
+    Evaluation forward: ``out = gamma * (x - running_mean) / sqrt(running_var + 1e-6) + beta``.
+    Backward (two passes): ``dbeta = sum(dout, 0)``, ``dgamma = sum(dout * xn, 0)``,
+    ``dx = (gamma / std) * (dout - dbeta / N - xn * dgamma / N)``.
+    4-D input ``(N, C, H, W)`` is flattened to ``(N, C*H*W)`` as the book does.
+
+    Parameters
+    ----------
+    gamma, beta : ndarray ``(D,)``, float32 or float64, the same dtype
+        Scale and shift, kept as the very objects given. The layer computes in their dtype.
+    momentum : float in [0, 1]
+        Weight of the old running statistics.
+    running_mean, running_var : array-like ``(D,)``, optional
+        Initial running statistics, copied in gamma's dtype (the given arrays are not changed).
+        By default they are created as zeros on the first forward.
+
+    Attributes
+    ----------
+    running_mean, running_var : ndarray ``(D,)`` or None
+        New arrays after every training forward.
+    dgamma, dbeta : ndarray ``(D,)`` or None
+        Gradients from the last ``backward``.
+    xn, std, batch_size
+        What the last training forward kept for ``backward``.
+    """
+
+    def __init__(self, gamma, beta, momentum: float = 0.9, running_mean=None, running_var=None) -> None:
+        where = "BatchNormalization"
+        gamma = _param(gamma, "gamma", where, 1)
+        _param(beta, "beta", where, 1, gamma.dtype, gamma.shape[0])
+        m = _checks.positive_number(momentum, "momentum", where, allow_zero=True)
+        if m > 1:
+            fail(where, "momentum", "a number in [0, 1]", repr(momentum))
+        stats = [self._stat(s, name, gamma, where) if s is not None else None
+                 for s, name in ((running_mean, "running_mean"), (running_var, "running_var"))]
+        self.gamma = gamma
+        self.beta = beta
+        self.momentum = momentum
+        self.running_mean, self.running_var = stats
+        self.input_shape: tuple[int, ...] | None = None
+        self.batch_size: int | None = None
+        self.xn: np.ndarray | None = None
+        self.std: np.ndarray | None = None
+        self.dgamma: np.ndarray | None = None
+        self.dbeta: np.ndarray | None = None
+        self._train_shape: tuple[int, ...] | None = None
+
+    @staticmethod
+    def _stat(s, name: str, gamma: np.ndarray, where: str, copy: bool = True) -> np.ndarray:
+        s = float_array(s, name, where, ndim=1)
+        if s.shape != gamma.shape:
+            fail(where, name, f"of length {gamma.shape[0]} (the length of gamma)", f"shape {s.shape}")
+        return np.array(s, dtype=gamma.dtype, copy=True) if copy else contiguous(s, gamma.dtype)
+
+    def forward(self, x, train_flg: bool = True) -> np.ndarray:
+        """Normalise ``x`` (``(N, D)`` or ``(N, C, H, W)``); return a new array of x's shape.
+
+        Training mode uses the batch's statistics and updates the running ones; evaluation mode
+        uses the running statistics. Non-finite batch statistics are reported through
+        :func:`fastdl.runtime.report_nonfinite` (before any state changes).
+        """
+        where = "BatchNormalization.forward"
+        gamma = _param(self.gamma, "gamma", where, 1)
+        beta = _param(self.beta, "beta", where, 1, gamma.dtype, gamma.shape[0])
+        x2, shape = _bn_input(x, gamma, where)
+        dt = gamma.dtype
+        rm, rv = self.running_mean, self.running_var
+        if rm is None or rv is None:
+            rm = rv = np.zeros(gamma.shape[0], dtype=dt)
+        else:
+            rm = self._stat(rm, "running_mean", gamma, where, copy=False)
+            rv = self._stat(rv, "running_var", gamma, where, copy=False)
+        gc, bc = contiguous(gamma), contiguous(beta)
+        if not train_flg:
+            out = _bn.eval_forward(x2, gc, bc, BN_EPS, rm, rv)
+            if self.running_mean is None or self.running_var is None:
+                self.running_mean, self.running_var = rm, rv.copy()
+            self.input_shape = shape
+            return out.reshape(shape)
+        if x2.shape[0] < 1:
+            fail(where, "x", "a batch of at least one row in training mode", f"shape {shape}")
+        out, xn, _, _, std, rm_new, rv_new, bad = _bn.train_forward(
+            x2, gc, bc, BN_EPS, float(self.momentum), rm, rv)
+        if bad:
+            runtime.report_nonfinite(where, f"{bad} feature(s) have a non-finite batch mean or variance")
+        self.running_mean, self.running_var = rm_new, rv_new
+        self.xn, self.std, self.batch_size = xn, std, x2.shape[0]
+        self.input_shape = self._train_shape = shape
+        return out.reshape(shape)
+
+    def backward(self, dout) -> np.ndarray:
+        """Set :attr:`dgamma`, :attr:`dbeta`; return a new ``dx`` of the training forward's input shape."""
+        where = "BatchNormalization.backward"
+        called_before(self.xn, where, "BatchNormalization.forward (with train_flg=True)")
+        xn = self.xn
+        dt = xn.dtype
+        gamma = _param(self.gamma, "gamma", where, 1, shape0=xn.shape[1])
+        shape = self._train_shape
+        dc = _dout(dout, shape, dt, where).reshape(xn.shape)
+        dx, self.dgamma, self.dbeta = _bn.backward(dc, xn, contiguous(gamma, dt), self.std)
+        return dx.reshape(shape)
