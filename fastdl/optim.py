@@ -1,0 +1,811 @@
+"""Optimizers with the book's API (``common/optimizer.py``), stepped by one compiled pass per array.
+
+Drop-in for *Deep Learning from Scratch*::
+
+    from fastdl.optim import SGD, Momentum, Nesterov, AdaGrad, RMSprop, Adam
+
+    optimizer = Adam(lr=0.001)
+    optimizer.update(network.params, grads)   # every array in params changes in place
+
+Each class has the book's name, constructor arguments, defaults and attributes (``lr``,
+``momentum``, ``decay_rate``, ``beta1``, ``beta2``, ``eps``; state dicts ``v``, ``h``, ``m`` and
+Adam's step counter ``iter``), created on the first :meth:`update` with each parameter's dtype and
+shape. The arithmetic is the book's, in the book's operation order, so float64 runs print the
+numbers of :mod:`fastdl.reference` and float32 parameters are stepped in float32.
+
+:meth:`update` validates every key (types, dtypes, shapes, writeable arrays, existing state)
+before it changes anything: a rejected call leaves ``params`` and the optimizer's state exactly as
+they were. NaN/Inf in the updated parameters is reported through :func:`fastdl.errstate` (a
+:class:`~fastdl.NonFiniteWarning` by default) after the whole step has been applied.
+
+The same machinery is available as plain in-place functions for any NumPy loop:
+:func:`sgd_step`, :func:`momentum_step`, :func:`nesterov_step`, :func:`adagrad_step`,
+:func:`rmsprop_step`, :func:`adam_step`.
+
+:data:`OPTIMIZERS` maps the lower-case names to the classes and :func:`get_optimizer` builds one
+by name, as the book's ``Trainer`` does.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Mapping, MutableMapping
+
+import numpy as np
+
+from . import _checks, runtime
+from .kernels import optim as _k
+
+__all__ = [
+    "OPTIMIZERS",
+    "SGD",
+    "AdaGrad",
+    "Adam",
+    "Momentum",
+    "Nesterov",
+    "RMSprop",
+    "adagrad_step",
+    "adam_step",
+    "get_optimizer",
+    "momentum_step",
+    "nesterov_step",
+    "rmsprop_step",
+    "sgd_step",
+]
+
+_FLOATS = _checks.FLOAT_DTYPES
+_F64 = np.dtype(np.float64)
+_ZERO4 = (0.0, 0.0, 0.0, 0.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Constants of each rule, as Python floats (the caller casts them to the parameter dtype, which
+# is what NumPy 2 does with a "weak" Python-float scalar). The order of the tuple is the kernel's
+# c0..c3 (see fastdl.kernels.optim).
+
+
+def _sgd_constants(lr: float) -> tuple:
+    return (lr, 0.0, 0.0, 0.0)
+
+
+def _momentum_constants(lr: float, momentum: float) -> tuple:
+    return (lr, momentum, 0.0, 0.0)
+
+
+def _nesterov_constants(lr: float, momentum: float) -> tuple:
+    return (lr, momentum, momentum * momentum, (1 + momentum) * lr)
+
+
+def _adagrad_constants(lr: float, eps: float) -> tuple:
+    return (lr, eps, 0.0, 0.0)
+
+
+def _rmsprop_constants(lr: float, decay_rate: float, eps: float) -> tuple:
+    return (lr, eps, decay_rate, 1 - decay_rate)
+
+
+def _adam_constants(lr: float, beta1: float, beta2: float, eps: float, t: int) -> tuple:
+    lr_t = lr * math.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)
+    return (lr_t, eps, 1 - beta1, 1 - beta2)
+
+
+# --------------------------------------------------------------------------------------------
+# Layouts: the kernels see 1-D C-contiguous arrays.
+
+
+def _order(p: np.ndarray) -> str:
+    """Memory order in which ``p`` is one contiguous block ('C' also for non-contiguous p)."""
+    if p.flags.c_contiguous or not p.flags.f_contiguous:
+        return "C"
+    return "F"
+
+
+def _flat_inout(a: np.ndarray, order: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """A 1-D view of ``a`` in ``order`` when there is one, else a contiguous copy plus ``a`` to write back."""
+    if order == "C":
+        if a.flags.c_contiguous:
+            return a.reshape(-1), None
+    elif a.flags.f_contiguous:
+        return a.reshape(-1, order="F"), None
+    return np.ascontiguousarray(np.ravel(a, order=order)), a
+
+
+def _flat_in(g: np.ndarray, order: str, dtype: np.dtype) -> np.ndarray:
+    """``g`` as a 1-D contiguous array of ``dtype`` in ``order`` (a view when possible)."""
+    if g.dtype != dtype:
+        g = g.astype(dtype, order="K")
+    flat, _ = _flat_inout(g, order)
+    return flat
+
+
+def _step_array(kind: int, p: np.ndarray, g: np.ndarray, states: tuple, constants: tuple) -> int:
+    """Step one validated parameter array (and its state) in place; return the non-finite count.
+
+    The one code path of the classes and the step functions: ``p`` is stepped through a 1-D
+    view in its own memory order (C or Fortran), ``g`` is flattened in the same logical order,
+    and any array that has no such view is stepped as a contiguous copy and written back.
+    """
+    order = _order(p)
+    dt = p.dtype.type
+    pf, p_back = _flat_inout(p, order)
+    gf = _flat_in(g, order, p.dtype)
+    flats = [_flat_inout(s, order) for s in states]
+    s1 = flats[0][0] if flats else pf
+    s2 = flats[1][0] if len(flats) > 1 else pf
+    c0, c1, c2, c3 = constants
+    if runtime.use_parallel(pf.size):
+        bad = _k.step_parallel(kind, pf, gf, s1, s2, dt(c0), dt(c1), dt(c2), dt(c3), runtime.chunks(pf.size))
+    else:
+        bad = _k.step(kind, pf, gf, s1, s2, dt(c0), dt(c1), dt(c2), dt(c3))
+    for flat, target in ((pf, p_back), *flats):
+        if target is not None:
+            target[...] = flat.reshape(target.shape, order=order)
+    return bad
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+
+
+def _check_param_array(p, name: str, where: str) -> np.ndarray:
+    if not isinstance(p, np.ndarray):
+        _checks.fail(where, name, "a float32 or float64 numpy array", _checks.describe(p), TypeError)
+    if p.dtype not in _FLOATS:
+        _checks.fail(where, name, "a float32 or float64 array (cast it with .astype(np.float64) or np.float32)",
+                     f"dtype {p.dtype}", TypeError)
+    if not p.flags.writeable:
+        _checks.fail(where, name, "a writeable array (it is updated in place)", "a read-only array")
+    return p
+
+
+def _check_grad(g, p: np.ndarray, name: str, pname: str, where: str) -> np.ndarray:
+    if not isinstance(g, np.ndarray) or g.dtype not in _FLOATS:
+        g = _checks.float_array(g, name, where)
+    if g.shape != p.shape:
+        _checks.fail(where, name, f"of shape {p.shape} like {pname}", f"shape {g.shape}")
+    return g
+
+
+def _check_state(s, p: np.ndarray, name: str, pname: str, where: str) -> np.ndarray:
+    if not isinstance(s, np.ndarray):
+        _checks.fail(where, name, f"a numpy array like {pname}", _checks.describe(s), TypeError)
+    if s.dtype != p.dtype:
+        _checks.fail(where, name, f"of dtype {p.dtype} like {pname}", f"dtype {s.dtype}", TypeError)
+    if s.shape != p.shape:
+        _checks.fail(where, name, f"of shape {p.shape} like {pname}", f"shape {s.shape}")
+    if not s.flags.writeable:
+        _checks.fail(where, name, "a writeable array (it is updated in place)", "a read-only array")
+    return s
+
+
+def _param_entry(key, value, where: str):
+    """``(array, scalar_type)``: the parameter as an ndarray (a fresh 0-d one for a scalar)."""
+    name = f"params[{key!r}]"
+    if isinstance(value, np.ndarray):
+        return _check_param_array(value, name, where), None
+    if isinstance(value, np.floating) and value.dtype in _FLOATS:
+        return np.array(value), type(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return np.array(float(value)), float
+    _checks.fail(where, name, "a float32/float64 numpy array or a real number", _checks.describe(value),
+                 TypeError)
+
+
+def _check_hyper(value, name: str, where: str, *, allow_zero: bool = False, upper: float | None = None):
+    return _checks.positive_number(value, name, where, allow_zero=allow_zero, upper=upper)
+
+
+_HYPER_RULES = {
+    "lr": {},
+    "eps": {},
+    "momentum": {"allow_zero": True, "upper": 1.0},
+    "decay_rate": {"upper": 1.0},
+    "beta1": {"allow_zero": True, "upper": 1.0},
+    "beta2": {"allow_zero": True, "upper": 1.0},
+}
+
+
+def _hyper(where: str, **values) -> tuple:
+    """Validate hyper-parameters by name (see ``_HYPER_RULES``) and return them as floats."""
+    return tuple(_check_hyper(v, k, where, **_HYPER_RULES[k]) for k, v in values.items())
+
+
+class _Hyper:
+    """A hyper-parameter attribute validated whenever it is set (``opt.lr = 0.1`` works as in the book)."""
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        return obj.__dict__[self.name]
+
+    def __set__(self, obj, value) -> None:
+        obj.__dict__[self.name] = _check_hyper(value, self.name, type(obj).__name__, **_HYPER_RULES[self.name])
+
+
+# --------------------------------------------------------------------------------------------
+# The classes
+
+
+class _Optimizer:
+    """Shared ``update``: validate everything, create missing state, step each key, report NaN/Inf."""
+
+    _kind: int = _k.SGD
+    _state_names: tuple[str, ...] = ()
+    _hyper_names: tuple[str, ...] = ()
+
+    def _constants(self) -> tuple:
+        raise NotImplementedError
+
+    def _advance(self) -> None:
+        """Called once per accepted ``update`` before the constants are read (Adam's counter)."""
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{n}={getattr(self, n)!r}" for n in self._hyper_names)
+        return f"{type(self).__name__}({args})"
+
+    def update(self, params: dict, grads: dict) -> None:
+        """Step every entry of ``params`` in place with the matching entry of ``grads``.
+
+        Parameters
+        ----------
+        params : dict
+            Name -> float32/float64 ndarray (any layout, changed in place and still the same object
+            afterwards), or a real number (a Python float or NumPy float32/float64 scalar, whose new
+            value is written back into the dict as the same kind of scalar; a Python int becomes a
+            float).
+        grads : dict
+            Must hold every key of ``params`` with the same shape. A gradient of the other float
+            dtype is cast to the parameter's dtype; integer, bool, complex and float16 data raise.
+
+        Raises
+        ------
+        TypeError
+            ``params``/``grads`` not mappings, non-float data, existing state of another dtype.
+        ValueError
+            A missing gradient, a shape mismatch, a read-only parameter or state array.
+
+        Notes
+        -----
+        Everything is validated before anything changes, so a rejected call leaves ``params``
+        and the optimizer's state (including Adam's ``iter``) as they were. NaN/Inf in the new
+        parameters is reported per :func:`fastdl.errstate` after all keys have been stepped.
+        """
+        where = f"{type(self).__name__}.update"
+        if not isinstance(params, Mapping):
+            _checks.fail(where, "params", "a dict of name -> array", _checks.describe(params), TypeError)
+        if not isinstance(grads, Mapping):
+            _checks.fail(where, "grads", "a dict of name -> array", _checks.describe(grads), TypeError)
+        entries = []
+        has_scalar = False
+        for key, value in params.items():
+            p, scalar_type = _param_entry(key, value, where)
+            has_scalar = has_scalar or scalar_type is not None
+            if key not in grads:
+                _checks.fail(where, "grads", "a dict with every key of params",
+                             f"no {key!r} (grads has {sorted(map(repr, grads))})")
+            g = _check_grad(grads[key], p, f"grads[{key!r}]", f"params[{key!r}]", where)
+            entries.append((key, p, g, scalar_type))
+        if has_scalar and not isinstance(params, MutableMapping):
+            _checks.fail(where, "params", "a mutable dict when it holds scalars (new values are stored in it)",
+                         type(params).__name__, TypeError)
+        stores = []
+        for name in self._state_names:
+            store = getattr(self, name)
+            if store is not None:
+                if not isinstance(store, MutableMapping):
+                    _checks.fail(where, f"self.{name}", "None or a dict of state arrays",
+                                 _checks.describe(store), TypeError)
+                for key, p, _, _ in entries:
+                    if key in store:
+                        _check_state(store[key], p, f"self.{name}[{key!r}]", f"params[{key!r}]", where)
+            stores.append(store)
+        # Accepted: create what is missing, then step.
+        for i, name in enumerate(self._state_names):
+            if stores[i] is None:
+                stores[i] = {}
+                setattr(self, name, stores[i])
+            store = stores[i]
+            for key, p, _, _ in entries:
+                if key not in store:
+                    store[key] = np.zeros(p.shape, p.dtype, order=_order(p))
+        self._advance()
+        constants = self._constants()
+        kind = self._kind
+        bad = []
+        for key, p, g, scalar_type in entries:
+            n_bad = _step_array(kind, p, g, tuple(store[key] for store in stores), constants)
+            if scalar_type is not None:
+                params[key] = scalar_type(p[()])
+            if n_bad:
+                bad.append(f"params[{key!r}] ({n_bad})")
+        if bad:
+            runtime.report_nonfinite(where, f"NaN/Inf in the updated parameters: {', '.join(bad)}")
+
+
+class SGD(_Optimizer):
+    """Stochastic gradient descent.
+
+    Update rule, per parameter ``p`` with gradient ``g``::
+
+        p -= lr * g
+
+    Parameters
+    ----------
+    lr : float, default 0.01
+        Learning rate (> 0).
+    """
+
+    _kind = _k.SGD
+    _hyper_names = ("lr",)
+    lr = _Hyper()
+
+    def __init__(self, lr: float = 0.01) -> None:
+        self.lr = lr
+
+    def _constants(self) -> tuple:
+        return _sgd_constants(self.lr)
+
+
+class Momentum(_Optimizer):
+    """SGD with (heavy-ball) momentum, as the book writes it.
+
+    Update rule, with velocity ``v`` (``self.v[key]``, zeros on the first update)::
+
+        v = momentum * v - lr * g
+        p += v
+
+    PyTorch's ``SGD(momentum=...)`` keeps ``b = momentum * b + g`` and steps ``p -= lr * b``: the
+    same trajectory for a constant ``lr``, different when ``lr`` changes between steps.
+
+    Parameters
+    ----------
+    lr : float, default 0.01
+        Learning rate (> 0).
+    momentum : float, default 0.9
+        Velocity decay, in [0, 1).
+    """
+
+    _kind = _k.MOMENTUM
+    _state_names = ("v",)
+    _hyper_names = ("lr", "momentum")
+    lr = _Hyper()
+    momentum = _Hyper()
+
+    def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
+        self.lr = lr
+        self.momentum = momentum
+        self.v: dict | None = None
+
+    def _constants(self) -> tuple:
+        return _momentum_constants(self.lr, self.momentum)
+
+
+class Nesterov(_Optimizer):
+    """Nesterov accelerated gradient in the book's reformulation (Sutskever et al., 2013).
+
+    Update rule, with velocity ``v`` (``self.v[key]``, zeros on the first update), in this order::
+
+        v *= momentum
+        v -= lr * g
+        p += (momentum * momentum) * v
+        p -= ((1 + momentum) * lr) * g
+
+    This steps the parameters directly instead of evaluating the gradient at the look-ahead
+    point ``p + momentum * v`` (the paper's form). PyTorch's ``SGD(nesterov=True)`` uses
+    ``b = momentum * b + g``, ``p -= lr * (g + momentum * b)``, equivalent for a constant ``lr``
+    up to rounding.
+
+    Parameters
+    ----------
+    lr : float, default 0.01
+        Learning rate (> 0).
+    momentum : float, default 0.9
+        Velocity decay, in [0, 1).
+    """
+
+    _kind = _k.NESTEROV
+    _state_names = ("v",)
+    _hyper_names = ("lr", "momentum")
+    lr = _Hyper()
+    momentum = _Hyper()
+
+    def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
+        self.lr = lr
+        self.momentum = momentum
+        self.v: dict | None = None
+
+    def _constants(self) -> tuple:
+        return _nesterov_constants(self.lr, self.momentum)
+
+
+class AdaGrad(_Optimizer):
+    """AdaGrad (Duchi et al., 2011).
+
+    Update rule, with the sum of squared gradients ``h`` (``self.h[key]``, zeros at first)::
+
+        h += g * g
+        p -= (lr * g) / (sqrt(h) + eps)
+
+    ``eps`` sits outside the square root (the book adds ``1e-7``); PyTorch's ``Adagrad`` also adds
+    it outside, with a default of ``1e-10``.
+
+    Parameters
+    ----------
+    lr : float, default 0.01
+        Learning rate (> 0).
+    eps : float, default 1e-7
+        Added to ``sqrt(h)`` (> 0).
+    """
+
+    _kind = _k.ADAGRAD
+    _state_names = ("h",)
+    _hyper_names = ("lr", "eps")
+    lr = _Hyper()
+    eps = _Hyper()
+
+    def __init__(self, lr: float = 0.01, eps: float = 1e-7) -> None:
+        self.lr = lr
+        self.eps = eps
+        self.h: dict | None = None
+
+    def _constants(self) -> tuple:
+        return _adagrad_constants(self.lr, self.eps)
+
+
+class RMSprop(_Optimizer):
+    """RMSprop (Tieleman & Hinton, 2012).
+
+    Update rule, with the running mean of squared gradients ``h`` (``self.h[key]``, zeros at
+    first), in this order::
+
+        h *= decay_rate
+        h += ((1 - decay_rate) * g) * g
+        p -= (lr * g) / (sqrt(h) + eps)
+
+    ``eps`` sits outside the square root, as in PyTorch's ``RMSprop`` (whose ``alpha`` is
+    ``decay_rate`` and whose default ``eps`` is ``1e-8``).
+
+    Parameters
+    ----------
+    lr : float, default 0.01
+        Learning rate (> 0).
+    decay_rate : float, default 0.99
+        Decay of the running mean, in (0, 1).
+    eps : float, default 1e-7
+        Added to ``sqrt(h)`` (> 0).
+    """
+
+    _kind = _k.RMSPROP
+    _state_names = ("h",)
+    _hyper_names = ("lr", "decay_rate", "eps")
+    lr = _Hyper()
+    decay_rate = _Hyper()
+    eps = _Hyper()
+
+    def __init__(self, lr: float = 0.01, decay_rate: float = 0.99, eps: float = 1e-7) -> None:
+        self.lr = lr
+        self.decay_rate = decay_rate
+        self.eps = eps
+        self.h: dict | None = None
+
+    def _constants(self) -> tuple:
+        return _rmsprop_constants(self.lr, self.decay_rate, self.eps)
+
+
+class Adam(_Optimizer):
+    """Adam (Kingma & Ba, 2015) in the book's form: bias corrections folded into the step size.
+
+    Update rule at step ``t = self.iter`` (incremented first, so the first update has ``t = 1``),
+    with moments ``m``, ``v`` (``self.m[key]``, ``self.v[key]``, zeros at first)::
+
+        lr_t = lr * sqrt(1 - beta2**t) / (1 - beta1**t)     # Python float64, then the param dtype
+        m += (1 - beta1) * (g - m)
+        v += (1 - beta2) * (g * g - v)
+        p -= (lr_t * m) / (sqrt(v) + eps)
+
+    Differences from the paper and PyTorch: they divide the bias-corrected moments,
+    ``p -= lr * m_hat / (sqrt(v_hat) + eps)`` with ``m_hat = m / (1 - beta1**t)`` and
+    ``v_hat = v / (1 - beta2**t)``, so their ``eps`` is added after dividing ``sqrt(v)`` by
+    ``sqrt(1 - beta2**t)``; here ``eps`` is added to the uncorrected ``sqrt(v)``. The two agree
+    when ``eps`` is negligible against ``sqrt(v)``. Also, ``eps`` defaults to ``1e-7`` (PyTorch
+    ``1e-8``).
+
+    Parameters
+    ----------
+    lr : float, default 0.001
+        Learning rate (> 0).
+    beta1 : float, default 0.9
+        Decay of the first moment, in [0, 1).
+    beta2 : float, default 0.999
+        Decay of the second moment, in [0, 1).
+    eps : float, default 1e-7
+        Added to ``sqrt(v)`` (> 0).
+    """
+
+    _kind = _k.ADAM
+    _state_names = ("m", "v")
+    _hyper_names = ("lr", "beta1", "beta2", "eps")
+    lr = _Hyper()
+    beta1 = _Hyper()
+    beta2 = _Hyper()
+    eps = _Hyper()
+
+    def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-7) -> None:
+        self.lr = lr
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+        self.iter = 0
+        self.m: dict | None = None
+        self.v: dict | None = None
+
+    def _advance(self) -> None:
+        self.iter += 1
+
+    def _constants(self) -> tuple:
+        return _adam_constants(self.lr, self.beta1, self.beta2, self.eps, self.iter)
+
+
+# --------------------------------------------------------------------------------------------
+# Registry
+
+
+OPTIMIZERS: dict[str, type] = {
+    "sgd": SGD,
+    "momentum": Momentum,
+    "nesterov": Nesterov,
+    "adagrad": AdaGrad,
+    "rmsprop": RMSprop,
+    "adam": Adam,
+}
+
+#: Other spellings accepted by :func:`get_optimizer` (the book's ``Trainer`` writes ``'rmsprpo'``).
+_ALIASES = {"rmsprpo": "rmsprop"}
+
+
+def get_optimizer(name_or_instance, **kwargs):
+    """An optimizer from a name (``'adam'``, case-insensitive), a class, or an existing instance.
+
+    Parameters
+    ----------
+    name_or_instance : str, optimizer class or optimizer instance
+        A key of :data:`OPTIMIZERS` (the book's misspelling ``'rmsprpo'`` is accepted too), one
+        of the classes, or an object with an ``update(params, grads)`` method, returned as is.
+    **kwargs
+        Constructor arguments (``lr=0.01`` ...); not allowed with an instance.
+
+    Returns
+    -------
+    object
+        The optimizer.
+
+    Raises
+    ------
+    ValueError
+        An unknown name (the message lists the known ones), or ``kwargs`` with an instance.
+    TypeError
+        Anything else, or constructor arguments the class does not take.
+    """
+    where = "get_optimizer"
+    if isinstance(name_or_instance, str):
+        key = name_or_instance.lower()
+        key = _ALIASES.get(key, key)
+        if key not in OPTIMIZERS:
+            _checks.fail(where, "name", f"one of {', '.join(repr(k) for k in OPTIMIZERS)}",
+                         repr(name_or_instance))
+        return OPTIMIZERS[key](**kwargs)
+    if isinstance(name_or_instance, type):
+        if name_or_instance not in OPTIMIZERS.values():
+            _checks.fail(where, "name_or_instance", "an optimizer name, class or instance",
+                         f"class {name_or_instance.__name__}", TypeError)
+        return name_or_instance(**kwargs)
+    if callable(getattr(name_or_instance, "update", None)):
+        if kwargs:
+            _checks.fail(where, "kwargs", "empty when an optimizer instance is given",
+                         ", ".join(sorted(kwargs)))
+        return name_or_instance
+    _checks.fail(where, "name_or_instance", "an optimizer name, class or instance",
+                 _checks.describe(name_or_instance), TypeError)
+
+
+# --------------------------------------------------------------------------------------------
+# Step functions for any NumPy loop
+
+
+def _step_inputs(where: str, p, g, states: dict) -> tuple:
+    p = _check_param_array(p, "p", where)
+    g = _check_grad(g, p, "g", "p", where)
+    return p, g, tuple(_check_state(s, p, name, "p", where) for name, s in states.items())
+
+
+def _apply(where: str, kind: int, p: np.ndarray, g: np.ndarray, states: tuple, constants: tuple) -> None:
+    n_bad = _step_array(kind, p, g, states, constants)
+    if n_bad:
+        runtime.report_nonfinite(where, f"NaN/Inf in the updated p ({n_bad} values)")
+
+
+def sgd_step(p: np.ndarray, g: np.ndarray, lr: float) -> None:
+    """In-place SGD step: ``p -= lr * g``.
+
+    Parameters
+    ----------
+    p : ndarray
+        float32/float64 parameters, any layout, writeable; changed in place.
+    g : ndarray
+        Gradient of ``p``'s shape (the other float dtype is cast to ``p``'s).
+    lr : float
+        Learning rate (> 0).
+
+    Raises
+    ------
+    TypeError, ValueError
+        Non-float or non-array input, shape mismatch, read-only ``p``, bad ``lr``; nothing changes.
+    """
+    where = "sgd_step"
+    (lr,) = _hyper(where, lr=lr)
+    p, g, states = _step_inputs(where, p, g, {})
+    _apply(where, _k.SGD, p, g, states, _sgd_constants(lr))
+
+
+def momentum_step(p: np.ndarray, g: np.ndarray, v: np.ndarray, lr: float, momentum: float) -> None:
+    """In-place momentum step: ``v = momentum * v - lr * g``; ``p += v``.
+
+    Parameters
+    ----------
+    p : ndarray
+        float32/float64 parameters, any layout, writeable; changed in place.
+    g : ndarray
+        Gradient of ``p``'s shape (the other float dtype is cast to ``p``'s).
+    v : ndarray
+        Velocity, same shape and dtype as ``p``, writeable; changed in place.
+    lr : float
+        Learning rate (> 0).
+    momentum : float
+        In [0, 1).
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad dtype, shape, layout flags or hyper-parameter; nothing changes.
+    """
+    where = "momentum_step"
+    lr, momentum = _hyper(where, lr=lr, momentum=momentum)
+    p, g, states = _step_inputs(where, p, g, {"v": v})
+    _apply(where, _k.MOMENTUM, p, g, states, _momentum_constants(lr, momentum))
+
+
+def nesterov_step(p: np.ndarray, g: np.ndarray, v: np.ndarray, lr: float, momentum: float) -> None:
+    """In-place Nesterov step in the book's form.
+
+    ``v *= momentum``; ``v -= lr * g``; ``p += (momentum * momentum) * v``;
+    ``p -= ((1 + momentum) * lr) * g`` (see :class:`Nesterov`).
+
+    Parameters
+    ----------
+    p : ndarray
+        float32/float64 parameters, any layout, writeable; changed in place.
+    g : ndarray
+        Gradient of ``p``'s shape (the other float dtype is cast to ``p``'s).
+    v : ndarray
+        Velocity, same shape and dtype as ``p``, writeable; changed in place.
+    lr : float
+        Learning rate (> 0).
+    momentum : float
+        In [0, 1).
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad dtype, shape, layout flags or hyper-parameter; nothing changes.
+    """
+    where = "nesterov_step"
+    lr, momentum = _hyper(where, lr=lr, momentum=momentum)
+    p, g, states = _step_inputs(where, p, g, {"v": v})
+    _apply(where, _k.NESTEROV, p, g, states, _nesterov_constants(lr, momentum))
+
+
+def adagrad_step(p: np.ndarray, g: np.ndarray, h: np.ndarray, lr: float, eps: float = 1e-7) -> None:
+    """In-place AdaGrad step: ``h += g * g``; ``p -= (lr * g) / (sqrt(h) + eps)``.
+
+    Parameters
+    ----------
+    p : ndarray
+        float32/float64 parameters, any layout, writeable; changed in place.
+    g : ndarray
+        Gradient of ``p``'s shape (the other float dtype is cast to ``p``'s).
+    h : ndarray
+        Sum of squared gradients, same shape and dtype as ``p``, writeable; changed in place.
+    lr : float
+        Learning rate (> 0).
+    eps : float, default 1e-7
+        Added outside the square root (> 0).
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad dtype, shape, layout flags or hyper-parameter; nothing changes.
+    """
+    where = "adagrad_step"
+    lr, eps = _hyper(where, lr=lr, eps=eps)
+    p, g, states = _step_inputs(where, p, g, {"h": h})
+    _apply(where, _k.ADAGRAD, p, g, states, _adagrad_constants(lr, eps))
+
+
+def rmsprop_step(p: np.ndarray, g: np.ndarray, h: np.ndarray, lr: float, decay_rate: float = 0.99,
+                 eps: float = 1e-7) -> None:
+    """In-place RMSprop step.
+
+    ``h *= decay_rate``; ``h += ((1 - decay_rate) * g) * g``; ``p -= (lr * g) / (sqrt(h) + eps)``.
+
+    Parameters
+    ----------
+    p : ndarray
+        float32/float64 parameters, any layout, writeable; changed in place.
+    g : ndarray
+        Gradient of ``p``'s shape (the other float dtype is cast to ``p``'s).
+    h : ndarray
+        Running mean of squared gradients, same shape and dtype as ``p``; changed in place.
+    lr : float
+        Learning rate (> 0).
+    decay_rate : float, default 0.99
+        In (0, 1).
+    eps : float, default 1e-7
+        Added outside the square root (> 0).
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad dtype, shape, layout flags or hyper-parameter; nothing changes.
+    """
+    where = "rmsprop_step"
+    lr, decay_rate, eps = _hyper(where, lr=lr, decay_rate=decay_rate, eps=eps)
+    p, g, states = _step_inputs(where, p, g, {"h": h})
+    _apply(where, _k.RMSPROP, p, g, states, _rmsprop_constants(lr, decay_rate, eps))
+
+
+def adam_step(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, t: int, lr: float = 0.001,
+              beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-7) -> None:
+    """In-place Adam step number ``t`` (1 for the first) in the book's form (see :class:`Adam`).
+
+    ``lr_t = lr * sqrt(1 - beta2**t) / (1 - beta1**t)`` (in Python float64, then ``p``'s dtype);
+    ``m += (1 - beta1) * (g - m)``; ``v += (1 - beta2) * (g * g - v)``;
+    ``p -= (lr_t * m) / (sqrt(v) + eps)``.
+
+    Parameters
+    ----------
+    p : ndarray
+        float32/float64 parameters, any layout, writeable; changed in place.
+    g : ndarray
+        Gradient of ``p``'s shape (the other float dtype is cast to ``p``'s).
+    m, v : ndarray
+        First and second moments, same shape and dtype as ``p``, writeable; changed in place.
+    t : int
+        Step number, >= 1 (the caller counts; :class:`Adam` keeps it in ``iter``).
+    lr : float, default 0.001
+        Learning rate (> 0).
+    beta1, beta2 : float, default 0.9, 0.999
+        Moment decays, in [0, 1).
+    eps : float, default 1e-7
+        Added to ``sqrt(v)`` (> 0).
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad dtype, shape, layout flags, step number or hyper-parameter; nothing changes.
+    """
+    where = "adam_step"
+    lr, beta1, beta2, eps = _hyper(where, lr=lr, beta1=beta1, beta2=beta2, eps=eps)
+    if isinstance(t, bool | np.bool_):
+        _checks.fail(where, "t", "an integer >= 1", _checks.describe(t), TypeError)
+    try:
+        t = operator.index(t)
+    except TypeError:
+        _checks.fail(where, "t", "an integer >= 1", _checks.describe(t), TypeError)
+    if t < 1:
+        _checks.fail(where, "t", "an integer >= 1", repr(t))
+    p, g, states = _step_inputs(where, p, g, {"m": m, "v": v})
+    _apply(where, _k.ADAM, p, g, states, _adam_constants(lr, beta1, beta2, eps, t))
