@@ -1,0 +1,506 @@
+"""fastdl.optim against the plain NumPy reference: a table of (name, kwargs) runs every optimizer.
+
+Tolerances: float64 must stay within 1e-9 relative of the reference after 200 steps (the kernels
+use the reference's operation order, and on the development machine the results are bit-for-bit
+identical). float32 uses 1e-6: both sides do every operation in float32 with correctly rounded
++, -, *, /, sqrt in the same order, so they agree bit for bit too; 1e-6 (~8 float32 ulps) leaves
+room only for a platform whose libm/NumPy SIMD rounds differently, and is far tighter than the
+1e-5 the layer tests use (a real deviation, such as a float64 intermediate or a reordered
+expression, shows up at ~1e-7 after one step and grows over 200).
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import numpy as np
+import pytest
+from conftest import assert_close, with_layout
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import fastdl
+from fastdl import _jit, optim, reference, runtime
+
+# name -> constructor kwargs used by the table-driven tests (non-default values, so a mix-up
+# between arguments shows)
+CASES = [
+    ("sgd", {"lr": 0.05}),
+    ("momentum", {"lr": 0.02, "momentum": 0.8}),
+    ("nesterov", {"lr": 0.02, "momentum": 0.85}),
+    ("adagrad", {"lr": 0.05, "eps": 1e-6}),
+    ("rmsprop", {"lr": 0.01, "decay_rate": 0.9, "eps": 1e-6}),
+    ("adam", {"lr": 0.01, "beta1": 0.8, "beta2": 0.99, "eps": 1e-6}),
+]
+CASE_IDS = [name for name, _ in CASES]
+STATE = {"sgd": (), "momentum": ("v",), "nesterov": ("v",), "adagrad": ("h",), "rmsprop": ("h",),
+         "adam": ("m", "v")}
+RTOL = {np.dtype(np.float64): 1e-9, np.dtype(np.float32): 1e-6}
+
+
+def make_pair(name, kwargs):
+    """The fastdl optimizer and its reference twin."""
+    cls = optim.OPTIMIZERS[name]
+    return cls(**kwargs), getattr(reference, cls.__name__)(**kwargs)
+
+
+def make_params(rng, dtype):
+    return {
+        "W": (0.1 * rng.standard_normal((20, 30))).astype(dtype),
+        "b": (0.1 * rng.standard_normal(30)).astype(dtype),
+        "gamma": np.ones(30, dtype=dtype),
+    }
+
+
+def random_grads(rng, params):
+    return {k: rng.standard_normal(np.shape(v)).astype(np.asarray(v).dtype) for k, v in params.items()}
+
+
+def snapshot(opt, params):
+    """Deep copies of everything an update may touch."""
+    state = {n: copy.deepcopy(getattr(opt, n)) for n in STATE[type(opt).__name__.lower()]}
+    return copy.deepcopy(params), state, getattr(opt, "iter", None)
+
+
+def assert_unchanged(opt, params, snap):
+    params0, state0, iter0 = snap
+    assert params.keys() == params0.keys()
+    for k in params0:
+        np.testing.assert_array_equal(params[k], params0[k], err_msg=k)
+        assert np.asarray(params[k]).dtype == np.asarray(params0[k]).dtype
+    for n, s0 in state0.items():
+        s = getattr(opt, n)
+        if s0 is None:
+            assert s is None, n
+        else:
+            assert s.keys() == s0.keys()
+            for k in s0:
+                np.testing.assert_array_equal(s[k], s0[k], err_msg=f"{n}[{k}]")
+    assert getattr(opt, "iter", None) == iter0
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers against the reference
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize(("name", "kwargs"), CASES, ids=CASE_IDS)
+def test_200_steps_match_reference(name, kwargs, dtype, rng):
+    dtype = np.dtype(dtype)
+    opt, ref = make_pair(name, kwargs)
+    params = make_params(rng, dtype)
+    ref_params = copy.deepcopy(params)
+    ids = {k: id(v) for k, v in params.items()}
+    for _ in range(200):
+        grads = random_grads(rng, params)
+        opt.update(params, grads)
+        ref.update(ref_params, grads)
+    for k in params:
+        assert id(params[k]) == ids[k], f"params[{k!r}] was replaced"
+        assert params[k].dtype == dtype
+        assert_close(params[k], ref_params[k], rtol=RTOL[dtype], err_msg=k)
+    for n in STATE[name]:
+        for k in params:
+            state = getattr(opt, n)[k]
+            assert state.dtype == dtype and state.shape == params[k].shape
+            assert_close(state, getattr(ref, n)[k], rtol=RTOL[dtype], err_msg=f"{n}[{k}]")
+    if name == "adam":
+        assert opt.iter == ref.iter == 200
+
+
+@pytest.mark.parametrize("layout", ["F", "strided"])
+@pytest.mark.parametrize(("name", "kwargs"), CASES, ids=CASE_IDS)
+def test_non_contiguous_params(name, kwargs, layout, rng):
+    opt, ref = make_pair(name, kwargs)
+    base = make_params(rng, np.float64)
+    params = {k: with_layout(v, layout) for k, v in base.items()}
+    ref_params = copy.deepcopy(base)
+    owners = {k: v.base for k, v in params.items()}  # the bigger arrays of the strided views
+    ids = {k: id(v) for k, v in params.items()}
+    for _ in range(5):
+        grads = random_grads(rng, base)
+        # gradients in yet another layout than the parameters
+        grads = {k: with_layout(g, "F" if layout == "strided" else "C") for k, g in grads.items()}
+        opt.update(params, grads)
+        ref.update(ref_params, grads)
+    for k in params:
+        assert id(params[k]) == ids[k]
+        assert_close(params[k], ref_params[k], rtol=1e-12, err_msg=k)
+        if layout == "strided":
+            outside = np.ones(owners[k].shape, dtype=bool)
+            outside[tuple(slice(None, None, 2) for _ in params[k].shape)] = False
+            assert not owners[k][outside].any(), "entries outside the strided view were written"
+
+
+@pytest.mark.parametrize(("name", "kwargs"), CASES, ids=CASE_IDS)
+def test_scalar_2d_demo(name, kwargs):
+    """The book's chapter-6 demo: f(x, y) = x**2 / 20 + y**2 from (-7, 2), params kept as floats."""
+    lr = {"sgd": 0.95, "momentum": 0.1, "nesterov": 0.1, "adagrad": 1.5, "rmsprop": 0.1, "adam": 0.3}[name]
+    kwargs = dict(kwargs, lr=lr)
+    opt, ref = make_pair(name, kwargs)
+    params, ref_params = {"x": -7.0, "y": 2.0}, {"x": -7.0, "y": 2.0}
+    for _ in range(30):
+        grads = {"x": params["x"] / 10.0, "y": 2.0 * params["y"]}
+        ref_grads = {"x": ref_params["x"] / 10.0, "y": 2.0 * ref_params["y"]}
+        opt.update(params, grads)
+        ref.update(ref_params, ref_grads)
+        for k in params:
+            assert type(params[k]) is float
+            assert params[k] == pytest.approx(float(ref_params[k]), rel=1e-12, abs=1e-300)
+    for n in STATE[name]:
+        assert all(np.shape(s) == () and s.dtype == np.float64 for s in getattr(opt, n).values())
+    assert abs(params["x"]) < 7.0  # it moved towards the minimum
+
+
+@pytest.mark.parametrize("scalar", [np.float32, np.float64])
+def test_numpy_scalar_params_keep_their_type(scalar):
+    opt, ref = make_pair("adam", {"lr": 0.3})
+    params = {"x": scalar(-7.0)}
+    ref_params = {"x": np.array(-7.0, dtype=scalar)}
+    for _ in range(3):
+        grads = {"x": scalar(params["x"] / scalar(10))}
+        opt.update(params, grads)
+        ref.update(ref_params, {"x": np.array(grads["x"])})
+    assert type(params["x"]) is scalar
+    assert opt.m["x"].dtype == np.dtype(scalar)
+    assert params["x"] == ref_params["x"][()]
+
+
+def test_other_float_grad_dtype_is_cast_to_param_dtype(rng):
+    p32 = rng.standard_normal((5, 4)).astype(np.float32)
+    g64 = rng.standard_normal((5, 4))
+    params, expected = {"W": p32.copy()}, {"W": p32.copy()}
+    optim.Adam().update(params, {"W": g64})
+    optim.Adam().update(expected, {"W": g64.astype(np.float32)})
+    assert params["W"].dtype == np.float32
+    np.testing.assert_array_equal(params["W"], expected["W"])
+
+
+@pytest.mark.skipif(not runtime.parallel_available() or runtime.get_num_threads() < 2,
+                    reason="needs a parallel threading layer and 2+ threads")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize(("name", "kwargs"), CASES, ids=CASE_IDS)
+def test_parallel_variant_matches(name, kwargs, dtype, rng, monkeypatch):
+    calls = []
+    parallel = optim._k.step_parallel
+
+    def spy(*args):
+        calls.append(args[1].size)
+        return parallel(*args)
+
+    monkeypatch.setattr(optim._k, "step_parallel", spy)
+    params = {"W": rng.standard_normal((33, 31)).astype(dtype), "b": rng.standard_normal(7).astype(dtype)}
+    serial_params, ref_params = copy.deepcopy(params), copy.deepcopy(params)
+    opt, ref = make_pair(name, kwargs)
+    serial_opt = optim.OPTIMIZERS[name](**kwargs)
+    for _ in range(10):
+        grads = random_grads(rng, params)
+        with runtime.parallel_threshold(0):
+            opt.update(params, grads)
+        serial_opt.update(serial_params, grads)
+        ref.update(ref_params, grads)
+    assert len(calls) == 20, "the parallel kernel did not run"
+    for k in params:
+        np.testing.assert_array_equal(params[k], serial_params[k])  # elementwise: identical
+        assert_close(params[k], ref_params[k], rtol=RTOL[np.dtype(dtype)])
+
+
+STEP_CALLS = {
+    "sgd": lambda p, g, s, kw, t: optim.sgd_step(p, g, kw["lr"]),
+    "momentum": lambda p, g, s, kw, t: optim.momentum_step(p, g, s["v"], kw["lr"], kw["momentum"]),
+    "nesterov": lambda p, g, s, kw, t: optim.nesterov_step(p, g, s["v"], kw["lr"], kw["momentum"]),
+    "adagrad": lambda p, g, s, kw, t: optim.adagrad_step(p, g, s["h"], kw["lr"], eps=kw["eps"]),
+    "rmsprop": lambda p, g, s, kw, t: optim.rmsprop_step(p, g, s["h"], kw["lr"], decay_rate=kw["decay_rate"],
+                                                         eps=kw["eps"]),
+    "adam": lambda p, g, s, kw, t: optim.adam_step(p, g, s["m"], s["v"], t, lr=kw["lr"], beta1=kw["beta1"],
+                                                   beta2=kw["beta2"], eps=kw["eps"]),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize(("name", "kwargs"), CASES, ids=CASE_IDS)
+def test_step_functions_match_classes(name, kwargs, dtype, rng):
+    p = rng.standard_normal((9, 11)).astype(dtype)
+    params = {"p": p.copy()}
+    # state in a non-contiguous layout: the function must update it in place all the same
+    state = {n: with_layout(np.zeros_like(p), "strided") for n in STATE[name]}
+    opt = optim.OPTIMIZERS[name](**kwargs)
+    for t in range(1, 21):
+        g = rng.standard_normal(p.shape).astype(dtype)
+        opt.update(params, {"p": g})
+        STEP_CALLS[name](p, g, state, kwargs, t)
+    np.testing.assert_array_equal(p, params["p"])
+    for n in STATE[name]:
+        np.testing.assert_array_equal(state[n], getattr(opt, n)["p"])
+
+
+def test_default_hyper_parameters_are_the_books():
+    expected = {
+        "sgd": {"lr": 0.01},
+        "momentum": {"lr": 0.01, "momentum": 0.9},
+        "nesterov": {"lr": 0.01, "momentum": 0.9},
+        "adagrad": {"lr": 0.01, "eps": 1e-7},
+        "rmsprop": {"lr": 0.01, "decay_rate": 0.99, "eps": 1e-7},
+        "adam": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-7},
+    }
+    for name, values in expected.items():
+        opt = optim.OPTIMIZERS[name]()
+        assert {k: getattr(opt, k) for k in values} == values
+        for n in STATE[name]:
+            assert getattr(opt, n) is None  # created on the first update
+    assert optim.Adam().iter == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Property test: one step from random state equals the reference
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    case=st.sampled_from(CASES),
+    shape=hnp.array_shapes(min_dims=0, max_dims=3, max_side=6),
+    data=st.data(),
+    lr=st.floats(1e-4, 1.0),
+    beta=st.floats(0.0, 0.999),
+    eps=st.floats(1e-9, 1e-3),
+    steps=st.integers(1, 3),
+)
+def test_hypothesis_matches_reference(case, shape, data, lr, beta, eps, steps):
+    name, _ = case
+    kwargs = {
+        "sgd": {"lr": lr},
+        "momentum": {"lr": lr, "momentum": beta},
+        "nesterov": {"lr": lr, "momentum": beta},
+        "adagrad": {"lr": lr, "eps": eps},
+        "rmsprop": {"lr": lr, "decay_rate": max(beta, 1e-3), "eps": eps},
+        "adam": {"lr": lr, "beta1": beta, "beta2": 0.999, "eps": eps},
+    }[name]
+    values = hnp.arrays(np.float64, shape, elements=st.floats(-1e3, 1e3))
+    p = data.draw(values)
+    opt, ref = make_pair(name, kwargs)
+    params, ref_params = {"p": p.copy()}, {"p": p.copy()}
+    for _ in range(steps):
+        g = data.draw(values)
+        opt.update(params, {"p": g})
+        ref.update(ref_params, {"p": g.copy()})
+    assert_close(params["p"], ref_params["p"], rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input: the documented error, and nothing changes
+
+
+def _bad_update_cases(rng):
+    good = {"W": rng.standard_normal((3, 4)), "b": rng.standard_normal(4)}
+
+    def grads_for(params):
+        return {k: np.ones(np.shape(v)) for k, v in params.items()}
+
+    readonly = good["b"].copy()
+    readonly.flags.writeable = False
+    # (id, params, grads, exception, words in the message); the bad key comes last, so an
+    # implementation that stepped key by key would already have changed 'W'
+    return [
+        ("params-not-dict", [good["W"]], grads_for(good), TypeError, "params"),
+        ("grads-not-dict", good, [np.ones(4)], TypeError, "grads"),
+        ("grads-missing-key", good, {"W": np.ones((3, 4))}, ValueError, "'b'"),
+        ("grad-shape", good, {"W": np.ones((3, 4)), "b": np.ones(5)}, ValueError, "grads['b']"),
+        ("grad-int", good, {"W": np.ones((3, 4)), "b": np.ones(4, dtype=np.int64)}, TypeError, "grads['b']"),
+        ("grad-bool", good, {"W": np.ones((3, 4)), "b": np.ones(4, dtype=bool)}, TypeError, "bool"),
+        ("grad-complex", good, {"W": np.ones((3, 4)), "b": np.ones(4, dtype=complex)}, TypeError, "complex"),
+        ("grad-float16", good, {"W": np.ones((3, 4)), "b": np.ones(4, dtype=np.float16)}, TypeError, "float16"),
+        ("param-int", {**good, "b": np.ones(4, dtype=np.int32)}, grads_for(good), TypeError, "params['b']"),
+        ("param-float16", {**good, "b": np.ones(4, dtype=np.float16)}, grads_for(good), TypeError, "float16"),
+        ("param-readonly", {**good, "b": readonly}, grads_for(good), ValueError, "writeable"),
+        ("param-str", {**good, "b": "0.5"}, grads_for(good), TypeError, "params['b']"),
+        ("param-bool", {**good, "b": True}, {**grads_for(good), "b": 1.0}, TypeError, "params['b']"),
+    ]
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["fresh", "after-one-update"])
+@pytest.mark.parametrize(("name", "kwargs"), CASES, ids=CASE_IDS)
+def test_bad_update_changes_nothing(name, kwargs, warm, rng):
+    for case_id, params, grads, exc, words in _bad_update_cases(rng):
+        opt = optim.OPTIMIZERS[name](**kwargs)
+        if warm:
+            warm_params = {k: v for k, v in params.items() if isinstance(v, np.ndarray)} \
+                if isinstance(params, dict) else {}
+            warm_params = {k: np.zeros(v.shape) for k, v in warm_params.items()}
+            opt.update(warm_params, {k: np.ones(v.shape) for k, v in warm_params.items()})
+        snap = snapshot(opt, params if isinstance(params, dict) else {})
+        with pytest.raises(exc, match=r"update: .*must be") as info:
+            opt.update(params, grads)
+        assert words in str(info.value), (case_id, str(info.value))
+        assert_unchanged(opt, params if isinstance(params, dict) else {}, snap)
+
+
+@pytest.mark.parametrize(("name", "kwargs"), [c for c in CASES if STATE[c[0]]], ids=CASE_IDS[1:])
+def test_existing_state_of_another_shape_or_dtype_is_rejected(name, kwargs, rng):
+    opt = optim.OPTIMIZERS[name](**kwargs)
+    params = {"W": rng.standard_normal((3, 4)), "b": rng.standard_normal(4)}
+    opt.update(params, random_grads(rng, params))
+    for replaced, exc in (({"b": rng.standard_normal(5)}, ValueError),
+                          ({"b": rng.standard_normal(4).astype(np.float32)}, TypeError)):
+        bad = {**params, **replaced}
+        snap = snapshot(opt, bad)
+        with pytest.raises(exc, match=r"self\.\w+\['b'\]"):
+            opt.update(bad, random_grads(rng, bad))
+        assert_unchanged(opt, bad, snap)
+
+
+BAD_HYPER = [
+    ("sgd", {"lr": 0}, ValueError), ("sgd", {"lr": -0.1}, ValueError), ("sgd", {"lr": float("nan")}, ValueError),
+    ("sgd", {"lr": "0.1"}, TypeError), ("sgd", {"lr": True}, TypeError),
+    ("momentum", {"momentum": 1.0}, ValueError), ("momentum", {"momentum": -0.1}, ValueError),
+    ("nesterov", {"momentum": None}, TypeError),
+    ("adagrad", {"eps": 0.0}, ValueError),
+    ("rmsprop", {"decay_rate": 0.0}, ValueError), ("rmsprop", {"decay_rate": 1.0}, ValueError),
+    ("adam", {"beta1": 1.0}, ValueError), ("adam", {"beta2": -1e-3}, ValueError),
+    ("adam", {"eps": -1e-7}, ValueError), ("adam", {"lr": float("inf")}, ValueError),
+]
+
+
+@pytest.mark.parametrize(("name", "kwargs", "exc"), BAD_HYPER,
+                         ids=[f"{n}-{next(iter(k))}={next(iter(k.values()))!r}" for n, k, _ in BAD_HYPER])
+def test_bad_hyper_parameters(name, kwargs, exc):
+    (arg,) = kwargs
+    with pytest.raises(exc, match=rf"{arg} must be"):
+        optim.OPTIMIZERS[name](**kwargs)
+    opt = optim.OPTIMIZERS[name]()
+    before = getattr(opt, arg)
+    with pytest.raises(exc, match=rf"{arg} must be"):  # also when set later (a schedule)
+        setattr(opt, arg, kwargs[arg])
+    assert getattr(opt, arg) == before
+
+
+def test_boundary_hyper_parameters_are_accepted():
+    assert optim.Momentum(momentum=0).momentum == 0.0
+    assert optim.Adam(beta1=0.0, beta2=0.0).beta2 == 0.0
+    opt = optim.SGD()
+    opt.lr = 0.5
+    params = {"x": np.ones(3)}
+    opt.update(params, {"x": np.ones(3)})
+    np.testing.assert_array_equal(params["x"], np.full(3, 0.5))
+
+
+def test_step_function_bad_input_changes_nothing(rng):
+    p = rng.standard_normal((4, 5))
+    m, v = np.zeros_like(p), np.zeros_like(p)
+    g = np.ones_like(p)
+    readonly = np.zeros_like(p)
+    readonly.flags.writeable = False
+    bad_calls = [
+        (lambda: optim.adam_step(p, g, m, v.astype(np.float32), 1), TypeError, "v must be of dtype float64"),
+        (lambda: optim.adam_step(p, g, m, v[:, :4], 1), ValueError, "v must be of shape"),
+        (lambda: optim.adam_step(p, g, m, readonly, 1), ValueError, "v must be a writeable"),
+        (lambda: optim.adam_step(p, g, m, v, 0), ValueError, "t must be"),
+        (lambda: optim.adam_step(p, g, m, v, 1.5), TypeError, "t must be"),
+        (lambda: optim.adam_step(p, g, m, v, True), TypeError, "t must be"),
+        (lambda: optim.adam_step(p, g, m, v, 1, beta2=1.0), ValueError, "beta2 must be"),
+        (lambda: optim.momentum_step(p, g, [0.0] * 20, 0.1, 0.9), TypeError, "v must be a numpy array"),
+        (lambda: optim.sgd_step(p.astype(np.float16), g, 0.1), TypeError, "p must be"),
+        (lambda: optim.sgd_step(p, g.astype(np.int64), 0.1), TypeError, "g must be"),
+        (lambda: optim.sgd_step(p, g.T, 0.1), ValueError, "g must be of shape"),
+        (lambda: optim.sgd_step(p, g, 0.0), ValueError, "lr must be"),
+        (lambda: optim.sgd_step(readonly, g, 0.1), ValueError, "p must be a writeable"),
+        (lambda: optim.adagrad_step(p, g, m, 0.1, eps=0), ValueError, "eps must be"),
+        (lambda: optim.rmsprop_step(p, g, m, 0.1, decay_rate=1.5), ValueError, "decay_rate must be"),
+        (lambda: optim.nesterov_step(p, g, m[::2], 0.1, 0.9), ValueError, "v must be of shape"),
+    ]
+    before = [a.copy() for a in (p, m, v)]
+    for call, exc, words in bad_calls:
+        with pytest.raises(exc) as info:
+            call()
+        assert words in str(info.value)
+        for a, b in zip((p, m, v), before):
+            np.testing.assert_array_equal(a, b)
+
+
+# ---------------------------------------------------------------------------------------------
+# Registry
+
+
+def test_get_optimizer_by_name_class_and_instance():
+    for name, cls in optim.OPTIMIZERS.items():
+        assert type(optim.get_optimizer(name)) is cls
+        assert type(optim.get_optimizer(name.upper())) is cls
+    assert type(optim.get_optimizer("RMSprpo")) is optim.RMSprop  # the book's Trainer spelling
+    opt = optim.get_optimizer("adam", lr=0.02, beta1=0.5)
+    assert (opt.lr, opt.beta1, opt.beta2) == (0.02, 0.5, 0.999)
+    assert optim.get_optimizer(optim.Momentum, lr=0.3).lr == 0.3
+    mine = optim.SGD()
+    assert optim.get_optimizer(mine) is mine
+    assert set(optim.OPTIMIZERS) == {"sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"}
+
+
+def test_get_optimizer_errors():
+    with pytest.raises(ValueError, match="'sgd'.*'adam'") as info:
+        optim.get_optimizer("adamw")
+    assert "adamw" in str(info.value)
+    with pytest.raises(ValueError, match="kwargs"):
+        optim.get_optimizer(optim.SGD(), lr=0.1)
+    with pytest.raises(TypeError):
+        optim.get_optimizer(3)
+    with pytest.raises(TypeError):
+        optim.get_optimizer(dict)
+    with pytest.raises(TypeError):
+        optim.get_optimizer("sgd", momentum=0.9)  # SGD takes no momentum
+    with pytest.raises(ValueError, match="lr must be"):
+        optim.get_optimizer("adam", lr=-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# NaN/Inf reporting
+
+
+@pytest.mark.parametrize(("name", "kwargs"), CASES, ids=CASE_IDS)
+def test_nonfinite_gradient_warns_or_raises(name, kwargs):
+    def fresh():
+        return {"W": np.ones((3, 4)), "b": np.ones(4)}
+
+    g_bad = {"W": np.ones((3, 4)), "b": np.array([1.0, np.inf, np.nan, 1.0])}
+    opt, params = optim.OPTIMIZERS[name](**kwargs), fresh()
+    with pytest.warns(fastdl.NonFiniteWarning, match=r"params\['b'\] \(2\)") as record:
+        opt.update(params, g_bad)
+    assert "params['W']" not in str(record[0].message)
+    assert record[0].filename == __file__  # points at the caller of update
+    opt, params = optim.OPTIMIZERS[name](**kwargs), fresh()
+    with fastdl.errstate(nonfinite="raise"), pytest.raises(FloatingPointError, match=r"params\['b'\]"):
+        opt.update(params, g_bad)
+    assert not np.array_equal(params["W"], fresh()["W"])  # the step was applied before the report
+    with fastdl.errstate(nonfinite="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        optim.OPTIMIZERS[name](**kwargs).update(fresh(), g_bad)
+
+
+def test_nonfinite_count_in_parallel_variant():
+    p = np.ones(1000)
+    g = np.zeros(1000)
+    g[[3, 500, 999]] = [np.nan, np.inf, -np.inf]
+    with runtime.parallel_threshold(0), pytest.warns(fastdl.NonFiniteWarning, match=r"\(3 values\)"):
+        optim.sgd_step(p, g, 0.1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Compilation
+
+
+def test_second_update_compiles_nothing_new(rng):
+    def run_all():
+        for dtype in (np.float32, np.float64):
+            for name, kwargs in CASES:
+                params = make_params(rng, dtype)
+                params["F"] = np.asfortranarray(rng.standard_normal((4, 6)).astype(dtype))
+                opt = optim.OPTIMIZERS[name](**kwargs)
+                for _ in range(2):
+                    opt.update(params, random_grads(rng, params))
+                with runtime.parallel_threshold(0):
+                    opt.update(params, random_grads(rng, params))
+
+    run_all()
+    before = _jit.compiled_signatures()
+    assert before["optim.step"] >= 2 and before["optim.adam"] >= 2
+    run_all()
+    assert _jit.compiled_signatures() == before
