@@ -65,6 +65,7 @@ __all__ = [
     "format_table",
     "load_benchmark_json",
     "make_case",
+    "make_interleave_case",
     "measure",
     "measure_compile_cost",
     "measure_peaks",
@@ -123,6 +124,8 @@ class Case:
         Bytes moved (``unit == 'GB/s'``) or floating-point operations (``unit == 'GFLOP/s'``) per call.
     unit : str
         ``'GB/s'`` or ``'GFLOP/s'``.
+    state : dict
+        Arrays ``fn`` works on, for inspection (optimizer cases: ``params`` and ``grads``).
     """
 
     op: str
@@ -132,6 +135,7 @@ class Case:
     fn: Callable[[], object]
     work: float
     unit: str
+    state: dict = field(default_factory=dict)
 
     @property
     def group(self) -> str:
@@ -261,7 +265,9 @@ def _numpy_optimizer_case(op: str, size: str, dtype: str, impl: str, seed: int) 
     _, optim = _numpy_modules(impl)
     params, grads = _optimizer_data(size, dtype, seed)
     opt = getattr(optim, OPTIMIZER_OPS[op][0])(lr=1e-3)
-    return lambda: opt.update(params, grads)
+    update = lambda: opt.update(params, grads)  # noqa: E731
+    update.state = {"params": params, "grads": grads}
+    return update
 
 
 def _torch_optimizer(torch, name: str, params: list, lr: float):
@@ -415,7 +421,61 @@ def make_case(op: str, size: str, dtype: str, impl: str, *, seed: int = 0) -> Ca
         fn = (_torch_layer_case(op, size, dtype, seed) if impl == "torch"
               else _numpy_layer_case(op, size, dtype, impl, seed))
     work, unit = _work(op, size, dtype)
-    return Case(op, size, dtype, impl, fn, work, unit)
+    return Case(op, size, dtype, impl, fn, work, unit, getattr(fn, "state", {}))
+
+
+#: interleave op -> size; policies force every fastdl kernel serial or parallel (or keep the default)
+INTERLEAVE_OPS = {"interleave-step-bn": "784-100x5-10-b100", "interleave-affine-bn-relu": "256x1024"}
+INTERLEAVE_POLICIES = {"serial": 2**62, "parallel": 0, "default": None}
+
+
+def make_interleave_case(op: str, dtype: str, policy: str, *, seed: int = 0) -> Case:
+    """A loop alternating BLAS GEMMs with fastdl kernels, under a forced threading policy.
+
+    The threading-policy evidence: ``policy='parallel'`` runs every fastdl kernel's parallel
+    variant between the GEMMs (``runtime.parallel_threshold(0)``), ``'serial'`` forces the serial
+    variants, ``'default'`` keeps the size threshold. ``interleave-step-bn`` is the 784-100x5-10
+    training step with batch norm (batch 100, Adam); ``interleave-affine-bn-relu`` is Affine(1024 ->
+    1024) + BatchNormalization + Relu forward and backward on a 256x1024 batch.
+
+    Returns
+    -------
+    Case
+        ``impl`` is ``'fastdl-<policy>'``.
+    """
+    from . import runtime
+
+    if op not in INTERLEAVE_OPS:
+        raise ValueError(f"make_interleave_case: op must be one of {tuple(INTERLEAVE_OPS)}; got {op!r}")
+    if policy not in INTERLEAVE_POLICIES:
+        raise ValueError(f"make_interleave_case: policy must be one of {tuple(INTERLEAVE_POLICIES)}; got {policy!r}")
+    size = INTERLEAVE_OPS[op]
+    if op == "interleave-step-bn":
+        body = _numpy_step_case("train-step-bn", dtype, "fastdl", seed)
+        work, unit = _work("train-step-bn", size, dtype)
+    else:
+        layers, _ = _numpy_modules("fastdl")
+        rng, n, d, h, x = _layer_data(size, dtype, seed)
+        chain = [layers.Affine((0.03 * rng.standard_normal((d, h))).astype(dtype), np.zeros(h, dtype=dtype)),
+                 layers.BatchNormalization(np.ones(h, dtype=dtype), np.zeros(h, dtype=dtype)), layers.Relu()]
+        dout = rng.standard_normal((n, h)).astype(dtype)
+
+        def body():
+            y = chain[0].forward(x)
+            y = chain[1].forward(y, train_flg=True)
+            chain[2].forward(y)
+            g = chain[2].backward(dout)
+            chain[0].backward(chain[1].backward(g))
+
+        work, unit = float(6 * n * d * h), "GFLOP/s"
+    threshold = INTERLEAVE_POLICIES[policy]
+    if threshold is None:
+        fn = body
+    else:
+        def fn():
+            with runtime.parallel_threshold(threshold):
+                body()
+    return Case(op, size, dtype, f"fastdl-{policy}", fn, work, unit)
 
 
 def configure_torch_threads(n: int | None = None) -> None:
@@ -632,7 +692,8 @@ def table_rows(results: Iterable[dict], peaks: dict | None = None) -> list[dict]
 
 
 def _columns(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
-    impls = [i for i in IMPLS if any(i in r["median_s"] for r in rows)]
+    seen = {i for r in rows for i in r["median_s"]}
+    impls = [i for i in IMPLS if i in seen] + sorted(seen - set(IMPLS))
     head = ["op", "size", "dtype", *impls, "x ref", *(["x torch"] if "torch" in impls else []),
             "fastdl rate", "of peak"]
     body = []

@@ -1,0 +1,158 @@
+"""fastdl bench, bench report, warmup and the shared op matrix: structure, not speed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fastdl import _jit, benchmark, runtime
+from fastdl.benchmark import Unavailable, make_case
+
+REPO = Path(__file__).resolve().parents[1]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _cli(argv):
+    parser = argparse.ArgumentParser()
+    benchmark.register_cli(parser.add_subparsers())
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+_SMALL = [("affine-backward", "100x100"), ("batchnorm-forward", "100x100"), ("softmax-loss-backward", "100x100"),
+          ("dropout-forward", "100x100"), ("rmsprop-update", "10K")]
+
+
+@pytest.mark.parametrize("op, size, impl", [(op, size, impl) for op, size in _SMALL for impl in ("reference", "fastdl")]
+                         + [("train-step-bn", "784-100x5-10-b100", "reference")])
+def test_case_runs_and_describes_its_work(op, size, impl):
+    case = make_case(op, size, "float32", impl)
+    case.fn()
+    assert case.group == f"{op}-{size}-float32"
+    assert case.meta() == {"op": op, "size": size, "dtype": "float32", "impl": impl, "group": case.group,
+                           "work": case.work, "unit": case.unit}
+    assert case.work > 0 and case.unit == ("GFLOP/s" if op.startswith(("affine", "train")) else "GB/s")
+
+
+def test_optimizer_case_changes_parameters_in_place():
+    """The timed call does the real update (a benchmark of a no-op would be worthless)."""
+    case = make_case("adam-update", "10K", "float64", "fastdl")
+    W = case.state["params"]["W"]
+    before = W.copy()
+    case.fn()
+    assert case.state["params"]["W"] is W
+    assert not np.array_equal(W, before)
+
+
+def test_torch_case_when_installed_else_unavailable(monkeypatch):
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        with pytest.raises(Unavailable):
+            make_case("relu-forward", "100x100", "float64", "torch")
+        return
+    make_case("batchnorm-backward", "100x100", "float64", "torch").fn()
+    make_case("sgd-update", "10K", "float64", "torch").fn()
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(Unavailable, match="torch is not installed"):
+        make_case("relu-forward", "100x100", "float64", "torch")
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"op": "conv-forward"}, "op must be one of"), ({"size": "10K"}, "size must be one of"),
+    ({"dtype": "float16"}, "dtype must be one of"), ({"impl": "jax"}, "impl must be one of")])
+def test_make_case_rejects_unknown_arguments(kwargs, match):
+    args = dict(op="relu-forward", size="100x100", dtype="float64", impl="reference") | kwargs
+    with pytest.raises(ValueError, match=match):
+        make_case(**args)
+
+
+@pytest.mark.parametrize("policy", list(benchmark.INTERLEAVE_POLICIES))
+def test_interleave_case_restores_threshold(policy):
+    before = runtime.get_parallel_threshold()
+    case = benchmark.make_interleave_case("interleave-affine-bn-relu", "float32", policy)
+    case.fn()
+    assert case.impl == f"fastdl-{policy}" and case.group == "interleave-affine-bn-relu-256x1024-float32"
+    assert runtime.get_parallel_threshold() == before
+
+
+def test_table_ratios_come_from_the_medians():
+    results = [dict(op="relu-forward", size="100x100", dtype="float64", impl=impl, work=2e5, unit="GB/s",
+                    median_s=m) for impl, m in (("reference", 4e-5), ("fastdl", 1e-5), ("torch", 2e-5))]
+    peaks = {"triad_GBps": 10.0, "triad_bytes": 2**27, "gemm_n": 64, "gemm_GFLOPs": {"float64": 5.0}, "threads": 2}
+    (row,) = benchmark.table_rows(results, peaks)
+    assert row["speedup_vs_reference"] == pytest.approx(4.0)
+    assert row["speedup_vs_torch"] == pytest.approx(2.0)
+    assert row["rate"] == pytest.approx(2e5 / 1e-5 / 1e9)
+    assert row["fraction_of_peak"] == pytest.approx(row["rate"] / 10.0)
+    md = benchmark.format_markdown(results, peaks, {"processor": "cpu", "numba_threads": 2})
+    table = [line for line in md.splitlines() if line.startswith("|")]
+    assert len(table) == 3 and all(line.count("|") == table[0].count("|") for line in table)
+    assert "| relu-forward | 100x100 | float64 |" in table[2] and "4.00" in table[2]
+    assert "relu-forward" in benchmark.format_table(results, None)
+
+
+def test_quick_bench_writes_json_table_and_png(tmp_path, capsys):
+    code = _cli(["bench", "--quick", "--no-torch", "--dtype", "float64", "--no-progress", "--out", str(tmp_path)])
+    assert code == 0
+    data = json.loads((tmp_path / "bench.json").read_text())
+    assert set(data) == {"info", "peaks", "results"}
+    assert data["peaks"]["triad_GBps"] > 0 and data["peaks"]["gemm_GFLOPs"]["float64"] > 0
+    assert {"numpy", "numba", "numba_threads", "processor", "fastdl"} <= set(data["info"])
+    entries = benchmark.default_matrix(quick=True).entries
+    got = {(r["op"], r["size"], r["impl"]) for r in data["results"]}
+    assert got == {(op, size, impl) for op, size in entries for impl in ("reference", "fastdl")}
+    assert all(r["median_s"] > 0 and r["dtype"] == "float64" for r in data["results"])
+    assert (tmp_path / "bench.png").read_bytes()[:8] == PNG
+    out = capsys.readouterr().out
+    assert "peaks" in out and all(op in out for op, _ in entries)
+
+
+def test_bench_report_reads_a_pytest_benchmark_json(tmp_path, capsys):
+    """Run two real bench/ cases under pytest-benchmark, then format the JSON it wrote."""
+    out = tmp_path / "pb.json"
+    env = dict(os.environ, MPLBACKEND="Agg", FASTDL_BENCH_PEAKS="quick")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(REPO / "bench" / "test_optim.py"),
+         "-k", "sgd-update-10K and float64 and (reference or fastdl)", "--benchmark-min-time=0.0005",
+         "--benchmark-max-time=0.01", f"--benchmark-json={out}"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results, peaks, info = benchmark.load_benchmark_json(out)
+    assert sorted(r["impl"] for r in results) == ["fastdl", "reference"]
+    assert {r["group"] for r in results} == {"sgd-update-10K-float64"}
+    assert peaks and peaks["triad_GBps"] > 0 and info["numba"]
+    assert _cli(["bench", "report", str(out), "--markdown", "--out", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "| sgd-update | 10K | float64 |" in text
+    assert (tmp_path / "pb.png").read_bytes()[:8] == PNG
+
+
+def test_bench_report_without_fastdl_results_fails(tmp_path, capsys):
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps({"benchmarks": [{"group": "g", "extra_info": {}, "stats": {"median": 1.0}}]}))
+    assert _cli(["bench", "report", str(path)]) == 1
+
+
+def test_warmup_runs_every_layer_and_optimizer_and_then_compiles_nothing(capsys):
+    steps = benchmark.warmup("float64", verbose=True)
+    optim = pytest.importorskip("fastdl.optim")
+    whats = {s.what for s in steps}
+    assert {"Affine", "Relu", "Sigmoid", "BatchNormalization", "Dropout", "SoftmaxWithLoss"} <= whats
+    assert {f"optimizer {name}" for name in optim.OPTIMIZERS} <= whats
+    assert {s.variant for s in steps} == ({"serial", "parallel"} if runtime.parallel_available() else {"serial"})
+    signatures = _jit.compiled_signatures()
+    assert sum(signatures.values()) > 0
+    again = benchmark.warmup("float64")
+    assert sum(s.compiled + s.loaded for s in again) == 0
+    assert _jit.compiled_signatures() == signatures
+    assert "total" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="warmup: dtype"):
+        benchmark.warmup("float16")

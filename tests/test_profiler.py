@@ -1,0 +1,145 @@
+"""Profiler: rows cover every layer, shares add up, exports round-trip, the optimizer step is real."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+
+from fastdl import profiler, reference
+from fastdl.profiler import ProfileReport, compare, profile
+
+
+class BookNet:
+    """A two-layer network written the book's way from any layer module (here: the reference)."""
+
+    def __init__(self, L, sizes=(12, 9, 5), seed=0, dtype=np.float64):
+        rng = np.random.default_rng(seed)
+        self.params = {}
+        self.layers = OrderedDict()
+        for i in range(1, len(sizes)):
+            self.params[f"W{i}"] = (0.3 * rng.standard_normal((sizes[i - 1], sizes[i]))).astype(dtype)
+            self.params[f"b{i}"] = np.zeros(sizes[i], dtype=dtype)
+            self.layers[f"Affine{i}"] = L.Affine(self.params[f"W{i}"], self.params[f"b{i}"])
+            if i < len(sizes) - 1:
+                self.layers[f"Relu{i}"] = L.Relu()
+        self.last_layer = L.SoftmaxWithLoss()
+
+
+@pytest.fixture
+def batch(rng):
+    return rng.standard_normal((8, 12)), rng.integers(0, 5, 8)
+
+
+def test_rows_cover_every_layer_loss_and_optimizer(batch):
+    net = BookNet(reference)
+    report = profile(net, *batch, optimizer=reference.Adam(), repeat=3, warmup=1)
+    assert [r.name for r in report.rows] == [*net.layers, "loss", "optimizer"]
+    assert [r.kind for r in report.rows] == ["Affine", "Relu", "Affine", "SoftmaxWithLoss", "Adam"]
+    assert sum(r.share for r in report.rows) == pytest.approx(1.0, abs=1e-9)
+    assert all(r.forward_s > 0 for r in report.rows)
+    assert all(r.backward_s > 0 for r in report.rows[:-1]) and report.rows[-1].backward_s == 0
+    assert {r.unit for r in report.rows if r.kind == "Affine"} == {"GFLOP/s"}
+    assert {r.unit for r in report.rows if r.kind != "Affine"} == {"GB/s"}
+    assert report.samples_per_s == pytest.approx(8 / report.total_s)
+    assert report.batch_size == 8 and report.dtype == "float64" and report.repeat == 3
+    text = str(report)
+    for name in [*net.layers, "loss", "optimizer", "step"]:
+        assert name in text
+
+
+def test_optimizer_step_uses_each_layers_gradient(batch):
+    """One profiled SGD step equals a hand-written backprop step on an identical network."""
+    x, t = batch
+    net, twin = BookNet(reference), BookNet(reference)
+    originals = {k: v for k, v in net.params.items()}
+    profile(net, x, t, optimizer=reference.SGD(lr=0.1), repeat=1, warmup=0)
+    h = x
+    for layer in twin.layers.values():
+        h = layer.forward(h)
+    twin.last_layer.forward(h, t)
+    dout = twin.last_layer.backward(1)
+    for layer in reversed(twin.layers.values()):
+        dout = layer.backward(dout)
+    for i in (1, 2):
+        twin.params[f"W{i}"] -= 0.1 * twin.layers[f"Affine{i}"].dW
+        twin.params[f"b{i}"] -= 0.1 * twin.layers[f"Affine{i}"].db
+    for key, value in net.params.items():
+        assert value is originals[key]
+        np.testing.assert_allclose(value, twin.params[key], rtol=1e-12, atol=1e-15)
+
+
+def test_fastdl_network_with_batchnorm_and_dropout(rng):
+    nets = pytest.importorskip("fastdl.nets")
+    optim = pytest.importorskip("fastdl.optim")
+    np.random.seed(0)
+    net = nets.MultiLayerNetExtend(16, [10, 10], 4, use_batchnorm=True, use_dropout=True, dtype=np.float32)
+    x = rng.standard_normal((6, 16)).astype(np.float32)
+    report = profile(net, x, rng.integers(0, 4, 6), optimizer=optim.Adam(), repeat=2, warmup=1, label="fastdl")
+    assert [r.name for r in report.rows] == [*net.layers, "loss", "optimizer"]
+    assert report.dtype == "float32"
+    assert sum(r.share for r in report.rows) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_json_round_trip_and_plot(tmp_path, batch):
+    report = profile(BookNet(reference), *batch, repeat=2, warmup=0, label="ref")
+    path = tmp_path / "p.json"
+    text = report.to_json(path)
+    assert json.loads(path.read_text()) == json.loads(text)
+    again = ProfileReport.from_json(path)
+    assert again.to_dict() == report.to_dict()
+    assert ProfileReport.from_json(text).to_dict() == report.to_dict()
+    png = report.plot(tmp_path / "p.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compare_side_by_side(tmp_path, batch):
+    a = profile(BookNet(reference), *batch, repeat=2, warmup=0, label="one")
+    b = profile(BookNet(reference), *batch, repeat=2, warmup=0, label="two")
+    cmp = compare(a, b)
+    speed = cmp.speedups()
+    assert set(speed) == {*(r.name for r in a.rows), "step"}
+    assert speed["step"] == pytest.approx(a.total_s / b.total_s)
+    text = str(cmp)
+    assert "speed-up" in text and "one fwd" in text and "two bwd" in text
+    assert cmp.plot(tmp_path / "c.png").stat().st_size > 0
+    assert set(cmp.to_dict()) == {"baseline", "candidate", "speedups"}
+
+
+def test_rejects_what_is_not_a_book_network(batch):
+    with pytest.raises(TypeError, match="profile: network must have"):
+        profile(object(), *batch)
+    with pytest.raises(ValueError, match="repeat must be a positive integer"):
+        profile(BookNet(reference), *batch, repeat=0)
+    net = BookNet(reference)
+    net.params["W1"] = net.params["W1"].copy()  # no longer the array Affine1 holds
+    with pytest.raises(ValueError, match=r"params\['W1'\]"):
+        profile(net, *batch, optimizer=reference.SGD())
+
+
+def _cli(argv):
+    parser = argparse.ArgumentParser()
+    profiler.register_cli(parser.add_subparsers())
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_cli_compare_writes_json_and_plot(tmp_path, capsys):
+    pytest.importorskip("fastdl.nets")
+    code = _cli(["profile", "--hidden", "12,12", "--input", "20", "--output", "3", "--batch", "6", "--batchnorm",
+                 "--dtype", "float32", "--compare", "--repeat", "2", "--warmup", "1",
+                 "--json", str(tmp_path / "c.json"), "--plot", str(tmp_path / "c.png")])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "reference fwd" in out and "fastdl fwd" in out and "BatchNorm1" in out
+    data = json.loads((tmp_path / "c.json").read_text())
+    assert data["baseline"]["label"] == "reference" and data["candidate"]["label"] == "fastdl"
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_rejects_bad_hidden_list():
+    with pytest.raises(SystemExit):
+        _cli(["profile", "--hidden", "10,x"])
