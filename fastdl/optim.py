@@ -55,6 +55,12 @@ __all__ = [
 ]
 
 _FLOATS = _checks.FLOAT_DTYPES
+_F32 = np.dtype(np.float32)
+
+
+def _is_float(dtype: np.dtype) -> bool:
+    """float32/float64 in native byte order (identity with the builtin dtypes first: ~5x cheaper)."""
+    return dtype is _F64 or dtype is _F32 or dtype in _FLOATS
 _F64 = np.dtype(np.float64)
 _ZERO4 = (0.0, 0.0, 0.0, 0.0)
 
@@ -105,9 +111,9 @@ def _flat_inout(a: np.ndarray, order: str) -> tuple[np.ndarray, np.ndarray | Non
     """A 1-D view of ``a`` in ``order`` when there is one, else a contiguous copy plus ``a`` to write back."""
     if order == "C":
         if a.flags.c_contiguous:
-            return a.reshape(-1), None
+            return a.ravel(), None  # a view (ravel is ~2x cheaper than reshape(-1) per call)
     elif a.flags.f_contiguous:
-        return a.reshape(-1, order="F"), None
+        return a.ravel(order="F"), None
     return np.ascontiguousarray(np.ravel(a, order=order)), a
 
 
@@ -119,26 +125,35 @@ def _flat_in(g: np.ndarray, order: str, dtype: np.dtype) -> np.ndarray:
     return flat
 
 
+def _cast(constants: tuple, dtype: np.dtype) -> tuple:
+    """The rule's constants as scalars of the parameter dtype (NumPy 2's weak-scalar arithmetic)."""
+    t = dtype.type
+    return tuple(t(c) for c in constants)
+
+
 def _step_array(kind: int, p: np.ndarray, g: np.ndarray, states: tuple, constants: tuple) -> int:
     """Step one validated parameter array (and its state) in place; return the non-finite count.
 
-    The one code path of the classes and the step functions: ``p`` is stepped through a 1-D
-    view in its own memory order (C or Fortran), ``g`` is flattened in the same logical order,
-    and any array that has no such view is stepped as a contiguous copy and written back.
+    The one code path of the classes and the step functions. ``constants`` are already cast to
+    ``p.dtype`` (:func:`_cast`). ``p`` is stepped through a 1-D view in its own memory order (C or
+    Fortran), ``g`` is flattened in the same logical order, and any array without such a view
+    (a strided slice) is stepped as a contiguous copy and written back.
     """
     order = _order(p)
-    dt = p.dtype.type
     pf, p_back = _flat_inout(p, order)
     gf = _flat_in(g, order, p.dtype)
     flats = [_flat_inout(s, order) for s in states]
     s1 = flats[0][0] if flats else pf
     s2 = flats[1][0] if len(flats) > 1 else pf
-    c0, c1, c2, c3 = constants
-    if runtime.use_parallel(pf.size):
-        bad = _k.step_parallel(kind, pf, gf, s1, s2, dt(c0), dt(c1), dt(c2), dt(c3), runtime.chunks(pf.size))
+    n = pf.size
+    # the size test first: runtime.use_parallel asks Numba for the thread count (~0.5 us)
+    if n >= runtime.get_parallel_threshold() and runtime.use_parallel(n):
+        bad = _k.step_parallel(kind, pf, gf, s1, s2, *constants, runtime.chunks(n))
     else:
-        bad = _k.step(kind, pf, gf, s1, s2, dt(c0), dt(c1), dt(c2), dt(c3))
-    for flat, target in ((pf, p_back), *flats):
+        bad = _k.step(kind, pf, gf, s1, s2, *constants)
+    if p_back is not None:
+        p_back[...] = pf.reshape(p_back.shape, order=order)
+    for flat, target in flats:
         if target is not None:
             target[...] = flat.reshape(target.shape, order=order)
     return bad
@@ -151,7 +166,7 @@ def _step_array(kind: int, p: np.ndarray, g: np.ndarray, states: tuple, constant
 def _check_param_array(p, name: str, where: str) -> np.ndarray:
     if not isinstance(p, np.ndarray):
         _checks.fail(where, name, "a float32 or float64 numpy array", _checks.describe(p), TypeError)
-    if p.dtype not in _FLOATS:
+    if not _is_float(p.dtype):
         _checks.fail(where, name, "a float32 or float64 array (cast it with .astype(np.float64) or np.float32)",
                      f"dtype {p.dtype}", TypeError)
     if not p.flags.writeable:
@@ -160,7 +175,7 @@ def _check_param_array(p, name: str, where: str) -> np.ndarray:
 
 
 def _check_grad(g, p: np.ndarray, name: str, pname: str, where: str) -> np.ndarray:
-    if not isinstance(g, np.ndarray) or g.dtype not in _FLOATS:
+    if not isinstance(g, np.ndarray) or not _is_float(g.dtype):
         g = _checks.float_array(g, name, where)
     if g.shape != p.shape:
         _checks.fail(where, name, f"of shape {p.shape} like {pname}", f"shape {g.shape}")
@@ -275,9 +290,9 @@ class _Optimizer:
         parameters is reported per :func:`fastdl.errstate` after all keys have been stepped.
         """
         where = f"{type(self).__name__}.update"
-        if not isinstance(params, Mapping):
+        if type(params) is not dict and not isinstance(params, Mapping):
             _checks.fail(where, "params", "a dict of name -> array", _checks.describe(params), TypeError)
-        if not isinstance(grads, Mapping):
+        if type(grads) is not dict and not isinstance(grads, Mapping):
             _checks.fail(where, "grads", "a dict of name -> array", _checks.describe(grads), TypeError)
         entries = []
         has_scalar = False
@@ -296,7 +311,7 @@ class _Optimizer:
         for name in self._state_names:
             store = getattr(self, name)
             if store is not None:
-                if not isinstance(store, MutableMapping):
+                if type(store) is not dict and not isinstance(store, MutableMapping):
                     _checks.fail(where, f"self.{name}", "None or a dict of state arrays",
                                  _checks.describe(store), TypeError)
                 for key, p, _, _ in entries:
@@ -314,10 +329,14 @@ class _Optimizer:
                     store[key] = np.zeros(p.shape, p.dtype, order=_order(p))
         self._advance()
         constants = self._constants()
+        cast = {}  # dtype -> constants in that dtype
         kind = self._kind
         bad = []
         for key, p, g, scalar_type in entries:
-            n_bad = _step_array(kind, p, g, tuple(store[key] for store in stores), constants)
+            c = cast.get(p.dtype)
+            if c is None:
+                c = cast[p.dtype] = _cast(constants, p.dtype)
+            n_bad = _step_array(kind, p, g, tuple(store[key] for store in stores), c)
             if scalar_type is not None:
                 params[key] = scalar_type(p[()])
             if n_bad:
@@ -623,7 +642,7 @@ def _step_inputs(where: str, p, g, states: dict) -> tuple:
 
 
 def _apply(where: str, kind: int, p: np.ndarray, g: np.ndarray, states: tuple, constants: tuple) -> None:
-    n_bad = _step_array(kind, p, g, states, constants)
+    n_bad = _step_array(kind, p, g, states, _cast(constants, p.dtype))
     if n_bad:
         runtime.report_nonfinite(where, f"NaN/Inf in the updated p ({n_bad} values)")
 
