@@ -235,7 +235,10 @@ class _Hyper:
     def __get__(self, obj, objtype=None):
         if obj is None:
             return self
-        return obj.__dict__[self.name]
+        try:
+            return obj.__dict__[self.name]
+        except KeyError:
+            raise AttributeError(f"{type(obj).__name__!r} object has no attribute {self.name!r}") from None
 
     def __set__(self, obj, value) -> None:
         obj.__dict__[self.name] = _check_hyper(value, self.name, type(obj).__name__, **_HYPER_RULES[self.name])
@@ -249,11 +252,27 @@ class _Optimizer:
     """Shared ``update``: validate everything, create missing state, step each key, report NaN/Inf."""
 
     _kind: int = _k.SGD
-    _state_names: tuple[str, ...] = ()
-    _hyper_names: tuple[str, ...] = ()
+    _state_names: tuple[str, ...] = ()  # the state dicts, created on the first update
+    _hyper_names: tuple[str, ...] = ()  # constructor arguments, in the order _rule takes them
+    _rule = staticmethod(_sgd_constants)  # hyper-parameters -> the kernel's constants
+
+    # validated on every assignment (a learning-rate schedule may set opt.lr later)
+    lr = _Hyper()
+    momentum = _Hyper()
+    decay_rate = _Hyper()
+    beta1 = _Hyper()
+    beta2 = _Hyper()
+    eps = _Hyper()
+
+    def _setup(self, **hyper) -> None:
+        """Set (and so validate) the hyper-parameters; the state dicts start as None."""
+        for name, value in hyper.items():
+            setattr(self, name, value)
+        for name in self._state_names:
+            setattr(self, name, None)
 
     def _constants(self) -> tuple:
-        raise NotImplementedError
+        return self._rule(*(getattr(self, n) for n in self._hyper_names))
 
     def _advance(self) -> None:
         """Called once per accepted ``update`` before the constants are read (Adam's counter)."""
@@ -360,13 +379,11 @@ class SGD(_Optimizer):
 
     _kind = _k.SGD
     _hyper_names = ("lr",)
-    lr = _Hyper()
+    _rule = staticmethod(_sgd_constants)
 
     def __init__(self, lr: float = 0.01) -> None:
-        self.lr = lr
+        self._setup(lr=lr)
 
-    def _constants(self) -> tuple:
-        return _sgd_constants(self.lr)
 
 
 class Momentum(_Optimizer):
@@ -391,16 +408,11 @@ class Momentum(_Optimizer):
     _kind = _k.MOMENTUM
     _state_names = ("v",)
     _hyper_names = ("lr", "momentum")
-    lr = _Hyper()
-    momentum = _Hyper()
+    _rule = staticmethod(_momentum_constants)
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
-        self.lr = lr
-        self.momentum = momentum
-        self.v: dict | None = None
+        self._setup(lr=lr, momentum=momentum)
 
-    def _constants(self) -> tuple:
-        return _momentum_constants(self.lr, self.momentum)
 
 
 class Nesterov(_Optimizer):
@@ -429,16 +441,11 @@ class Nesterov(_Optimizer):
     _kind = _k.NESTEROV
     _state_names = ("v",)
     _hyper_names = ("lr", "momentum")
-    lr = _Hyper()
-    momentum = _Hyper()
+    _rule = staticmethod(_nesterov_constants)
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
-        self.lr = lr
-        self.momentum = momentum
-        self.v: dict | None = None
+        self._setup(lr=lr, momentum=momentum)
 
-    def _constants(self) -> tuple:
-        return _nesterov_constants(self.lr, self.momentum)
 
 
 class AdaGrad(_Optimizer):
@@ -463,16 +470,11 @@ class AdaGrad(_Optimizer):
     _kind = _k.ADAGRAD
     _state_names = ("h",)
     _hyper_names = ("lr", "eps")
-    lr = _Hyper()
-    eps = _Hyper()
+    _rule = staticmethod(_adagrad_constants)
 
     def __init__(self, lr: float = 0.01, eps: float = 1e-7) -> None:
-        self.lr = lr
-        self.eps = eps
-        self.h: dict | None = None
+        self._setup(lr=lr, eps=eps)
 
-    def _constants(self) -> tuple:
-        return _adagrad_constants(self.lr, self.eps)
 
 
 class RMSprop(_Optimizer):
@@ -501,18 +503,11 @@ class RMSprop(_Optimizer):
     _kind = _k.RMSPROP
     _state_names = ("h",)
     _hyper_names = ("lr", "decay_rate", "eps")
-    lr = _Hyper()
-    decay_rate = _Hyper()
-    eps = _Hyper()
+    _rule = staticmethod(_rmsprop_constants)
 
     def __init__(self, lr: float = 0.01, decay_rate: float = 0.99, eps: float = 1e-7) -> None:
-        self.lr = lr
-        self.decay_rate = decay_rate
-        self.eps = eps
-        self.h: dict | None = None
+        self._setup(lr=lr, decay_rate=decay_rate, eps=eps)
 
-    def _constants(self) -> tuple:
-        return _rmsprop_constants(self.lr, self.decay_rate, self.eps)
 
 
 class Adam(_Optimizer):
@@ -548,19 +543,10 @@ class Adam(_Optimizer):
     _kind = _k.ADAM
     _state_names = ("m", "v")
     _hyper_names = ("lr", "beta1", "beta2", "eps")
-    lr = _Hyper()
-    beta1 = _Hyper()
-    beta2 = _Hyper()
-    eps = _Hyper()
 
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-7) -> None:
-        self.lr = lr
-        self.beta1 = beta1
-        self.beta2 = beta2
-        self.eps = eps
+        self._setup(lr=lr, beta1=beta1, beta2=beta2, eps=eps)
         self.iter = 0
-        self.m: dict | None = None
-        self.v: dict | None = None
 
     def _advance(self) -> None:
         self.iter += 1
