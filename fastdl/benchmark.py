@@ -68,6 +68,7 @@ __all__ = [
     "make_interleave_case",
     "measure",
     "measure_compile_cost",
+    "measure_group",
     "measure_peaks",
     "plot_results",
     "register_cli",
@@ -500,20 +501,38 @@ def measure(fn: Callable[[], object], *, warmup: int = 2, min_time: float = 0.2,
     Each sample runs enough calls to last about ``sample_time``; sampling stops after ``min_time``
     seconds once ``min_samples`` are taken (or at ``max_samples``).
     """
-    for _ in range(max(1, warmup)):
-        fn()
-    t0 = time.perf_counter()
-    fn()
-    once = max(time.perf_counter() - t0, 1e-9)
-    number = max(1, int(sample_time / once))
-    samples: list[float] = []
-    start = time.perf_counter()
-    while len(samples) < min_samples or (time.perf_counter() - start < min_time and len(samples) < max_samples):
-        t0 = time.perf_counter()
-        for _ in range(number):
+    return measure_group({"fn": fn}, warmup=warmup, min_time=min_time, min_samples=min_samples,
+                         max_samples=max_samples, sample_time=sample_time)["fn"]
+
+
+def measure_group(fns: dict[str, Callable[[], object]], *, warmup: int = 2, min_time: float = 0.2,
+                  min_samples: int = 5, max_samples: int = 50, sample_time: float = 2e-3) -> dict[str, float]:
+    """Median seconds per call of each callable, sampled round-robin.
+
+    The implementations of one group take their samples in turn (one sample of each, then the next
+    round), so a burst of load from elsewhere on the machine hits all of them alike and the ratios
+    stay meaningful. Each callable is first called ``warmup`` times, untimed.
+    """
+    numbers = {}
+    for name, fn in fns.items():
+        for _ in range(max(1, warmup)):
             fn()
-        samples.append((time.perf_counter() - t0) / number)
-    return statistics.median(samples)
+        t0 = time.perf_counter()
+        fn()
+        numbers[name] = max(1, int(sample_time / max(time.perf_counter() - t0, 1e-9)))
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    start = time.perf_counter()
+    rounds = 0
+    clock = time.perf_counter
+    while rounds < min_samples or (clock() - start < min_time * len(fns) and rounds < max_samples):
+        for name, fn in fns.items():
+            number = numbers[name]
+            t0 = clock()
+            for _ in range(number):
+                fn()
+            samples[name].append((clock() - t0) / number)
+        rounds += 1
+    return {name: statistics.median(v) for name, v in samples.items()}
 
 
 def _triad_kernels():
@@ -628,7 +647,7 @@ def default_matrix(quick: bool = False, dtypes: Sequence[str] = DTYPES, torch: b
         entries += [("batchnorm-forward", "1024x4096"), ("batchnorm-backward", "1024x4096"),
                     ("adam-update", "8M")]
         entries += [(op, "784-100x5-10-b100") for op in STEP_OPS]
-        timing = {"min_time": 0.15, "min_samples": 5, "max_samples": 40, "warmup": 2}
+        timing = {"min_time": 0.12, "min_samples": 7, "max_samples": 40, "warmup": 2}
     impls = IMPLS if torch else ("reference", "fastdl")
     return Matrix(entries, tuple(dtypes), impls, timing)
 
@@ -636,23 +655,25 @@ def default_matrix(quick: bool = False, dtypes: Sequence[str] = DTYPES, torch: b
 def run_matrix(matrix: Matrix, *, progress: bool = True, seed: int = 0) -> list[dict]:
     """Time every (op, size, dtype, impl) of ``matrix``; return one result dict per timing.
 
-    Unavailable implementations (torch not installed) are left out of the results.
+    The implementations of one (op, size, dtype) group are timed together, round-robin
+    (:func:`measure_group`). Unavailable implementations (torch not installed) are left out.
     """
     from tqdm.auto import tqdm
 
-    combos = [(op, size, dtype, impl) for op, size in matrix.entries for dtype in matrix.dtypes
-              for impl in matrix.impls]
+    groups = [(op, size, dtype) for op, size in matrix.entries for dtype in matrix.dtypes]
     results = []
-    bar = tqdm(combos, desc="fastdl bench", unit="case", disable=not progress, file=sys.stderr)
-    for op, size, dtype, impl in bar:
-        bar.set_postfix_str(f"{op} {size} {dtype} {impl}", refresh=False)
-        try:
-            case = make_case(op, size, dtype, impl, seed=seed)
-        except Unavailable:
-            continue
-        median = measure(case.fn, **matrix.timing)
-        results.append(dict(case.meta(), median_s=median))
-        del case
+    bar = tqdm(groups, desc="fastdl bench", unit="group", disable=not progress, file=sys.stderr)
+    for op, size, dtype in bar:
+        bar.set_postfix_str(f"{op} {size} {dtype}", refresh=False)
+        cases = {}
+        for impl in matrix.impls:
+            try:
+                cases[impl] = make_case(op, size, dtype, impl, seed=seed)
+            except Unavailable:
+                continue
+        medians = measure_group({impl: c.fn for impl, c in cases.items()}, **matrix.timing)
+        results += [dict(c.meta(), median_s=medians[impl]) for impl, c in cases.items()]
+        del cases
     return results
 
 
@@ -736,7 +757,9 @@ def format_markdown(results: Iterable[dict], peaks: dict | None = None, info: di
         out.append(f"Machine: {info.get('processor')}, {info.get('numba_threads')} threads "
                    f"({info.get('fastdl_threading_layer')}); Python {info.get('python')}, "
                    f"NumPy {info.get('numpy')}, Numba {info.get('numba')}"
-                   + (f", torch {info['torch']}" if info.get("torch") else "") + ".")
+                   + (f", torch {info['torch']}" if info.get("torch") else "")
+                   + (f"; load average {info['loadavg_at_start']} at start" if "loadavg_at_start" in info else "")
+                   + ".")
         out.append("")
     out.append(_peaks_line(peaks) + ".")
     out.append("")
@@ -1003,6 +1026,8 @@ def _info() -> dict:
     except ImportError:
         info["torch"] = None
     info["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    if hasattr(os, "getloadavg"):
+        info["loadavg_at_start"] = round(os.getloadavg()[0], 2)
     return info
 
 
