@@ -62,7 +62,7 @@ def _is_float(dtype: np.dtype) -> bool:
     """float32/float64 in native byte order (identity with the builtin dtypes first: ~5x cheaper)."""
     return dtype is _F64 or dtype is _F32 or dtype in _FLOATS
 _F64 = np.dtype(np.float64)
-_ZERO4 = (0.0, 0.0, 0.0, 0.0)
+_MISSING = object()
 
 
 # --------------------------------------------------------------------------------------------
@@ -131,7 +131,7 @@ def _cast(constants: tuple, dtype: np.dtype) -> tuple:
     return tuple(t(c) for c in constants)
 
 
-def _step_array(kind: int, p: np.ndarray, g: np.ndarray, states: tuple, constants: tuple) -> int:
+def _step_array(kind: int, p: np.ndarray, g: np.ndarray, states, constants: tuple) -> int:
     """Step one validated parameter array (and its state) in place; return the non-finite count.
 
     The one code path of the classes and the step functions. ``constants`` are already cast to
@@ -315,13 +315,19 @@ class _Optimizer:
             _checks.fail(where, "grads", "a dict of name -> array", _checks.describe(grads), TypeError)
         entries = []
         has_scalar = False
-        for key, value in params.items():
-            p, scalar_type = _param_entry(key, value, where)
-            has_scalar = has_scalar or scalar_type is not None
+        for key, p in params.items():
+            # fast accept of the common case; anything else takes the full checks (and messages)
+            if type(p) is np.ndarray and (p.dtype is _F64 or p.dtype is _F32) and p.flags.writeable:
+                scalar_type = None
+            else:
+                p, scalar_type = _param_entry(key, p, where)
+                has_scalar = has_scalar or scalar_type is not None
             if key not in grads:
                 _checks.fail(where, "grads", "a dict with every key of params",
                              f"no {key!r} (grads has {sorted(map(repr, grads))})")
-            g = _check_grad(grads[key], p, f"grads[{key!r}]", f"params[{key!r}]", where)
+            g = grads[key]
+            if type(g) is not np.ndarray or g.dtype is not p.dtype or g.shape != p.shape:
+                g = _check_grad(g, p, f"grads[{key!r}]", f"params[{key!r}]", where)
             entries.append((key, p, g, scalar_type))
         if has_scalar and not isinstance(params, MutableMapping):
             _checks.fail(where, "params", "a mutable dict when it holds scalars (new values are stored in it)",
@@ -334,8 +340,10 @@ class _Optimizer:
                     _checks.fail(where, f"self.{name}", "None or a dict of state arrays",
                                  _checks.describe(store), TypeError)
                 for key, p, _, _ in entries:
-                    if key in store:
-                        _check_state(store[key], p, f"self.{name}[{key!r}]", f"params[{key!r}]", where)
+                    s = store.get(key, _MISSING)
+                    if s is not _MISSING and not (type(s) is np.ndarray and s.dtype is p.dtype
+                                              and s.shape == p.shape and s.flags.writeable):
+                        _check_state(s, p, f"self.{name}[{key!r}]", f"params[{key!r}]", where)
             stores.append(store)
         # Accepted: create what is missing, then step.
         for i, name in enumerate(self._state_names):
@@ -355,7 +363,7 @@ class _Optimizer:
             c = cast.get(p.dtype)
             if c is None:
                 c = cast[p.dtype] = _cast(constants, p.dtype)
-            n_bad = _step_array(kind, p, g, tuple(store[key] for store in stores), c)
+            n_bad = _step_array(kind, p, g, [store[key] for store in stores], c)
             if scalar_type is not None:
                 params[key] = scalar_type(p[()])
             if n_bad:

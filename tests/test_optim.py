@@ -348,6 +348,12 @@ def test_existing_state_of_another_shape_or_dtype_is_rejected(name, kwargs, rng)
         with pytest.raises(exc, match=r"self\.\w+\['b'\]"):
             opt.update(bad, random_grads(rng, bad))
         assert_unchanged(opt, bad, snap)
+    store = getattr(opt, STATE[name][-1])
+    store["b"] = None  # a user broke the state: rejected before any array changes
+    snap = snapshot(opt, params)
+    with pytest.raises(TypeError, match=r"self\.\w+\['b'\] must be a numpy array"):
+        opt.update(params, random_grads(rng, params))
+    assert_unchanged(opt, params, snap)
 
 
 BAD_HYPER = [
