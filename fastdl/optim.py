@@ -171,7 +171,7 @@ def _check_param_array(p, name: str, where: str) -> np.ndarray:
                      f"dtype {p.dtype}", TypeError)
     if not p.flags.writeable:
         _checks.fail(where, name, "a writeable array (it is updated in place)", "a read-only array")
-    return p
+    return p if type(p) is np.ndarray else np.asarray(p)  # a subclass (np.memmap ...): a plain view
 
 
 def _check_grad(g, p: np.ndarray, name: str, pname: str, where: str) -> np.ndarray:
@@ -179,7 +179,7 @@ def _check_grad(g, p: np.ndarray, name: str, pname: str, where: str) -> np.ndarr
         g = _checks.float_array(g, name, where)
     if g.shape != p.shape:
         _checks.fail(where, name, f"of shape {p.shape} like {pname}", f"shape {g.shape}")
-    return g
+    return g if type(g) is np.ndarray else np.asarray(g)
 
 
 def _check_state(s, p: np.ndarray, name: str, pname: str, where: str) -> np.ndarray:
@@ -191,7 +191,7 @@ def _check_state(s, p: np.ndarray, name: str, pname: str, where: str) -> np.ndar
         _checks.fail(where, name, f"of shape {p.shape} like {pname}", f"shape {s.shape}")
     if not s.flags.writeable:
         _checks.fail(where, name, "a writeable array (it is updated in place)", "a read-only array")
-    return s
+    return s if type(s) is np.ndarray else np.asarray(s)
 
 
 def _param_entry(key, value, where: str):

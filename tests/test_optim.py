@@ -168,6 +168,22 @@ def test_numpy_scalar_params_keep_their_type(scalar):
     assert params["x"] == ref_params["x"][()]
 
 
+class _Tagged(np.ndarray):
+    """An ndarray subclass, as np.memmap or a user's own array type would be."""
+
+
+def test_ndarray_subclass_params_and_grads(rng):
+    base = rng.standard_normal((6, 5))
+    params = {"W": base.copy().view(_Tagged)}
+    expected = {"W": base.copy()}
+    grads = rng.standard_normal((6, 5))
+    obj = params["W"]
+    optim.Adam().update(params, {"W": grads.view(_Tagged)})
+    reference.Adam().update(expected, {"W": grads})
+    assert params["W"] is obj and type(obj) is _Tagged
+    np.testing.assert_array_equal(np.asarray(obj), expected["W"])
+
+
 def test_other_float_grad_dtype_is_cast_to_param_dtype(rng):
     p32 = rng.standard_normal((5, 4)).astype(np.float32)
     g64 = rng.standard_normal((5, 4))
