@@ -74,14 +74,15 @@ def _scale_stats(mu, var, nf, eps, std, rm, rv, rm_new, rv_new, m, om):
 
 
 @jit
-def _train_forward(x, gamma, beta, eps, nf, m, om, rm, rv, rm_new, rv_new, mu, var, std, xn, out):
+def _train_forward(x, gamma, beta, eps, nf, m, om, rm, rv, rm_new, rv_new, mu, var, std, xn, out, lo):
+    # lo is 0, passed from Python: a literal 0 here would compile the workers a second time
     n, d = x.shape
-    _sum_rows(x, mu, 0, n)
+    _sum_rows(x, mu, lo, n)
     for j in range(d):
         mu[j] = mu[j] / nf
-    _sqdev_rows(x, mu, var, 0, n)
+    _sqdev_rows(x, mu, var, lo, n)
     bad = _scale_stats(mu, var, nf, eps, std, rm, rv, rm_new, rv_new, m, om)
-    _normalize_rows(x, mu, std, gamma, beta, xn, out, 0, n)
+    _normalize_rows(x, mu, std, gamma, beta, xn, out, lo, n)
     return bad
 
 
@@ -157,14 +158,14 @@ def _bwd_dx(dout, xn, a, b, c, dx, lo, hi):
 
 
 @jit
-def _backward(dout, xn, gamma, std, nf, dbeta, dgamma, dx):
+def _backward(dout, xn, gamma, std, nf, dbeta, dgamma, dx, lo):
     n, d = dout.shape
-    _bwd_sums(dout, xn, dbeta, dgamma, 0, n)
+    _bwd_sums(dout, xn, dbeta, dgamma, lo, n)
     a = np.empty(d, dtype=dx.dtype)
     b = np.empty(d, dtype=dx.dtype)
     c = np.empty(d, dtype=dx.dtype)
     _bwd_coef(gamma, std, dbeta, dgamma, nf, a, b, c)
-    _bwd_dx(dout, xn, a, b, c, dx, 0, n)
+    _bwd_dx(dout, xn, a, b, c, dx, lo, n)
 
 
 @jit(parallel=True)
@@ -208,7 +209,7 @@ def train_forward(x, gamma, beta, eps, momentum, running_mean, running_var):
     if runtime.use_parallel(x.size):
         bad = _train_forward_par(*args, runtime.chunks(n))
     else:
-        bad = _train_forward(*args)
+        bad = _train_forward(*args, 0)
     return out, xn, mu, var, std, rm_new, rv_new, bad
 
 
@@ -234,5 +235,5 @@ def backward(dout, xn, gamma, std):
     if runtime.use_parallel(dout.size):
         _backward_par(dout, xn, gamma, std, dt.type(n), dbeta, dgamma, dx, runtime.chunks(n))
     else:
-        _backward(dout, xn, gamma, std, dt.type(n), dbeta, dgamma, dx)
+        _backward(dout, xn, gamma, std, dt.type(n), dbeta, dgamma, dx, 0)
     return dx, dgamma, dbeta
