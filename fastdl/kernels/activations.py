@@ -19,14 +19,17 @@ from .._jit import jit
 
 @jit
 def _relu_fwd(x, out, mask, lo, hi):
-    for i in range(lo, hi):
-        v = x[i]
+    # slice first: indices from range(size) are known non-negative, so the loop vectorizes
+    # (indexing with range(lo, hi) kept wraparound checks and ran ~15x slower)
+    xs, os, ms = x[lo:hi], out[lo:hi], mask[lo:hi]
+    for i in range(xs.size):
+        v = xs[i]
         m = v <= 0
-        mask[i] = m
+        ms[i] = m
         if m:
-            out[i] = 0
+            os[i] = 0
         else:
-            out[i] = v
+            os[i] = v
 
 
 @jit(parallel=True)
@@ -38,11 +41,12 @@ def _relu_fwd_par(x, out, mask, nchunks):
 
 @jit
 def _relu_bwd(dout, mask, dx, lo, hi):
-    for i in range(lo, hi):
-        if mask[i]:
-            dx[i] = 0
+    ds, ms, xs = dout[lo:hi], mask[lo:hi], dx[lo:hi]
+    for i in range(ds.size):
+        if ms[i]:
+            xs[i] = 0
         else:
-            dx[i] = dout[i]
+            xs[i] = ds[i]
 
 
 @jit(parallel=True)
@@ -54,8 +58,9 @@ def _relu_bwd_par(dout, mask, dx, nchunks):
 
 @jit
 def _sigmoid_fwd(x, out, one, lo, hi):
-    for i in range(lo, hi):
-        out[i] = one / (one + np.exp(-x[i]))
+    xs, os = x[lo:hi], out[lo:hi]
+    for i in range(xs.size):
+        os[i] = one / (one + np.exp(-xs[i]))
 
 
 @jit(parallel=True)
@@ -67,9 +72,10 @@ def _sigmoid_fwd_par(x, out, one, nchunks):
 
 @jit
 def _sigmoid_bwd(dout, y, dx, one, lo, hi):
-    for i in range(lo, hi):
-        v = y[i]
-        dx[i] = dout[i] * (one - v) * v
+    ds, ys, xs = dout[lo:hi], y[lo:hi], dx[lo:hi]
+    for i in range(ds.size):
+        v = ys[i]
+        xs[i] = ds[i] * (one - v) * v
 
 
 @jit(parallel=True)

@@ -19,11 +19,13 @@ from .._jit import jit
 
 @jit
 def _fwd(x, r, ratio, zero, out, mask, lo, hi):
-    for i in range(lo, hi):
-        m = r[i] > ratio
-        mask[i] = m
-        v = x[i]
-        out[i] = v if m else v * zero
+    # sliced views: non-negative indices let the loop vectorize (see activations._relu_fwd)
+    xs, rs, os, ms = x[lo:hi], r[lo:hi], out[lo:hi], mask[lo:hi]
+    for i in range(xs.size):
+        m = rs[i] > ratio
+        ms[i] = m
+        v = xs[i]
+        os[i] = v if m else v * zero
 
 
 @jit(parallel=True)
@@ -35,9 +37,10 @@ def _fwd_par(x, r, ratio, zero, out, mask, nchunks):
 
 @jit
 def _apply(dout, mask, zero, dx, lo, hi):
-    for i in range(lo, hi):
-        v = dout[i]
-        dx[i] = v if mask[i] else v * zero
+    ds, ms, xs = dout[lo:hi], mask[lo:hi], dx[lo:hi]
+    for i in range(ds.size):
+        v = ds[i]
+        xs[i] = v if ms[i] else v * zero
 
 
 @jit(parallel=True)
@@ -49,8 +52,9 @@ def _apply_par(dout, mask, zero, dx, nchunks):
 
 @jit
 def _scale(x, s, out, lo, hi):
-    for i in range(lo, hi):
-        out[i] = x[i] * s
+    xs, os = x[lo:hi], out[lo:hi]
+    for i in range(xs.size):
+        os[i] = xs[i] * s
 
 
 @jit(parallel=True)
