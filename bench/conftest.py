@@ -19,10 +19,6 @@ import pytest
 from fastdl import benchmark as fb
 
 
-def pytest_configure(config):
-    fb.configure_torch_threads()
-
-
 def _benchmark_disabled(config) -> bool:
     try:
         return bool(config.getoption("benchmark_disable"))
@@ -43,7 +39,8 @@ def pytest_benchmark_update_machine_info(config, machine_info):
 @pytest.fixture(params=["reference", "fastdl", "torch"])
 def impl(request):
     if request.param == "torch":
-        pytest.importorskip("torch")
+        pytest.importorskip("torch")  # imported only when a torch case runs
+        fb.configure_torch_threads()  # same thread count as fastdl
     return request.param
 
 
