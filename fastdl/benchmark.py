@@ -1055,6 +1055,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     peaks = measure_peaks(triad_bytes=LLC_BYTES // 4 if args.quick else 4 * LLC_BYTES,
                           gemm_n=512 if args.quick else 2048, repeats=2 if args.quick else 5)
     info = _info()
+    load, cores = info.get("loadavg_at_start"), os.cpu_count() or 1
+    if load is not None and load > 0.5 * cores:
+        print(f"warning: load average {load} on {cores} cores: other processes compete for the cores, and "
+              "multi-threaded BLAS GEMMs then wait for descheduled threads (milliseconds per call); "
+              "the figures will be unreliable", file=sys.stderr)
     t0 = time.perf_counter()
     results = run_matrix(matrix, progress=not args.no_progress)
     info["matrix_seconds"] = time.perf_counter() - t0
