@@ -777,35 +777,40 @@ def plot_results(results: Iterable[dict], path: str | os.PathLike, peaks: dict |
     import matplotlib.pyplot as plt
 
     rows = table_rows(results, peaks)
-    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(18, 6))
-    by_op: dict[tuple, list] = {}
-    for r in rows:
-        if r["speedup_vs_reference"]:
-            by_op.setdefault((r["op"], r["dtype"]), []).append(r)
-    order = {s: i for i, s in enumerate([*LAYER_SIZES, *PARAM_SIZES, *STEP_SIZES])}
-    for (op, dtype), rs in sorted(by_op.items()):
-        rs.sort(key=lambda r: order.get(r["size"], 99))
-        ax1.plot([r["size"] for r in rs], [r["speedup_vs_reference"] for r in rs],
-                 marker="o" if dtype == "float64" else "s", linestyle="-" if dtype == "float64" else "--",
-                 label=f"{op} {dtype}")
-    ax1.axhline(1.0, color="grey", lw=0.8)
-    ax1.set_yscale("log")
-    ax1.set_ylabel("speed-up of fastdl over the NumPy reference")
-    ax1.set_xlabel("size")
-    ax1.set_title("Speed-up vs size")
-    ax1.legend(fontsize=6, ncol=2)
-    for ax, unit in ((ax2, "GB/s"), (ax3, "GFLOP/s")):
+    fig, axes = plt.subplots(2, 2, figsize=(16, 11))
+    tiers = ("small", "medium", "large")
+    panels = ((axes[0, 0], LAYER_SIZES, "layer ops (N x D)"), (axes[0, 1], PARAM_SIZES, "optimizer updates (W size)"))
+    for ax, sizes, title in panels:
+        index = {label: i for i, label in enumerate(sizes)}
+        lines: dict[tuple, list] = {}
+        for r in rows:
+            if r["speedup_vs_reference"] and r["size"] in index:
+                lines.setdefault((r["op"], r["dtype"]), []).append(r)
+        for (op, dtype), rs in sorted(lines.items()):
+            rs.sort(key=lambda r: index[r["size"]])
+            ax.plot([index[r["size"]] for r in rs], [r["speedup_vs_reference"] for r in rs],
+                    marker="o" if dtype == "float64" else "s", ls="-" if dtype == "float64" else "--",
+                    label=f"{op} {dtype}")
+        ax.set_xticks(range(len(sizes)), [f"{t}\n{label}" for t, label in zip(tiers, sizes)])
+        ax.set_xlim(-0.3, len(sizes) - 0.7)
+        ax.axhline(1.0, color="grey", lw=0.8)
+        ax.set_yscale("log")
+        ax.set_ylabel("fastdl speed-up over the NumPy reference")
+        ax.set_title(f"Speed-up vs size: {title}")
+        if lines:
+            ax.legend(fontsize=6, ncol=2, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    for ax, unit in ((axes[1, 0], "GB/s"), (axes[1, 1], "GFLOP/s")):
         sel = [r for r in rows if r["unit"] == unit and r["rate"]]
         labels = [f"{r['op']} {r['size']} {r['dtype'][-2:]}" for r in sel]
         ax.barh(range(len(sel)), [r["rate"] for r in sel],
                 color=["tab:blue" if r["dtype"] == "float64" else "tab:orange" for r in sel])
-        ax.set_yticks(range(len(sel)), labels, fontsize=6)
+        ax.set_yticks(range(len(sel)), labels, fontsize=6 if len(sel) > 20 else 8)
         ax.invert_yaxis()
-        ax.set_xlabel(f"fastdl achieved {unit}")
+        ax.set_xlabel(f"fastdl achieved {unit} (blue float64, orange float32)")
         if unit == "GB/s" and peak_for(unit, "float64", peaks):
             ax.axvline(peaks["triad_GBps"], color="red", ls="--", label="triad peak (DRAM)")
             ax.legend(fontsize=7)
-            ax.set_title("Achieved bandwidth vs streaming peak\n(small sizes run from cache)")
+            ax.set_title("Achieved bandwidth vs streaming peak (small sizes run from cache)")
         elif unit == "GFLOP/s" and peaks:
             for dt, color in (("float32", "tab:orange"), ("float64", "tab:blue")):
                 if peak_for(unit, dt, peaks):
@@ -816,7 +821,7 @@ def plot_results(results: Iterable[dict], path: str | os.PathLike, peaks: dict |
             ax.set_title(f"Achieved {unit}")
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 
