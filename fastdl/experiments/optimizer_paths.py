@@ -76,7 +76,8 @@ def run(dataset: str = "digits", out=None, seed: int = 0, steps: int = 30, backe
     Z[Z > 7] = 0  # the book hides the outer contour lines this way
     for ax, (name, trace) in zip(axes, paths.items()):
         ax.contour(X, Y, Z, levels=12, cmap="Greys", linewidths=0.8)
-        ax.plot(trace[:, 0], trace[:, 1], "o-", color="red", ms=3, lw=1, label=f"{name} path (lr={LEARNING_RATES[name]})")
+        ax.plot(trace[:, 0], trace[:, 1], "o-", color="red", ms=3, lw=1,
+                label=f"{name} path (lr={LEARNING_RATES[name]})")
         ax.plot(0, 0, "+", color="blue", ms=12, mew=2, label="minimum (0, 0)")
         ax.set(xlim=(-10, 10), ylim=(-10, 10), xlabel="x", ylabel="y",
                title=f"{name}: f = {final_f[name]:.2g} after {steps} steps")
