@@ -104,14 +104,17 @@ def _fetch(url: str, dest: Path, timeout: float = _TIMEOUT) -> None:
         raise
 
 
+def _verify_local(path: Path, sha256: str) -> None:
+    got = _sha256(path)
+    if got != sha256:
+        raise ChecksumError(f"load_mnist: {path} must have sha256 {sha256}; got {got} "
+                            "(the file is corrupt or not the original: delete it to download it again)")
+
+
 def _ensure_file(directory: Path, filename: str, sha256: str, mirrors: list[str], download: bool) -> Path:
     """Return the verified path of ``filename`` in ``directory``, downloading it when missing."""
     path = directory / filename
-    if path.exists():
-        got = _sha256(path)
-        if got != sha256:
-            raise ChecksumError(f"load_mnist: {path} must have sha256 {sha256}; got {got} "
-                                "(the file is corrupt or not the original: delete it to download it again)")
+    if path.exists():  # verified by the caller
         return path
     hint = (f"download the four MNIST files ({', '.join(f for f, _ in MNIST_FILES.values())}) by hand "
             f"into {directory} (or point FASTDL_DATA at a directory that has them)")
@@ -192,6 +195,9 @@ def _read_mnist(directory: Path, mirrors: list[str], download: bool) -> dict[str
                     return {key: z[key] for key in MNIST_FILES}
         except (OSError, ValueError, KeyError):
             pass  # unreadable or old cache: parse again
+    for name, sha in MNIST_FILES.values():  # report a corrupt local file before downloading anything
+        if (directory / name).exists():
+            _verify_local(directory / name, sha)
     paths = {key: _ensure_file(directory, name, sha, mirrors, download) for key, (name, sha) in MNIST_FILES.items()}
     dataset = {key: parse_idx(p, 0x803 if key.endswith("img") else 0x801) for key, p in paths.items()}
     for part in ("train", "test"):

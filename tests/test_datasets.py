@@ -1,0 +1,163 @@
+"""fastdl.datasets: MNIST from small IDX files the tests write (never the network), digits, splits."""
+
+import gzip
+import hashlib
+
+import numpy as np
+import pytest
+
+from fastdl import datasets
+
+N_TRAIN, N_TEST = 6, 4
+
+
+def _idx_bytes(array: np.ndarray) -> bytes:
+    magic = bytes([0, 0, 0x08, array.ndim])
+    dims = b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    return magic + dims + array.astype(np.uint8).tobytes()
+
+
+@pytest.fixture
+def mirror(tmp_path, monkeypatch):
+    """A directory of four small MNIST-format files, and MNIST_FILES pointing at their checksums."""
+    rng = np.random.default_rng(0)
+    arrays = {
+        "train_img": rng.integers(0, 256, (N_TRAIN, 28, 28)),
+        "train_label": rng.integers(0, 10, N_TRAIN),
+        "test_img": rng.integers(0, 256, (N_TEST, 28, 28)),
+        "test_label": rng.integers(0, 10, N_TEST),
+    }
+    src = tmp_path / "mirror"
+    src.mkdir()
+    files = {}
+    for key, (name, _) in datasets.MNIST_FILES.items():
+        data = gzip.compress(_idx_bytes(arrays[key]))
+        (src / name).write_bytes(data)
+        files[key] = (name, hashlib.sha256(data).hexdigest())
+    monkeypatch.setattr(datasets, "MNIST_FILES", files)
+    return src, {k: v.astype(np.uint8) for k, v in arrays.items()}
+
+
+def test_load_mnist_downloads_verifies_parses_and_caches(mirror, tmp_path):
+    src, arrays = mirror
+    data_dir = tmp_path / "data"
+    (x_train, t_train), (x_test, t_test) = datasets.load_mnist(data_dir=data_dir, mirrors=[src.as_uri()])
+    assert x_train.shape == (N_TRAIN, 784) and x_test.shape == (N_TEST, 784)
+    assert x_train.dtype == np.float32 and t_train.dtype == np.uint8
+    np.testing.assert_array_equal(x_train, arrays["train_img"].reshape(N_TRAIN, -1).astype(np.float32) / 255.0)
+    np.testing.assert_array_equal(t_test, arrays["test_label"])
+    assert (data_dir / "mnist.npz").exists()
+    # the cache alone is enough now (and is read without pickle)
+    for f in data_dir.glob("*.gz"):
+        f.unlink()
+    (x2, t2), _ = datasets.load_mnist(normalize=False, flatten=False, one_hot_label=True, data_dir=data_dir,
+                                      download=False)
+    assert x2.shape == (N_TRAIN, 1, 28, 28) and x2.dtype == np.uint8
+    np.testing.assert_array_equal(x2[:, 0], arrays["train_img"])
+    assert t2.shape == (N_TRAIN, 10)
+    np.testing.assert_array_equal(t2.argmax(axis=1), arrays["train_label"])
+
+
+def test_second_mirror_is_tried_when_the_first_fails(mirror, tmp_path):
+    src, arrays = mirror
+    missing = (tmp_path / "nowhere").as_uri()
+    (_, t_train), _ = datasets.load_mnist(data_dir=tmp_path / "d", mirrors=[missing, src.as_uri() + "/"])
+    np.testing.assert_array_equal(t_train, arrays["train_label"])
+
+
+def test_corrupt_download_is_a_checksum_error(mirror, tmp_path):
+    src, _ = mirror
+    name = datasets.MNIST_FILES["test_img"][0]
+    (src / name).write_bytes(b"not the file")
+    data_dir = tmp_path / "data"
+    with pytest.raises(datasets.ChecksumError, match="sha256"):
+        datasets.load_mnist(data_dir=data_dir, mirrors=[src.as_uri()])
+    assert not (data_dir / name).exists()  # nothing corrupt is left behind
+
+
+def test_corrupt_local_file_is_a_checksum_error(mirror, tmp_path):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    name = datasets.MNIST_FILES["train_label"][0]
+    (data_dir / name).write_bytes(b"junk")
+    with pytest.raises(datasets.ChecksumError, match=name):
+        datasets.load_mnist(data_dir=data_dir, mirrors=[])
+
+
+def test_offline_error_names_the_directory(tmp_path, monkeypatch):
+    data_dir = tmp_path / "where-files-go"
+    monkeypatch.setenv("FASTDL_DATA", str(data_dir))
+    calls = []
+
+    def offline(url, dest, timeout=30.0):
+        calls.append(url)
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(datasets, "_fetch", offline)
+    with pytest.raises(datasets.DatasetUnavailableError) as info:
+        datasets.load_mnist()
+    assert str(data_dir) in str(info.value)
+    assert "train-images-idx3-ubyte.gz" in str(info.value)
+    assert len(calls) == len(datasets.MNIST_MIRRORS)  # every mirror was tried
+    with pytest.raises(datasets.DatasetUnavailableError, match="download=False"):
+        datasets.load_mnist(download=False)
+
+
+def test_mnist_dir_defaults(monkeypatch, tmp_path):
+    monkeypatch.setenv("FASTDL_DATA", str(tmp_path))
+    assert datasets.mnist_dir() == tmp_path
+    monkeypatch.delenv("FASTDL_DATA")
+    monkeypatch.setenv("FASTDL_CACHE_DIR", str(tmp_path / "cache"))
+    assert datasets.mnist_dir() == tmp_path / "cache" / "mnist"
+
+
+@pytest.mark.parametrize(("mutate", "match"), [
+    (lambda b: b[:2] + b"\x09" + b[3:], "unsigned-byte"),    # wrong data type
+    (lambda b: b[:-5], "bytes of data"),                     # truncated payload
+    (lambda b: b[:6], "ends early"),                         # truncated header
+])
+def test_parse_idx_checks_the_header(tmp_path, mutate, match):
+    good = _idx_bytes(np.arange(12).reshape(3, 4))
+    path = tmp_path / "f.gz"
+    path.write_bytes(gzip.compress(good))
+    np.testing.assert_array_equal(datasets.parse_idx(path), np.arange(12).reshape(3, 4))
+    with pytest.raises(ValueError, match="magic"):
+        datasets.parse_idx(path, expected_magic=0x801)
+    path.write_bytes(gzip.compress(mutate(good)))
+    with pytest.raises(ValueError, match=match):
+        datasets.parse_idx(path)
+
+
+def test_load_digits_split_and_forms():
+    (x_train, t_train), (x_test, t_test) = datasets.load_digits()
+    assert x_train.shape[1] == 64 and x_train.shape[0] + x_test.shape[0] == 1797
+    assert x_train.dtype == np.float64 and 0 <= x_train.min() and x_train.max() <= 1.0
+    assert abs(x_test.shape[0] - 0.2 * 1797) <= 10
+    # stratified: each class is ~20 % of the test set's share
+    for c in range(10):
+        share = np.sum(t_test == c) / (np.sum(t_test == c) + np.sum(t_train == c))
+        assert 0.15 < share < 0.25
+    (xa, _), _ = datasets.load_digits(seed=0)
+    (xb, _), _ = datasets.load_digits(seed=1)
+    np.testing.assert_array_equal(xa, x_train)
+    assert not np.array_equal(xa, xb)
+    (x_raw, t_oh), _ = datasets.load_digits(normalize=False, one_hot_label=True, flatten=False, dtype=np.float32)
+    assert x_raw.shape[1:] == (1, 8, 8) and x_raw.dtype == np.float32 and x_raw.max() == 16
+    np.testing.assert_array_equal(t_oh.argmax(axis=1), t_train)
+
+
+def test_shuffle_and_validation_split():
+    x = np.arange(20.0).reshape(10, 2)
+    t = np.arange(10)
+    xs, ts = datasets.shuffle_dataset(x, t, seed=0)
+    np.testing.assert_array_equal(xs[:, 0] // 2, ts)  # rows stay paired
+    assert sorted(ts) == list(range(10)) and not np.array_equal(ts, t)
+    (x_tr, t_tr), (x_val, t_val) = datasets.train_val_split(x, t, 0.3, seed=0)
+    assert len(x_val) == 3 and len(x_tr) == 7
+    assert sorted(np.r_[t_tr, t_val]) == list(range(10))
+    (x_tr, _), (x_val, _) = datasets.train_val_split(x, t, 0.2, shuffle=False)
+    np.testing.assert_array_equal(x_val, x[:2])
+    with pytest.raises(ValueError, match="validation_ratio"):
+        datasets.train_val_split(x, t, 1.5)
+    with pytest.raises(ValueError, match="t must"):
+        datasets.shuffle_dataset(x, t[:5])
