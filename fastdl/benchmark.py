@@ -634,19 +634,20 @@ def default_matrix(quick: bool = False, dtypes: Sequence[str] = DTYPES, torch: b
     """The fixed ``fastdl bench`` matrix.
 
     The default (about 2-3 minutes on 2 cores with a warm kernel cache) covers every layer op at
-    the small and medium sizes, every optimizer at 10K and 1M, Adam and batch norm also at the
-    large size, and both training steps. ``quick`` is a seconds-long subset (tests, smoke runs).
+    every size except affine at the large one (a 17 GFLOP GEMM that only measures BLAS), every
+    optimizer at every size, both training steps, and the interleave loops of
+    :func:`make_interleave_case` under each threading policy. ``quick`` is a seconds-long subset.
     """
     if quick:
         entries = [("affine-forward", "100x100"), ("relu-backward", "100x100"),
                    ("batchnorm-forward", "100x100"), ("adam-update", "10K")]
         timing = {"min_time": 0.02, "min_samples": 3, "max_samples": 5, "warmup": 1}
     else:
-        entries = [(op, size) for op in LAYER_OPS for size in ("100x100", "256x1024")]
-        entries += [(op, size) for op in OPTIMIZER_OPS for size in ("10K", "1M")]
-        entries += [("batchnorm-forward", "1024x4096"), ("batchnorm-backward", "1024x4096"),
-                    ("adam-update", "8M")]
+        entries = [(op, size) for op in LAYER_OPS for size in LAYER_SIZES
+                   if not (op.startswith("affine") and size == "1024x4096")]
+        entries += [(op, size) for op in OPTIMIZER_OPS for size in PARAM_SIZES]
         entries += [(op, "784-100x5-10-b100") for op in STEP_OPS]
+        entries += [(op, size) for op, size in INTERLEAVE_OPS.items()]
         timing = {"min_time": 0.12, "min_samples": 7, "max_samples": 40, "warmup": 2}
     impls = IMPLS if torch else ("reference", "fastdl")
     return Matrix(entries, tuple(dtypes), impls, timing)
@@ -666,7 +667,9 @@ def run_matrix(matrix: Matrix, *, progress: bool = True, seed: int = 0) -> list[
     for op, size, dtype in bar:
         bar.set_postfix_str(f"{op} {size} {dtype}", refresh=False)
         cases = {}
-        for impl in matrix.impls:
+        if op in INTERLEAVE_OPS:
+            cases = {f"fastdl-{p}": make_interleave_case(op, dtype, p, seed=seed) for p in INTERLEAVE_POLICIES}
+        for impl in () if op in INTERLEAVE_OPS else matrix.impls:
             try:
                 cases[impl] = make_case(op, size, dtype, impl, seed=seed)
             except Unavailable:
@@ -742,7 +745,8 @@ def format_table(results: Iterable[dict], peaks: dict | None = None) -> str:
     """Plain-text table (fixed-width columns) of :func:`table_rows`."""
     head, body = _columns(table_rows(results, peaks))
     widths = [max(len(str(c)) for c in col) for col in zip(head, *body)]
-    lines = [_peaks_line(peaks), "  ".join(h.ljust(w) for h, w in zip(head, widths))]
+    lines = [_peaks_line(peaks)] if peaks else []
+    lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths)))
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.rjust(w) if i >= 3 else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths)))
               for line in body]
@@ -761,8 +765,8 @@ def format_markdown(results: Iterable[dict], peaks: dict | None = None, info: di
                    + (f"; load average {info['loadavg_at_start']} at start" if "loadavg_at_start" in info else "")
                    + ".")
         out.append("")
-    out.append(_peaks_line(peaks) + ".")
-    out.append("")
+    if peaks:
+        out += [_peaks_line(peaks) + ".", ""]
     out.append("| " + " | ".join(head) + " |")
     out.append("|" + "|".join("---" if i < 3 else "---:" for i in range(len(head))) + "|")
     out += ["| " + " | ".join(line) + " |" for line in body]
@@ -1037,7 +1041,14 @@ def _info() -> dict:
 
 
 def _emit(results: list[dict], peaks: dict | None, info: dict, args: argparse.Namespace, stem: str) -> None:
-    print(format_markdown(results, peaks, info) if args.markdown else format_table(results, peaks))
+    main = [r for r in results if not r["op"].startswith("interleave")]
+    inter = [r for r in results if r["op"].startswith("interleave")]
+    if main:
+        print(format_markdown(main, peaks, info) if args.markdown else format_table(main, peaks))
+    if inter:
+        print("\nThreading policy: fastdl kernels between BLAS GEMMs, forced serial / parallel / default threshold"
+              + (" (median per loop)\n" if args.markdown else ""))
+        print(format_markdown(inter, None) if args.markdown else format_table(inter, None))
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
