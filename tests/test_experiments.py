@@ -1,0 +1,88 @@
+"""fastdl.experiments: every study with tiny settings returns its data and writes a valid PNG."""
+
+import matplotlib.image
+import numpy as np
+import pytest
+
+from fastdl import experiments
+
+
+def _assert_png(path, fig):
+    with open(path, "rb") as fh:
+        assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+    image = matplotlib.image.imread(path)
+    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+    assert fig.axes and any(ax.get_title() for ax in fig.axes)
+    assert any(ax.get_legend() is not None for ax in fig.axes) or fig.legends
+
+
+def test_optimizer_paths(tmp_path):
+    data, fig = experiments.run("optimizer-paths", out=tmp_path, steps=30)
+    _assert_png(tmp_path / "optimizer-paths.png", fig)
+    assert set(data["paths"]) == {"SGD", "Momentum", "AdaGrad", "Adam"}
+    for name, path in data["paths"].items():
+        assert path.shape == (30, 2)
+        np.testing.assert_array_equal(path[0], [-7.0, 2.0])
+        assert data["final_f"][name] < 0.5 < 7.0 ** 2 / 20 + 4  # every optimizer got close to the minimum
+    # SGD's first step is exactly x - lr * df
+    np.testing.assert_allclose(data["paths"]["SGD"][1], [-7.0 - 0.95 * -0.7, 2.0 - 0.95 * 4.0])
+
+
+@pytest.mark.parametrize("name", ["optimizer-compare", "weight-init-compare"])
+def test_loss_comparisons(tmp_path, name):
+    data, fig = experiments.run(name, out=tmp_path, iterations=15, batch_size=32)
+    _assert_png(tmp_path / f"{name}.png", fig)
+    for losses in data["loss"].values():
+        assert len(losses) == 15 and np.all(np.isfinite(losses))
+    assert len(data["loss"]) == (4 if name == "optimizer-compare" else 3)
+
+
+def test_weight_init_hist(tmp_path):
+    data, fig = experiments.run("weight-init-hist", out=tmp_path, n_samples=100, node_num=100, hidden_layer_size=3)
+    _assert_png(tmp_path / "weight-init-hist.png", fig)
+    assert len(data["hist"]) == 8
+    assert data["hist"][("sigmoid", "std=1")].shape == (3, 30)
+    # the book's observations: std 1 saturates the sigmoid, std 0.01 crowds it at 0.5, ReLU+std 0.01 vanishes
+    assert data["saturated_fraction"][("sigmoid", "std=1")][-1] > 0.3
+    assert data["std"][("sigmoid", "std=0.01")][-1] < 0.05
+    assert data["std"][("relu", "std=0.01")][-1] < 1e-3 < data["std"][("relu", "He")][-1]
+
+
+def test_batchnorm(tmp_path):
+    data, fig = experiments.run("batchnorm", out=tmp_path, n_scales=2, epochs=2, train_size=200)
+    _assert_png(tmp_path / "batchnorm.png", fig)
+    assert data["bn_train_acc"].shape == data["train_acc"].shape == (2, 2)
+    np.testing.assert_allclose(data["scales"], [1.0, 1e-4])
+    assert np.all((data["bn_train_acc"] >= 0) & (data["bn_train_acc"] <= 1))
+
+
+def test_overfit(tmp_path):
+    data, fig = experiments.run("overfit", out=tmp_path, epochs=3, train_size=200)
+    _assert_png(tmp_path / "overfit.png", fig)
+    for key in ("baseline", "weight decay λ=0.1", "dropout 0.2"):
+        assert len(data[key]["train_acc"]) == len(data[key]["test_acc"]) == 3
+        assert data[key]["gap"] == pytest.approx(data[key]["train_acc"][-1] - data[key]["test_acc"][-1])
+
+
+def test_hparam_search(tmp_path):
+    data, fig = experiments.run("hparam-search", out=tmp_path, trials=3, epochs=2, best=2)
+    _assert_png(tmp_path / "hparam-search.png", fig)
+    trials = data["trials"]
+    assert len(trials) == 3
+    assert [t["final_val_acc"] for t in trials] == sorted((t["final_val_acc"] for t in trials), reverse=True)
+    for t in trials:
+        assert 1e-6 <= t["lr"] <= 1e-2 and 1e-8 <= t["weight_decay"] <= 1e-4
+        assert len(t["val_acc"]) == 2
+    assert data["best_lr"] == trials[0]["lr"]
+
+
+def test_registry_and_cli(tmp_path, capsys):
+    from fastdl.cli import main
+
+    assert set(experiments.EXPERIMENTS) == {"optimizer-paths", "optimizer-compare", "weight-init-hist",
+                                            "weight-init-compare", "batchnorm", "overfit", "hparam-search"}
+    with pytest.raises(ValueError, match="experiment"):
+        experiments.get("nope")
+    assert main(["experiment", "optimizer-paths", "--out", str(tmp_path)]) == 0
+    assert "optimizer-paths" in capsys.readouterr().out
+    assert (tmp_path / "optimizer-paths.png").exists()
