@@ -61,6 +61,7 @@ __all__ = [
     "Case",
     "Unavailable",
     "default_matrix",
+    "blas_probe",
     "format_markdown",
     "format_table",
     "load_benchmark_json",
@@ -1040,6 +1041,24 @@ def _info() -> dict:
     return info
 
 
+def blas_probe(n: int = 100, calls: int = 50) -> float:
+    """Median seconds of an ``n x n`` float64 GEMM (``np.dot``): a stall detector.
+
+    A 100x100 GEMM takes ~0.05-0.1 ms on the development machine. When another process occupies
+    a core, multi-threaded OpenBLAS was measured to stall ~16 ms per call (plain NumPy, no fastdl
+    involved); :func:`run_matrix` figures containing GEMMs are then meaningless.
+    """
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((n, n)), rng.standard_normal((n, n))
+    out = np.empty((n, n))
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        np.dot(a, b, out=out)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def _emit(results: list[dict], peaks: dict | None, info: dict, args: argparse.Namespace, stem: str) -> None:
     main = [r for r in results if not r["op"].startswith("interleave")]
     inter = [r for r in results if r["op"].startswith("interleave")]
@@ -1077,8 +1096,15 @@ def _cmd_bench(args: argparse.Namespace) -> int:
               "multi-threaded BLAS GEMMs then wait for descheduled threads (milliseconds per call); "
               "the figures will be unreliable", file=sys.stderr)
     t0 = time.perf_counter()
+    probes = [blas_probe()]
     results = run_matrix(matrix, progress=not args.no_progress)
+    probes.append(blas_probe())
     info["matrix_seconds"] = time.perf_counter() - t0
+    info["blas_probe_100x100_s"] = {"before": probes[0], "after": probes[1]}
+    if max(probes) > 1e-3:
+        print(f"warning: a 100x100 GEMM took {max(probes) * 1e3:.1f} ms (normally < 0.1 ms): BLAS threads "
+              "stalled during this run (another process on the cores?); GEMM-bound figures are unreliable. "
+              "Re-run on a quiet machine, or with OPENBLAS_NUM_THREADS=1.", file=sys.stderr)
     info["command"] = "fastdl " + " ".join(sys.argv[1:]) if sys.argv else None
     if args.out:
         out = Path(args.out)
