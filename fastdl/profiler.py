@@ -380,7 +380,7 @@ def _plot(reports: list[ProfileReport], path: str | os.PathLike) -> Path:
 
     names = [r.name for r in reports[0].rows]
     width = 0.8 / len(reports)
-    fig, ax = plt.subplots(figsize=(max(7, 0.7 * len(names) * len(reports) + 3), 5))
+    fig, ax = plt.subplots(figsize=(min(15, max(7, 0.4 * len(names) * len(reports) + 3)), 5.5))
     colors = (("tab:blue", "lightsteelblue"), ("tab:orange", "navajowhite"))
     for k, report in enumerate(reports):
         pos = np.arange(len(names)) + (k - (len(reports) - 1) / 2) * width
@@ -427,6 +427,12 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(args.seed)
     x = rng.standard_normal((args.batch, args.input)).astype(dtype)
     t = rng.integers(0, args.output, args.batch)
+    from .benchmark import blas_probe
+
+    stall = blas_probe()
+    if stall > 1e-3:
+        print(f"warning: a 100x100 GEMM takes {stall * 1e3:.1f} ms here (normally < 0.1 ms): BLAS threads are "
+              "stalling (another process on the cores?); affine timings will be inflated", file=sys.stderr)
     backends = ("reference", "fastdl") if args.compare else (args.backend,)
     reports = []
     for backend in backends:
