@@ -156,3 +156,10 @@ def test_warmup_runs_every_layer_and_optimizer_and_then_compiles_nothing(capsys)
     assert "total" in capsys.readouterr().out
     with pytest.raises(ValueError, match="warmup: dtype"):
         benchmark.warmup("float16")
+
+
+def test_warmup_cli_reports_each_step(capsys):
+    assert _cli(["warmup", "--dtype", "float32"]) == 0
+    out = capsys.readouterr().out
+    assert "float32" in out and "BatchNormalization" in out and "optimizer adam" in out
+    assert "kernel signatures compiled" in out
