@@ -604,8 +604,10 @@ def measure_peaks(*, triad_bytes: int = 4 * LLC_BYTES, gemm_n: int = 2048, repea
             np.dot(x, x, out=out)
             g = min(g, time.perf_counter() - t0)
         gemm[dtype] = 2.0 * gemm_n**3 / g / 1e9
+    blas_env = {k: os.environ[k] for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+                if k in os.environ}
     return {"triad_GBps": 3 * 8 * n / best / 1e9, "triad_bytes": int(8 * n), "gemm_n": gemm_n,
-            "gemm_GFLOPs": gemm, "threads": runtime.get_num_threads()}
+            "gemm_GFLOPs": gemm, "threads": runtime.get_num_threads(), "blas_env": blas_env}
 
 
 def peak_for(unit: str, dtype: str, peaks: dict | None) -> float | None:
@@ -739,7 +741,8 @@ def _peaks_line(peaks: dict | None) -> str:
     g = peaks.get("gemm_GFLOPs", {})
     return (f"peaks ({peaks.get('threads')} threads): triad {peaks['triad_GBps']:.1f} GB/s over "
             f"{peaks['triad_bytes'] / 2**20:.0f} MiB arrays; GEMM {peaks.get('gemm_n')}^2 "
-            + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in g.items()))
+            + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in g.items())
+            + "".join(f"; {k}={v}" for k, v in (peaks.get("blas_env") or {}).items()))
 
 
 def format_table(results: Iterable[dict], peaks: dict | None = None) -> str:
