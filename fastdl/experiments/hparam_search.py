@@ -19,7 +19,7 @@ from . import _common
 
 def run(dataset: str = "digits", out=None, seed: int = 0, trials: int = 100, epochs: int = 50,
         train_size: int = 500, validation_ratio: float = 0.2, best: int = 20,
-        lr_range=(-6, -2), weight_decay_range=(-8, -4), backend=None):
+        lr_range=(-6, -2), weight_decay_range=(-8, -4), dtype=np.float64, backend=None):
     """Random search; returns every trial's curves and plots the best ones and the (lr, decay) scatter.
 
     Parameters
@@ -40,6 +40,8 @@ def run(dataset: str = "digits", out=None, seed: int = 0, trials: int = 100, epo
         Curves drawn (the book: 20).
     lr_range, weight_decay_range : tuple of float
         Exponent ranges of the log-uniform draws.
+    dtype : numpy dtype
+        Network dtype (float32 halves the GEMM time; the book uses float64).
     backend : None, str or module
         Layers and optimizer (``None``: fastdl).
 
@@ -62,7 +64,8 @@ def run(dataset: str = "digits", out=None, seed: int = 0, trials: int = 100, epo
     for _ in range(trials):
         weight_decay = 10 ** np.random.uniform(*weight_decay_range)
         lr = 10 ** np.random.uniform(*lr_range)
-        net = MultiLayerNet(x_train.shape[1], [100] * 6, 10, weight_decay_lambda=float(weight_decay), backend=backend)
+        net = MultiLayerNet(x_train.shape[1], [100] * 6, 10, weight_decay_lambda=float(weight_decay),
+                            dtype=dtype, backend=backend)
         trainer = Trainer(net, x_train, t_train, x_val, t_val, epochs=epochs, mini_batch_size=100, optimizer="sgd",
                           optimizer_param={"lr": float(lr)}, verbose=False, backend=backend)
         trainer.train()
