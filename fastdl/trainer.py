@@ -452,8 +452,12 @@ class Trainer:
     def _early_stopping(self, record: dict) -> None:
         value = record[self.monitor]
         larger_is_better = MONITORS[self.monitor]
-        improved = (self._best is None
-                    or (value > self._best + self.min_delta if larger_is_better else value < self._best - self.min_delta))
+        if self._best is None:
+            improved = True
+        elif larger_is_better:
+            improved = value > self._best + self.min_delta
+        else:
+            improved = value < self._best - self.min_delta
         if improved:
             self._best = value
             self._bad_epochs = 0
@@ -564,7 +568,8 @@ def _hidden_list(text: str) -> list[int]:
     try:
         sizes = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--hidden must be comma-separated integers such as 100,100; got {text!r}")
+        msg = f"--hidden must be comma-separated integers such as 100,100; got {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
     if not sizes or min(sizes) < 1:
         raise argparse.ArgumentTypeError(f"--hidden must list positive sizes such as 100,100; got {text!r}")
     return sizes
