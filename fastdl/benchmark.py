@@ -87,6 +87,8 @@ LAYER_SIZES = {"100x100": (100, 100, 100), "256x1024": (256, 1024, 1024), "1024x
 #: optimizer size label -> shape of W
 PARAM_SIZES = {"10K": (100, 100), "1M": (1024, 1024), "8M": (2048, 4096)}
 STEP_SIZES = {"784-100x5-10-b100": (100, 784, (100,) * 5, 10)}
+#: sizes used only by the interleave loops: 1024x1024 activations (1M values) reach the parallel threshold
+_INTERLEAVE_ONLY_SIZES = {"1024x1024": (1024, 1024, 1024)}
 
 LAYER_OPS = (
     "affine-forward", "affine-backward", "batchnorm-forward", "batchnorm-backward",
@@ -181,7 +183,7 @@ def _torch_dtype(torch, dtype: str):
 
 
 def _layer_data(size: str, dtype: str, seed: int):
-    n, d, h = LAYER_SIZES[size]
+    n, d, h = LAYER_SIZES[size] if size in LAYER_SIZES else _INTERLEAVE_ONLY_SIZES[size]
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, d)).astype(dtype)
     return rng, n, d, h, x
@@ -429,7 +431,8 @@ def make_case(op: str, size: str, dtype: str, impl: str, *, seed: int = 0) -> Ca
 
 
 #: interleave op -> size; policies force every fastdl kernel serial or parallel (or keep the default)
-INTERLEAVE_OPS = {"interleave-step-bn": "784-100x5-10-b100", "interleave-affine-bn-relu": "256x1024"}
+INTERLEAVE_OPS = {"interleave-step-bn": "784-100x5-10-b100", "interleave-affine-bn-relu": "256x1024",
+                  "interleave-affine-bn-relu-1M": "1024x1024"}
 INTERLEAVE_POLICIES = {"serial": 2**62, "parallel": 0, "default": None}
 
 
@@ -440,7 +443,8 @@ def make_interleave_case(op: str, dtype: str, policy: str, *, seed: int = 0) -> 
     variant between the GEMMs (``runtime.parallel_threshold(0)``), ``'serial'`` forces the serial
     variants, ``'default'`` keeps the size threshold. ``interleave-step-bn`` is the 784-100x5-10
     training step with batch norm (batch 100, Adam); ``interleave-affine-bn-relu`` is Affine(1024 ->
-    1024) + BatchNormalization + Relu forward and backward on a 256x1024 batch.
+    1024) + BatchNormalization + Relu forward and backward on a 256x1024 batch (1024x1024 for the
+    ``-1M`` form, where the default threshold turns the parallel kernels on).
 
     Returns
     -------
@@ -509,12 +513,16 @@ def measure(fn: Callable[[], object], *, warmup: int = 2, min_time: float = 0.2,
 
 
 def measure_group(fns: dict[str, Callable[[], object]], *, warmup: int = 2, min_time: float = 0.2,
-                  min_samples: int = 5, max_samples: int = 50, sample_time: float = 2e-3) -> dict[str, float]:
+                  min_samples: int = 5, max_samples: int = 50, sample_time: float = 1e-2) -> dict[str, float]:
     """Median seconds per call of each callable, sampled round-robin.
 
     The implementations of one group take their samples in turn (one sample of each, then the next
     round), so a burst of load from elsewhere on the machine hits all of them alike and the ratios
-    stay meaningful. Each callable is first called ``warmup`` times, untimed.
+    stay meaningful. Each callable is first called ``warmup`` times, untimed, and once more untimed
+    before each of its samples: switching between implementations switches thread pools (Numba's
+    OpenMP, OpenBLAS, PyTorch's OpenMP), and the first call after a switch pays for waking them;
+    that cost belongs to the switch, not to the implementation (it inflated PyTorch's training step
+    ~3x when every call alternated).
     """
     numbers = {}
     for name, fn in fns.items():
@@ -530,6 +538,7 @@ def measure_group(fns: dict[str, Callable[[], object]], *, warmup: int = 2, min_
     while rounds < min_samples or (clock() - start < min_time * len(fns) and rounds < max_samples):
         for name, fn in fns.items():
             number = numbers[name]
+            fn()
             t0 = clock()
             for _ in range(number):
                 fn()
@@ -546,8 +555,11 @@ def _triad_kernels():
 
     @jit
     def triad_chunk(a, b, c, s, start, stop):
-        for i in range(start, stop):
-            a[i] = b[i] + s * c[i]
+        # slice first: a loop over range(size) of the views vectorizes; range(start, stop) keeps
+        # wraparound checks and measured well below the machine's bandwidth
+        av, bv, cv = a[start:stop], b[start:stop], c[start:stop]
+        for i in range(av.size):
+            av[i] = bv[i] + s * cv[i]
 
     @jit(parallel=True)
     def triad_parallel(a, b, c, s, nchunks):

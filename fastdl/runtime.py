@@ -22,8 +22,13 @@ Threading policy
     * Threading layer: ``omp`` (then ``tbb``) when available; the ``workqueue`` layer costs ~64 us
       per launch, so when neither is available fastdl runs every kernel serially.
     * Every parallel-capable kernel exists as a serial and a parallel variant; the parallel one runs
-      only for arrays of at least :func:`get_parallel_threshold` elements (default 65,536) *and*
-      when more than one thread is allowed. Below that a launch costs more than it saves.
+      only for arrays of at least :func:`get_parallel_threshold` elements (default 1,048,576) *and*
+      when more than one thread is allowed. Measured on the 2-core development machine: standalone,
+      parallel pays from ~256K elements (Adam 1M float64: 2.35 -> 1.45 ms); interleaved with the
+      affine GEMMs it never paid (the book's 784-100x5-10 step: 2.6 ms serial, 13.4 ms with every
+      kernel forced parallel; 1024x1024 affine+BN+ReLU: equal), and with 65,536 the book's W1 Adam
+      step went parallel right before a GEMM and the step was ~15 % slower. ``fastdl bench`` prints
+      this table (interleave rows).
     * BLAS keeps its own threads (fastdl does not change them); see the README for how the
       interleaved loop was measured.
 
@@ -62,7 +67,7 @@ __all__ = [
     "threads",
 ]
 
-DEFAULT_PARALLEL_THRESHOLD = 65_536
+DEFAULT_PARALLEL_THRESHOLD = 1_048_576
 DEFAULT_GOMP_SPINCOUNT = "1000"
 
 
