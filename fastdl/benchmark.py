@@ -513,37 +513,41 @@ def measure(fn: Callable[[], object], *, warmup: int = 2, min_time: float = 0.2,
 
 
 def measure_group(fns: dict[str, Callable[[], object]], *, warmup: int = 2, min_time: float = 0.2,
-                  min_samples: int = 5, max_samples: int = 50, sample_time: float = 1e-2) -> dict[str, float]:
-    """Median seconds per call of each callable, sampled round-robin.
+                  min_samples: int = 5, max_samples: int = 50, sample_time: float = 1e-2,
+                  passes: int = 3) -> dict[str, float]:
+    """Median seconds per call of each callable, in interleaved blocks.
 
-    The implementations of one group take their samples in turn (one sample of each, then the next
-    round), so a burst of load from elsewhere on the machine hits all of them alike and the ratios
-    stay meaningful. Each callable is first called ``warmup`` times, untimed, and once more untimed
-    before each of its samples: switching between implementations switches thread pools (Numba's
-    OpenMP, OpenBLAS, PyTorch's OpenMP), and the first call after a switch pays for waking them;
-    that cost belongs to the switch, not to the implementation (it inflated PyTorch's training step
-    ~3x when every call alternated).
+    Each implementation takes its samples in a contiguous block (``warmup`` untimed calls, then
+    samples of about ``sample_time`` each), and the blocks rotate over ``passes`` passes (A B C A B
+    C ...), so a burst of load from elsewhere still hits every implementation while each one is
+    timed in its own steady state. Alternating every single call instead measured the switch
+    between thread pools (Numba's OpenMP, OpenBLAS, PyTorch's OpenMP each spin-waiting while another
+    wants the cores): PyTorch's training step read 13-15 ms that way against 3.7 ms in a block.
     """
+    clock = time.perf_counter
     numbers = {}
     for name, fn in fns.items():
         for _ in range(max(1, warmup)):
             fn()
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
-        numbers[name] = max(1, int(sample_time / max(time.perf_counter() - t0, 1e-9)))
+        numbers[name] = max(1, int(sample_time / max(clock() - t0, 1e-9)))
+    per_pass_min = -(-min_samples // passes)
+    per_pass_max = max(per_pass_min, max_samples // passes)
     samples: dict[str, list[float]] = {name: [] for name in fns}
-    start = time.perf_counter()
-    rounds = 0
-    clock = time.perf_counter
-    while rounds < min_samples or (clock() - start < min_time * len(fns) and rounds < max_samples):
+    for _ in range(passes):
         for name, fn in fns.items():
             number = numbers[name]
-            fn()
-            t0 = clock()
-            for _ in range(number):
+            for _ in range(max(1, warmup)):
                 fn()
-            samples[name].append((clock() - t0) / number)
-        rounds += 1
+            start = clock()
+            taken = 0
+            while taken < per_pass_min or (clock() - start < min_time / passes and taken < per_pass_max):
+                t0 = clock()
+                for _ in range(number):
+                    fn()
+                samples[name].append((clock() - t0) / number)
+                taken += 1
     return {name: statistics.median(v) for name, v in samples.items()}
 
 
@@ -662,10 +666,13 @@ def default_matrix(quick: bool = False, dtypes: Sequence[str] = DTYPES, torch: b
                    ("batchnorm-forward", "100x100"), ("adam-update", "10K")]
         timing = {"min_time": 0.02, "min_samples": 3, "max_samples": 5, "warmup": 1}
     else:
-        entries = [(op, size) for op in LAYER_OPS for size in LAYER_SIZES
-                   if not (op.startswith("affine") and size == "1024x4096")]
+        # Training steps first: in one process, PyTorch's small-tensor step slowed after its own
+        # large ops had run (measured 3.9 ms fresh, 5.1 ms after a 1024x4096 batch-norm backward,
+        # 6.4 ms after a 1024x4096 sigmoid), which would understate PyTorch, not fastdl.
+        entries = [(op, "784-100x5-10-b100") for op in STEP_OPS]
+        entries += [(op, size) for op in LAYER_OPS for size in LAYER_SIZES
+                    if not (op.startswith("affine") and size == "1024x4096")]
         entries += [(op, size) for op in OPTIMIZER_OPS for size in PARAM_SIZES]
-        entries += [(op, "784-100x5-10-b100") for op in STEP_OPS]
         entries += [(op, size) for op, size in INTERLEAVE_OPS.items()]
         timing = {"min_time": 0.12, "min_samples": 7, "max_samples": 40, "warmup": 2}
     impls = IMPLS if torch else ("reference", "fastdl")
@@ -675,7 +682,7 @@ def default_matrix(quick: bool = False, dtypes: Sequence[str] = DTYPES, torch: b
 def run_matrix(matrix: Matrix, *, progress: bool = True, seed: int = 0) -> list[dict]:
     """Time every (op, size, dtype, impl) of ``matrix``; return one result dict per timing.
 
-    The implementations of one (op, size, dtype) group are timed together, round-robin
+    The implementations of one (op, size, dtype) group are timed together, in rotating blocks
     (:func:`measure_group`). Unavailable implementations (torch not installed) are left out.
     """
     from tqdm.auto import tqdm
