@@ -502,7 +502,7 @@ def configure_torch_threads(n: int | None = None) -> None:
 # ----------------------------------------------------------------------------------------------
 
 def measure(fn: Callable[[], object], *, warmup: int = 2, min_time: float = 0.2, min_samples: int = 5,
-            max_samples: int = 50, sample_time: float = 2e-3) -> float:
+            max_samples: int = 50, sample_time: float = 1e-2) -> float:
     """Median seconds per call of ``fn`` after ``warmup`` untimed calls.
 
     Each sample runs enough calls to last about ``sample_time``; sampling stops after ``min_time``
@@ -682,20 +682,28 @@ def default_matrix(quick: bool = False, dtypes: Sequence[str] = DTYPES, torch: b
 def run_matrix(matrix: Matrix, *, progress: bool = True, seed: int = 0) -> list[dict]:
     """Time every (op, size, dtype, impl) of ``matrix``; return one result dict per timing.
 
-    The implementations of one (op, size, dtype) group are timed together, in rotating blocks
-    (:func:`measure_group`). Unavailable implementations (torch not installed) are left out.
+    ``reference`` and ``fastdl`` of one (op, size, dtype) group are timed together in this process,
+    in rotating blocks (:func:`measure_group`). PyTorch is timed in a separate process, one group
+    after another: in a process where NumPy's OpenBLAS threads have run, PyTorch's OpenMP threads
+    fight them, and its training step measured ~5x slower (3.1 ms alone, ~15 ms beside the NumPy
+    implementations; 5.8 ms with OPENBLAS_NUM_THREADS=1), which would flatter fastdl. Unavailable
+    implementations (torch not installed) are left out.
     """
     from tqdm.auto import tqdm
 
     groups = [(op, size, dtype) for op, size in matrix.entries for dtype in matrix.dtypes]
     results = []
+    local_impls = tuple(i for i in matrix.impls if i != "torch")
+    if "torch" in matrix.impls:
+        results += _run_torch_groups([g for g in groups if g[0] not in INTERLEAVE_OPS], matrix.timing,
+                                     seed=seed, progress=progress)
     bar = tqdm(groups, desc="fastdl bench", unit="group", disable=not progress, file=sys.stderr)
     for op, size, dtype in bar:
         bar.set_postfix_str(f"{op} {size} {dtype}", refresh=False)
         cases = {}
         if op in INTERLEAVE_OPS:
             cases = {f"fastdl-{p}": make_interleave_case(op, dtype, p, seed=seed) for p in INTERLEAVE_POLICIES}
-        for impl in () if op in INTERLEAVE_OPS else matrix.impls:
+        for impl in () if op in INTERLEAVE_OPS else local_impls:
             try:
                 cases[impl] = make_case(op, size, dtype, impl, seed=seed)
             except Unavailable:
@@ -704,6 +712,43 @@ def run_matrix(matrix: Matrix, *, progress: bool = True, seed: int = 0) -> list[
         results += [dict(c.meta(), median_s=medians[impl]) for impl, c in cases.items()]
         del cases
     return results
+
+
+def _run_torch_groups(groups: list[tuple], timing: dict, *, seed: int, progress: bool) -> list[dict]:
+    """Time the ``torch`` implementation of ``groups`` in a fresh Python process (see :func:`run_matrix`)."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return []
+    from . import runtime
+
+    spec = {"groups": groups, "timing": timing, "seed": seed, "threads": runtime.get_num_threads(),
+            "progress": progress}
+    proc = subprocess.run([sys.executable, "-c", "from fastdl.benchmark import _torch_worker; _torch_worker()"],
+                          input=json.dumps(spec), stdout=subprocess.PIPE, text=True, check=False)
+    if proc.returncode != 0:
+        print(f"fastdl bench: the PyTorch process failed (exit {proc.returncode}); torch columns left out",
+              file=sys.stderr)
+        return []
+    return json.loads(proc.stdout)
+
+
+def _torch_worker() -> None:
+    """Entry point of the PyTorch timing process: a JSON spec on stdin, JSON results on stdout."""
+    from tqdm.auto import tqdm
+
+    spec = json.loads(sys.stdin.read())
+    configure_torch_threads(spec["threads"])
+    results = []
+    for op, size, dtype in tqdm(spec["groups"], desc="fastdl bench (torch process)", unit="group",
+                                disable=not spec["progress"], file=sys.stderr):
+        try:
+            case = make_case(op, size, dtype, "torch", seed=spec["seed"])
+        except Unavailable:
+            continue
+        results.append(dict(case.meta(), median_s=measure(case.fn, **spec["timing"])))
+        del case
+    json.dump(results, sys.stdout)
 
 
 # ----------------------------------------------------------------------------------------------
