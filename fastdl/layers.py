@@ -177,8 +177,6 @@ def _softmax_input(x, where: str) -> np.ndarray:
     return contiguous(x)
 
 
-
-
 def _dout(dout, shape: tuple[int, ...], dtype: np.dtype, where: str) -> np.ndarray:
     """``dout`` checked against the forward output's shape, C-contiguous in ``dtype``."""
     dout = float_array(dout, "dout", where)
