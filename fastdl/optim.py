@@ -146,8 +146,7 @@ def _step_array(kind: int, p: np.ndarray, g: np.ndarray, states, constants: tupl
     s1 = flats[0][0] if flats else pf
     s2 = flats[1][0] if len(flats) > 1 else pf
     n = pf.size
-    # the size test first: runtime.use_parallel asks Numba for the thread count (~0.5 us)
-    if n >= runtime.get_parallel_threshold() and runtime.use_parallel(n):
+    if runtime.use_parallel(n):  # tests the size before asking Numba for the thread count
         bad = _k.step_parallel(kind, pf, gf, s1, s2, *constants, runtime.chunks(n))
     else:
         bad = _k.step(kind, pf, gf, s1, s2, *constants)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from .. import runtime
 from .._jit import jit
+from . import dispatch
 
 
 @jit
@@ -88,36 +88,24 @@ def _sigmoid_bwd_par(dout, y, dx, one, nchunks):
 def relu_forward(x: np.ndarray, out: np.ndarray, mask: np.ndarray) -> None:
     """Flat arrays: write ``out`` and the boolean ``mask`` (``x <= 0``)."""
     n = x.size
-    if runtime.use_parallel(n):
-        _relu_fwd_par(x, out, mask, runtime.chunks(n))
-    else:
-        _relu_fwd(x, out, mask, 0, n)
+    dispatch(_relu_fwd, _relu_fwd_par, n, n, x, out, mask)
 
 
 def relu_backward(dout: np.ndarray, mask: np.ndarray, dx: np.ndarray) -> None:
     """Flat arrays: ``dx = where(mask, 0, dout)``."""
     n = dout.size
-    if runtime.use_parallel(n):
-        _relu_bwd_par(dout, mask, dx, runtime.chunks(n))
-    else:
-        _relu_bwd(dout, mask, dx, 0, n)
+    dispatch(_relu_bwd, _relu_bwd_par, n, n, dout, mask, dx)
 
 
 def sigmoid_forward(x: np.ndarray, out: np.ndarray) -> None:
     """Flat arrays: ``out = 1 / (1 + exp(-x))`` in x's dtype."""
     n = x.size
     one = x.dtype.type(1)
-    if runtime.use_parallel(n):
-        _sigmoid_fwd_par(x, out, one, runtime.chunks(n))
-    else:
-        _sigmoid_fwd(x, out, one, 0, n)
+    dispatch(_sigmoid_fwd, _sigmoid_fwd_par, n, n, x, out, one)
 
 
 def sigmoid_backward(dout: np.ndarray, y: np.ndarray, dx: np.ndarray) -> None:
     """Flat arrays: ``dx = dout * (1 - y) * y`` with ``y`` the forward output."""
     n = dout.size
     one = y.dtype.type(1)
-    if runtime.use_parallel(n):
-        _sigmoid_bwd_par(dout, y, dx, one, runtime.chunks(n))
-    else:
-        _sigmoid_bwd(dout, y, dx, one, 0, n)
+    dispatch(_sigmoid_bwd, _sigmoid_bwd_par, n, n, dout, y, dx, one)

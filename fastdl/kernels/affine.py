@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from .. import runtime
 from .._jit import jit
+from . import dispatch
 
 
 @jit
@@ -52,17 +52,11 @@ def _col_sum_par(a, acc, nchunks):
 
 def bias_add(out: np.ndarray, b: np.ndarray) -> None:
     """``out += b`` row by row, in place (``out`` C-contiguous ``(N, D)``, ``b`` contiguous ``(D,)``)."""
-    if runtime.use_parallel(out.size):
-        _bias_add_par(out, b, runtime.chunks(out.shape[0]))
-    else:
-        _bias_add(out, b, 0, out.shape[0])
+    dispatch(_bias_add, _bias_add_par, out.shape[0], out.size, out, b)
 
 
 def col_sum(a: np.ndarray) -> np.ndarray:
     """New array ``a.sum(axis=0)`` of a C-contiguous 2-D ``a``, in a's dtype."""
     acc = np.zeros(a.shape[1], dtype=a.dtype)
-    if runtime.use_parallel(a.size):
-        _col_sum_par(a, acc, runtime.chunks(a.shape[0]))
-    else:
-        _col_sum(a, acc, 0, a.shape[0])
+    dispatch(_col_sum, _col_sum_par, a.shape[0], a.size, a, acc)
     return acc

@@ -26,8 +26,8 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from .. import runtime
 from .._jit import jit
+from . import dispatch
 
 
 @jit
@@ -74,15 +74,16 @@ def _scale_stats(mu, var, nf, eps, std, rm, rv, rm_new, rv_new, m, om):
 
 
 @jit
-def _train_forward(x, gamma, beta, eps, nf, m, om, rm, rv, rm_new, rv_new, mu, var, std, xn, out, lo):
-    # lo is 0, passed from Python: a literal 0 here would compile the workers a second time
-    n, d = x.shape
-    _sum_rows(x, mu, lo, n)
+def _train_forward(x, gamma, beta, eps, nf, m, om, rm, rv, rm_new, rv_new, mu, var, std, xn, out, lo, hi):
+    # [lo, hi) is always the whole batch [0, N), passed from Python by dispatch (statistics need
+    # every row; a literal 0 here would compile the row workers a second time)
+    d = x.shape[1]
+    _sum_rows(x, mu, lo, hi)
     for j in range(d):
         mu[j] = mu[j] / nf
-    _sqdev_rows(x, mu, var, lo, n)
+    _sqdev_rows(x, mu, var, lo, hi)
     bad = _scale_stats(mu, var, nf, eps, std, rm, rv, rm_new, rv_new, m, om)
-    _normalize_rows(x, mu, std, gamma, beta, xn, out, lo, n)
+    _normalize_rows(x, mu, std, gamma, beta, xn, out, lo, hi)
     return bad
 
 
@@ -158,14 +159,15 @@ def _bwd_dx(dout, xn, a, b, c, dx, lo, hi):
 
 
 @jit
-def _backward(dout, xn, gamma, std, nf, dbeta, dgamma, dx, lo):
-    n, d = dout.shape
-    _bwd_sums(dout, xn, dbeta, dgamma, lo, n)
+def _backward(dout, xn, gamma, std, nf, dbeta, dgamma, dx, lo, hi):
+    # [lo, hi) is the whole batch, as in _train_forward
+    d = dout.shape[1]
+    _bwd_sums(dout, xn, dbeta, dgamma, lo, hi)
     a = np.empty(d, dtype=dx.dtype)
     b = np.empty(d, dtype=dx.dtype)
     c = np.empty(d, dtype=dx.dtype)
     _bwd_coef(gamma, std, dbeta, dgamma, nf, a, b, c)
-    _bwd_dx(dout, xn, a, b, c, dx, lo, n)
+    _bwd_dx(dout, xn, a, b, c, dx, lo, hi)
 
 
 @jit(parallel=True)
@@ -206,10 +208,7 @@ def train_forward(x, gamma, beta, eps, momentum, running_mean, running_var):
     rv_new = np.empty(d, dtype=dt)
     args = (x, gamma, beta, t(eps), t(n), t(momentum), t(1.0 - momentum), running_mean, running_var,
             rm_new, rv_new, mu, var, std, xn, out)
-    if runtime.use_parallel(x.size):
-        bad = _train_forward_par(*args, runtime.chunks(n))
-    else:
-        bad = _train_forward(*args, 0)
+    bad = dispatch(_train_forward, _train_forward_par, n, x.size, *args)
     return out, xn, mu, var, std, rm_new, rv_new, bad
 
 
@@ -218,10 +217,7 @@ def eval_forward(x, gamma, beta, eps, running_mean, running_var):
     out = np.empty_like(x)
     std = np.empty(x.shape[1], dtype=x.dtype)
     _eval_std(running_var, x.dtype.type(eps), std)
-    if runtime.use_parallel(x.size):
-        _eval_rows_par(x, running_mean, std, gamma, beta, out, runtime.chunks(x.shape[0]))
-    else:
-        _eval_rows(x, running_mean, std, gamma, beta, out, 0, x.shape[0])
+    dispatch(_eval_rows, _eval_rows_par, x.shape[0], x.size, x, running_mean, std, gamma, beta, out)
     return out
 
 
@@ -232,8 +228,5 @@ def backward(dout, xn, gamma, std):
     dx = np.empty_like(dout)
     dbeta = np.zeros(d, dtype=dt)
     dgamma = np.zeros(d, dtype=dt)
-    if runtime.use_parallel(dout.size):
-        _backward_par(dout, xn, gamma, std, dt.type(n), dbeta, dgamma, dx, runtime.chunks(n))
-    else:
-        _backward(dout, xn, gamma, std, dt.type(n), dbeta, dgamma, dx, 0)
+    dispatch(_backward, _backward_par, n, dout.size, dout, xn, gamma, std, dt.type(n), dbeta, dgamma, dx)
     return dx, dgamma, dbeta

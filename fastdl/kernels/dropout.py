@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from .. import runtime
 from .._jit import jit
+from . import dispatch
 
 
 @jit
@@ -68,26 +68,17 @@ def forward(x: np.ndarray, r: np.ndarray, ratio, out: np.ndarray, mask: np.ndarr
     """Flat arrays: ``mask = r > ratio`` (``ratio`` already a scalar of r's dtype); ``out = x * mask``."""
     n = x.size
     zero = x.dtype.type(0)
-    if runtime.use_parallel(n):
-        _fwd_par(x, r, ratio, zero, out, mask, runtime.chunks(n))
-    else:
-        _fwd(x, r, ratio, zero, out, mask, 0, n)
+    dispatch(_fwd, _fwd_par, n, n, x, r, ratio, zero, out, mask)
 
 
 def apply_mask(dout: np.ndarray, mask: np.ndarray, dx: np.ndarray) -> None:
     """Flat arrays: ``dx = dout * mask``."""
     n = dout.size
     zero = dout.dtype.type(0)
-    if runtime.use_parallel(n):
-        _apply_par(dout, mask, zero, dx, runtime.chunks(n))
-    else:
-        _apply(dout, mask, zero, dx, 0, n)
+    dispatch(_apply, _apply_par, n, n, dout, mask, zero, dx)
 
 
 def scale(x: np.ndarray, s, out: np.ndarray) -> None:
     """Flat arrays: ``out = x * s`` (``s`` already a scalar of x's dtype)."""
     n = x.size
-    if runtime.use_parallel(n):
-        _scale_par(x, s, out, runtime.chunks(n))
-    else:
-        _scale(x, s, out, 0, n)
+    dispatch(_scale, _scale_par, n, n, x, s, out)

@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from .. import runtime
 from .._jit import jit
+from . import dispatch
 
 
 @jit
@@ -151,20 +151,14 @@ def labels_in_range(t: np.ndarray, c: int) -> bool:
 def softmax(x: np.ndarray) -> np.ndarray:
     """New array: row-wise softmax of C-contiguous 2-D ``x`` in its dtype."""
     y = np.empty_like(x)
-    if runtime.use_parallel(x.size):
-        _softmax_rows_par(x, y, runtime.chunks(x.shape[0]))
-    else:
-        _softmax_rows(x, y, 0, x.shape[0])
+    dispatch(_softmax_rows, _softmax_rows_par, x.shape[0], x.size, x, y)
     return y
 
 
 def row_argmax(t: np.ndarray) -> np.ndarray:
     """New ``intp`` array of the first row-wise maximum of C-contiguous 2-D ``t`` (NumPy's argmax)."""
     labels = np.empty(t.shape[0], dtype=np.intp)
-    if runtime.use_parallel(t.size):
-        _row_argmax_par(t, labels, runtime.chunks(t.shape[0]))
-    else:
-        _row_argmax(t, labels, 0, t.shape[0])
+    dispatch(_row_argmax, _row_argmax_par, t.shape[0], t.size, t, labels)
     return labels
 
 
@@ -172,10 +166,7 @@ def softmax_xent_forward(x: np.ndarray, labels: np.ndarray, eps: float) -> tuple
     """``(y, sum_i log(y[i, labels_i] + eps))`` for C-contiguous ``x`` and ``intp`` labels in range."""
     y = np.empty_like(x)
     e = x.dtype.type(eps)
-    if runtime.use_parallel(x.size):
-        s = _softmax_xent_par(x, labels, e, y, runtime.chunks(x.shape[0]))
-    else:
-        s = _softmax_xent(x, labels, e, y, 0, x.shape[0])
+    s = dispatch(_softmax_xent, _softmax_xent_par, x.shape[0], x.size, x, labels, e, y)
     return y, s
 
 
@@ -192,15 +183,8 @@ def softmax_xent_backward(y: np.ndarray, t: np.ndarray, dout) -> np.ndarray:
     dx = np.empty_like(y)
     n = y.shape[0]
     nf = y.dtype.type(n)
-    par = runtime.use_parallel(y.size)
     if t.ndim == 1:
-        one = y.dtype.type(1)
-        if par:
-            _bwd_labels_par(y, t, nf, one, dout, dx, runtime.chunks(n))
-        else:
-            _bwd_labels(y, t, nf, one, dout, dx, 0, n)
-    elif par:
-        _bwd_probs_par(y, t, nf, dout, dx, runtime.chunks(n))
+        dispatch(_bwd_labels, _bwd_labels_par, n, y.size, y, t, nf, y.dtype.type(1), dout, dx)
     else:
-        _bwd_probs(y, t, nf, dout, dx, 0, n)
+        dispatch(_bwd_probs, _bwd_probs_par, n, y.size, y, t, nf, dout, dx)
     return dx
