@@ -64,8 +64,10 @@ __all__ = [
     "Unavailable",
     "default_matrix",
     "blas_probe",
+    "TARGETS",
     "format_markdown",
     "format_table",
+    "format_targets",
     "load_benchmark_json",
     "make_case",
     "make_interleave_case",
@@ -73,9 +75,11 @@ __all__ = [
     "measure_compile_cost",
     "measure_group",
     "measure_peaks",
+    "measure_startup",
     "plot_results",
     "register_cli",
     "run_matrix",
+    "target_rows",
     "warmup",
 ]
 
@@ -94,6 +98,7 @@ LAYER_OPS = (
     "affine-forward", "affine-backward", "batchnorm-forward", "batchnorm-backward",
     "relu-forward", "relu-backward", "sigmoid-forward", "sigmoid-backward",
     "dropout-forward", "dropout-backward", "softmax-loss-forward", "softmax-loss-backward",
+    "batchnorm-fwd-bwd",
 )
 #: optimizer op -> (class name in fastdl.reference / fastdl.optim, bytes moved per element / itemsize)
 OPTIMIZER_OPS = {
@@ -105,7 +110,7 @@ STEP_OPS = ("train-step", "train-step-bn")
 #: arrays of itemsize moved per element (compulsory traffic) for the memory-bound layer ops;
 #: dropout's mask adds one byte per element on top.
 _LAYER_TRAFFIC = {
-    "batchnorm-forward": 2, "batchnorm-backward": 3, "relu-forward": 2, "relu-backward": 3,
+    "batchnorm-forward": 2, "batchnorm-backward": 3, "batchnorm-fwd-bwd": 5, "relu-forward": 2, "relu-backward": 3,
     "sigmoid-forward": 2, "sigmoid-backward": 3, "dropout-forward": 2, "dropout-backward": 2,
     "softmax-loss-forward": 2, "softmax-loss-backward": 2,
 }
@@ -192,6 +197,10 @@ def _layer_data(size: str, dtype: str, seed: int):
 def _numpy_layer_case(op: str, size: str, dtype: str, impl: str, seed: int) -> Callable[[], object]:
     layers, _ = _numpy_modules(impl)
     rng, n, d, h, x = _layer_data(size, dtype, seed)
+    if op == "batchnorm-fwd-bwd":  # a training step's two layer calls, as issue 5 states the target
+        layer = layers.BatchNormalization(np.ones(d, dtype=dtype), np.zeros(d, dtype=dtype))
+        dout = rng.standard_normal((n, d)).astype(dtype)
+        return lambda: (layer.forward(x, train_flg=True), layer.backward(dout))
     kind, direction = op.rsplit("-", 1)
     if kind == "affine":
         W = (0.01 * rng.standard_normal((d, h))).astype(dtype)
@@ -229,6 +238,17 @@ def _torch_layer_case(op: str, size: str, dtype: str, seed: int) -> Callable[[],
     rng = np.random.default_rng(seed + 1)
     tdt = _torch_dtype(torch, dtype)
     x = torch.from_numpy(x_np).requires_grad_(True)
+    if op == "batchnorm-fwd-bwd":
+        gamma = torch.ones(d, dtype=tdt, requires_grad=True)
+        beta = torch.zeros(d, dtype=tdt, requires_grad=True)
+        rm, rv = torch.zeros(d, dtype=tdt), torch.ones(d, dtype=tdt)
+        dout = torch.from_numpy(rng.standard_normal((n, d)).astype(dtype))
+
+        def fwd_bwd():
+            out = F.batch_norm(x, rm, rv, gamma, beta, training=True, momentum=0.1, eps=1e-6)
+            return torch.autograd.grad(out, (x, gamma, beta), dout)
+
+        return fwd_bwd
     kind, direction = op.rsplit("-", 1)
     inputs = [x]
     if kind == "affine":
@@ -990,17 +1010,27 @@ def _warmup_work(dtype: str):
             opt.update(params, grads)
             opt.update(params, grads)
         work.append((f"optimizer {name}", update))
+    nets = importlib.import_module("fastdl.nets")
+    for bn in (False, True):
+        def train_step(bn=bn):
+            net = nets.MultiLayerNetExtend(6, [5, 5], 3, use_batchnorm=bn, dtype=np.dtype(dtype))
+            opt = optim.Adam()
+            opt.update(net.params, net.gradient(x, t % 3))
+            net.loss(x, t % 3)
+            net.accuracy(x, t % 3)
+        work.append(("train step" + (" + batch norm" if bn else ""), train_step))
     return work
 
 
 def warmup(dtypes: Sequence[str] | str = DTYPES, *, verbose: bool = False,
-           file=None) -> list[WarmupStep]:
+           file=None, parallel: bool = False) -> list[WarmupStep]:
     """Compile (or load from the on-disk cache) every kernel a training run uses.
 
-    Runs a tiny forward and backward of every layer and one update of every optimizer, per dtype,
-    once with the serial kernels and once with the parallel ones (``runtime.parallel_threshold``
-    forced to 0 and to "never"), and records for each step how long it took and how many kernel
-    signatures Numba compiled versus loaded from its cache.
+    Runs a tiny forward and backward of every layer, one update of every optimizer and a training
+    step of the book's networks (with and without batch norm), per dtype, with the serial kernels
+    (``runtime.parallel_threshold`` forced to "never"); with ``parallel=True`` once more with the
+    parallel twins (threshold 0), which only arrays of ~1M values or more use. It records for each
+    step how long it took and how many kernel signatures Numba compiled versus loaded from its cache.
 
     Parameters
     ----------
@@ -1010,6 +1040,8 @@ def warmup(dtypes: Sequence[str] | str = DTYPES, *, verbose: bool = False,
         Print one line per step and a summary.
     file : file-like, optional
         Where verbose output goes (default ``sys.stdout``).
+    parallel : bool
+        Also compile the parallel kernels (about doubles the cold compile time).
 
     Returns
     -------
@@ -1024,7 +1056,8 @@ def warmup(dtypes: Sequence[str] | str = DTYPES, *, verbose: bool = False,
             raise ValueError(f"warmup: dtype must be one of {DTYPES} or 'all'; got {dt!r}")
     out = file or sys.stdout
     steps: list[WarmupStep] = []
-    variants = (("serial", 2**62), ("parallel", 0)) if runtime.parallel_available() else (("serial", 2**62),)
+    variants = (("serial", 2**62), ("parallel", 0)) if parallel and runtime.parallel_available() else (
+        ("serial", 2**62),)
     for dt in dtypes:
         for variant, threshold in variants:
             with runtime.parallel_threshold(threshold):
@@ -1093,6 +1126,161 @@ def measure_compile_cost(dtypes: Sequence[str] | str = DTYPES) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------
+# start-up cost and the issue-5 targets
+# ----------------------------------------------------------------------------------------------
+
+_STARTUP_SNIPPET = """
+import json, time
+t0 = time.perf_counter()
+import fastdl
+t_import = time.perf_counter() - t0
+import numpy as np
+from fastdl.nets import MultiLayerNetExtend
+from fastdl.optim import Adam
+rng = np.random.default_rng(0)
+x, t = rng.standard_normal((100, 784)), rng.integers(0, 10, 100)
+np.random.seed(0)
+net = MultiLayerNetExtend(784, [100] * 5, 10, use_batchnorm=True)
+opt = Adam()
+opt.update(net.params, net.gradient(x, t))
+net.loss(x, t)
+net.accuracy(x, t)
+print(json.dumps({"import_s": t_import, "first_step_s": time.perf_counter() - t0}))
+"""
+
+
+def _run_snippet(code: str, env: dict, what: str) -> dict:
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"measure_startup: {what} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def measure_startup(repeats: int = 3) -> dict:
+    """Start-up cost of a float64 training run, each figure from fresh interpreters.
+
+    The run is what a training loop does first: ``import fastdl``, build the book's
+    784-100x5-10 batch-norm network in float64, one ``gradient()`` + Adam ``update()``, then
+    ``loss()`` and ``accuracy()`` (the evaluation path). Measured from just before ``import fastdl``
+    (interpreter start-up excluded):
+
+    * ``cold_first_step_s``: with an empty kernel cache, i.e. including compiling every kernel
+      the run needs;
+    * ``warmup_s``: ``fastdl warmup --dtype float64`` on another empty cache, and
+      ``after_warmup_first_step_s``: the same run after it (what the warm-up pays ahead);
+    * ``import_s`` and ``warm_first_step_s``: medians of ``repeats`` runs with a filled cache.
+
+    Returns
+    -------
+    dict
+    """
+    out: dict = {}
+    with tempfile.TemporaryDirectory(prefix="fastdl-startup-") as tmp:
+        cold = dict(os.environ, NUMBA_CACHE_DIR=os.path.join(tmp, "cold"))
+        out["cold_first_step_s"] = _run_snippet(_STARTUP_SNIPPET, cold, "cold run")["first_step_s"]
+        warm = [_run_snippet(_STARTUP_SNIPPET, cold, "warm run") for _ in range(repeats)]
+        out["import_s"] = statistics.median(r["import_s"] for r in warm)
+        out["warm_first_step_s"] = statistics.median(r["first_step_s"] for r in warm)
+        ahead = dict(os.environ, NUMBA_CACHE_DIR=os.path.join(tmp, "warmup"))
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "fastdl", "warmup", "--dtype", "float64"], env=ahead,
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"measure_startup: fastdl warmup failed:\n{proc.stderr[-2000:]}")
+        out["warmup_s"] = time.perf_counter() - t0
+        out["after_warmup_first_step_s"] = _run_snippet(_STARTUP_SNIPPET, ahead, "run after warmup")["first_step_s"]
+    return out
+
+
+#: issue 5's table: (work, op, size, dtypes, criterion, bound). Criteria: 'time' (median <= bound s),
+#: 'x torch' / 'x ref' (speed-up >= bound), 'of peak' (achieved / triad bandwidth >= bound),
+#: 'non-GEMM share' (<= bound, from the profiler), 'startup' (the measure_startup key in ``op`` <= bound s).
+TARGETS = (
+    ("Adam update, 10K params", "adam-update", "10K", ("float32",), "time", 3e-6),
+    ("Adam update, 10K params", "adam-update", "10K", ("float64",), "time", 6e-6),
+    ("Adam update, 1M params", "adam-update", "1M", ("float32",), "x torch", 2.0),
+    ("Adam update, 1M params", "adam-update", "1M", ("float64",), "x torch", 1.5),
+    ("Adam update, 1M params", "adam-update", "1M", DTYPES, "x ref", 20.0),
+    ("Adam update, 8M params", "adam-update", "8M", DTYPES, "of peak", 0.85),
+    *((f"{op.split('-')[0]} update, 1M params", op, "1M", DTYPES, "x ref", 10.0)
+      for op in ("sgd-update", "momentum-update", "nesterov-update", "adagrad-update", "rmsprop-update")),
+    ("batch norm fwd+bwd (layer calls), 100x100", "batchnorm-fwd-bwd", "100x100", ("float64",), "time", 10e-6),
+    ("batch norm fwd+bwd (layer calls), 100x100", "batchnorm-fwd-bwd", "100x100", DTYPES, "x ref", 10.0),
+    ("batch norm fwd+bwd, 1024x4096", "batchnorm-fwd-bwd", "1024x4096", ("float32",), "time", 2.5e-3),
+    ("batch norm fwd+bwd, 1024x4096", "batchnorm-fwd-bwd", "1024x4096", ("float64",), "time", 5e-3),
+    ("batch norm fwd+bwd, 1024x4096", "batchnorm-fwd-bwd", "1024x4096", DTYPES, "x torch", 2.0),
+    ("training step 784-100x5-10 + BN, b100, Adam", "train-step-bn", "784-100x5-10-b100", ("float64",), "time",
+     1.05e-3),
+    ("training step 784-100x5-10 + BN, b100, Adam", "train-step-bn", "784-100x5-10-b100", ("float32",), "time",
+     0.6e-3),
+    ("training step 784-100x5-10 + BN, b100, Adam", "train-step-bn", "784-100x5-10-b100", ("float64",),
+     "x torch", 1.8),
+    ("training step 784-100x5-10 + BN, b100, Adam", "train-step-bn", "784-100x5-10-b100", ("float32",),
+     "x torch", 2.2),
+    ("training step 784-100x5-10 + BN, b100, Adam", "train-step-bn", "784-100x5-10-b100", DTYPES, "x ref", 3.0),
+    ("start-up: import fastdl", "import_s", "-", ("-",), "startup", 0.5),
+    ("start-up: warm cache, import + first training step (f64)", "warm_first_step_s", "-", ("-",), "startup", 1.5),
+    ("start-up: cold cache, import + compile + first step (f64)", "cold_first_step_s", "-", ("-",), "startup", 20.0),
+)
+
+
+def _fmt_bound(criterion: str, bound: float) -> str:
+    if criterion in ("time", "startup"):
+        return f"<= {_fmt_time(bound)}"
+    if criterion == "of peak":
+        return f">= {100 * bound:.0f}% of triad"
+    if criterion == "non-GEMM share":
+        return f"<= {100 * bound:.0f}% of the step"
+    return f">= {bound:g}{criterion}"
+
+
+def target_rows(results: Iterable[dict], peaks: dict | None = None, startup: dict | None = None) -> list[dict]:
+    """Issue 5's targets against a run: one row per (target, dtype) with the measured value and met/missed.
+
+    Targets whose measurement is absent (torch not installed, start-up not measured) get ``met=None``.
+    """
+    rows = {(r["op"], r["size"], r["dtype"]): r for r in table_rows(results, peaks)}
+    out = []
+    for work, op, size, dtypes, criterion, bound in TARGETS:
+        for dt in dtypes:
+            value = None
+            if criterion == "startup":
+                value = (startup or {}).get(op)
+            elif (row := rows.get((op, size, dt))) is not None:
+                value = {"time": row["median_s"].get("fastdl"), "x torch": row["speedup_vs_torch"],
+                         "x ref": row["speedup_vs_reference"], "of peak": row["fraction_of_peak"]}.get(criterion)
+            if value is None:
+                met = None
+            elif criterion in ("time", "startup", "non-GEMM share"):
+                met = value <= bound
+            else:
+                met = value >= bound
+            if criterion in ("time", "startup"):
+                shown = _fmt_time(value)
+            elif criterion == "of peak" and value is not None:
+                shown = f"{100 * value:.0f}%"
+            else:
+                shown = f"{value:.2f}x" if value is not None else "-"
+            out.append({"work": work, "dtype": dt, "criterion": criterion, "bound": bound, "value": value,
+                        "target": _fmt_bound(criterion, bound), "measured": shown if value is not None else "-",
+                        "met": met})
+    return out
+
+
+def format_targets(rows: list[dict], markdown: bool = False) -> str:
+    """The :func:`target_rows` as a plain-text or markdown table."""
+    head = ["target (issue 5)", "dtype", "bound", "measured", "met"]
+    body = [[r["work"], r["dtype"], r["target"], r["measured"],
+             {True: "yes", False: "NO", None: "not measured"}[r["met"]]] for r in rows]
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |", "|---|---|---|---:|---|"]
+        return "\n".join(lines + ["| " + " | ".join(b) + " |" for b in body])
+    widths = [max(len(c) for c in col) for col in zip(head, *body)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)), "  ".join("-" * w for w in widths)]
+    return "\n".join(lines + ["  ".join(c.ljust(w) for c, w in zip(b, widths)) for b in body])
+
+
+# ----------------------------------------------------------------------------------------------
 # command line
 # ----------------------------------------------------------------------------------------------
 
@@ -1131,11 +1319,19 @@ def blas_probe(n: int = 100, calls: int = 50) -> float:
     return statistics.median(times)
 
 
-def _emit(results: list[dict], peaks: dict | None, info: dict, args: argparse.Namespace, stem: str) -> None:
+def _emit(results: list[dict], peaks: dict | None, info: dict, args: argparse.Namespace, stem: str,
+          startup: dict | None = None) -> None:
     main = [r for r in results if not r["op"].startswith("interleave")]
     inter = [r for r in results if r["op"].startswith("interleave")]
     if main:
         print(format_markdown(main, peaks, info) if args.markdown else format_table(main, peaks))
+        targets = target_rows(main, peaks, startup)
+        if any(r["met"] is not None for r in targets):
+            print("\nIssue 5 targets (from this run)" + ("\n" if args.markdown else ""))
+            print(format_targets(targets, markdown=args.markdown))
+    if startup:
+        print("\nStart-up (fresh interpreters, float64 batch-norm net, one step + loss + accuracy): "
+              + ", ".join(f"{k} {v:.2f} s" for k, v in startup.items()))
     if inter:
         print("\nThreading policy: fastdl kernels between BLAS GEMMs, forced serial / parallel / default threshold"
               + (" (median per loop)\n" if args.markdown else ""))
@@ -1172,6 +1368,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     results = run_matrix(matrix, progress=not args.no_progress)
     probes.append(blas_probe())
     info["matrix_seconds"] = time.perf_counter() - t0
+    startup = None
+    if not (args.quick or args.no_startup):
+        print("measuring start-up (cold and warm kernel cache, fresh interpreters) ...", file=sys.stderr)
+        startup = measure_startup()
     info["blas_probe_100x100_s"] = {"before": probes[0], "after": probes[1]}
     if max(probes) > 1e-3:
         print(f"warning: a 100x100 GEMM took {max(probes) * 1e3:.1f} ms (normally < 0.1 ms): BLAS threads "
@@ -1181,9 +1381,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "bench.json").write_text(json.dumps({"info": info, "peaks": peaks, "results": results}, indent=2))
+        (out / "bench.json").write_text(json.dumps({"info": info, "peaks": peaks, "results": results,
+                                                    "startup": startup}, indent=2))
         print(f"wrote {out / 'bench.json'}", file=sys.stderr)
-    _emit(results, peaks, info, args, "bench")
+    _emit(results, peaks, info, args, "bench", startup)
     return 0
 
 
@@ -1195,7 +1396,7 @@ def _cmd_warmup(args: argparse.Namespace) -> int:
             print(f"{label:5s} cache: warm-up {c['first_s']:.2f} s ({c['compiled']} signatures compiled, "
                   f"{c['loaded']} loaded), steady-state {c['steady_s'] * 1e3:.1f} ms, import {c['import_s']:.2f} s")
         return 0
-    warmup(args.dtype, verbose=True)
+    warmup(args.dtype, verbose=True, parallel=args.parallel)
     return 0
 
 
@@ -1215,6 +1416,8 @@ def register_cli(subparsers) -> None:
     bench.add_argument("--dtype", choices=("float32", "float64", "all"), default="all")
     bench.add_argument("--no-torch", action="store_true", help="leave torch out even if installed")
     bench.add_argument("--no-progress", action="store_true", help="no progress bar")
+    bench.add_argument("--no-startup", action="store_true",
+                       help="skip the start-up measurement (fresh interpreters, cold and warm cache; ~30 s)")
     bench.set_defaults(func=_cmd_bench)
     sub = bench.add_subparsers(dest="bench_command", metavar="report")
     report = sub.add_parser("report", help="table and plot from a pytest --benchmark-json file of bench/")
@@ -1226,5 +1429,7 @@ def register_cli(subparsers) -> None:
     wp.add_argument("--dtype", choices=("float32", "float64", "all"), default="all")
     wp.add_argument("--measure", action="store_true",
                     help="measure cold compile and warm-cache load in fresh subprocesses (empty cache dir)")
+    wp.add_argument("--parallel", action="store_true",
+                    help="also compile the parallel kernels (used by arrays of ~1M values and more)")
     wp.set_defaults(func=_cmd_warmup)
 

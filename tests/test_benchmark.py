@@ -103,7 +103,7 @@ def test_quick_bench_writes_json_table_and_png(tmp_path, capsys):
     code = _cli(["bench", "--quick", "--no-torch", "--dtype", "float64", "--no-progress", "--out", str(tmp_path)])
     assert code == 0
     data = json.loads((tmp_path / "bench.json").read_text())
-    assert set(data) == {"info", "peaks", "results"}
+    assert set(data) == {"info", "peaks", "results", "startup"} and data["startup"] is None  # --quick skips it
     assert data["peaks"]["triad_GBps"] > 0 and data["peaks"]["gemm_GFLOPs"]["float64"] > 0
     assert {"numpy", "numba", "numba_threads", "processor", "fastdl"} <= set(data["info"])
     entries = benchmark.default_matrix(quick=True).entries
@@ -113,6 +113,30 @@ def test_quick_bench_writes_json_table_and_png(tmp_path, capsys):
     assert (tmp_path / "bench.png").read_bytes()[:8] == PNG
     out = capsys.readouterr().out
     assert "peaks" in out and all(op in out for op, _ in entries)
+    assert "Issue 5 targets" in out and "Adam update, 10K params" in out  # the quick set measures that row
+
+
+def test_target_rows_judge_each_criterion_and_leave_missing_ones_open():
+    def r(op, size, dtype, impl, median, work=None, unit="GB/s"):
+        return {"op": op, "size": size, "dtype": dtype, "impl": impl, "median_s": median, "work": work,
+                "unit": unit}
+
+    results = [r("adam-update", "10K", "float32", "fastdl", 2e-6), r("adam-update", "10K", "float64", "fastdl", 7e-6),
+               r("adam-update", "1M", "float32", "fastdl", 1e-4), r("adam-update", "1M", "float32", "torch", 3e-4),
+               r("adam-update", "1M", "float32", "reference", 1.9e-3),
+               r("adam-update", "8M", "float64", "fastdl", 1e-2, work=0.9e9)]
+    rows = benchmark.target_rows(results, {"triad_GBps": 100.0, "gemm_GFLOPs": {}}, {"import_s": 0.6})
+    got = {(row["work"], row["dtype"], row["criterion"]): row["met"] for row in rows}
+    assert got[("Adam update, 10K params", "float32", "time")] is True
+    assert got[("Adam update, 10K params", "float64", "time")] is False
+    assert got[("Adam update, 1M params", "float32", "x torch")] is True  # 3.0x >= 2x
+    assert got[("Adam update, 1M params", "float32", "x ref")] is False  # 19x < 20x
+    assert got[("Adam update, 8M params", "float64", "of peak")] is True  # 90 GB/s of 100: 90 % >= 85 %
+    assert got[("Adam update, 8M params", "float32", "of peak")] is None  # not in this run
+    assert got[("start-up: import fastdl", "-", "startup")] is False  # 0.6 s > 0.5 s
+    assert got[("training step 784-100x5-10 + BN, b100, Adam", "float64", "x torch")] is None
+    table = benchmark.format_targets(rows, markdown=True)
+    assert "| Adam update, 10K params | float64 | <= 6 us | 7 us | NO |" in table
 
 
 def test_bench_report_reads_a_pytest_benchmark_json(tmp_path, capsys):
@@ -147,7 +171,8 @@ def test_warmup_runs_every_layer_and_optimizer_and_then_compiles_nothing(capsys)
     whats = {s.what for s in steps}
     assert {"Affine", "Relu", "Sigmoid", "BatchNormalization", "Dropout", "SoftmaxWithLoss"} <= whats
     assert {f"optimizer {name}" for name in optim.OPTIMIZERS} <= whats
-    assert {s.variant for s in steps} == ({"serial", "parallel"} if runtime.parallel_available() else {"serial"})
+    assert {"train step", "train step + batch norm"} <= whats
+    assert {s.variant for s in steps} == {"serial"}
     signatures = _jit.compiled_signatures()
     assert sum(signatures.values()) > 0
     again = benchmark.warmup("float64")
@@ -156,6 +181,12 @@ def test_warmup_runs_every_layer_and_optimizer_and_then_compiles_nothing(capsys)
     assert "total" in capsys.readouterr().out
     with pytest.raises(ValueError, match="warmup: dtype"):
         benchmark.warmup("float16")
+
+
+def test_warmup_parallel_adds_the_parallel_twins():
+    steps = benchmark.warmup("float64", parallel=True)
+    expected = {"serial", "parallel"} if runtime.parallel_available() else {"serial"}
+    assert {s.variant for s in steps} == expected
 
 
 def test_warmup_cli_reports_each_step(capsys):
