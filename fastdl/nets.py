@@ -19,14 +19,17 @@ from __future__ import annotations
 
 import importlib
 import operator
+import time
 from collections import OrderedDict
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from . import _checks
+from . import _checks, _flat, runtime
+from . import layers as _fastdl_layers
 from .init import std_for
+from .kernels import fused as _fused
 
 __all__ = ["LAYER_CLASSES", "MultiLayerNet", "MultiLayerNetExtend", "numerical_gradient", "resolve_backend"]
 
@@ -108,6 +111,244 @@ def _positive_int(value, name: str, where: str) -> int:
     if isinstance(value, bool) or v < 1:
         _checks.fail(where, name, "a positive integer", repr(value), ValueError)
     return v
+
+
+class _Block:
+    """One hidden block of the fast path: its parameter and gradient views, layers and scratch."""
+
+    __slots__ = ("W", "b", "gamma", "beta", "gW", "gb", "ggamma", "gbeta", "affine", "bn", "act", "stats",
+                 "std", "rm", "rv", "width")
+
+
+class _FastStep:
+    """The fused training step of a :class:`MultiLayerNetExtend` on the fastdl backend.
+
+    Built once per network. Parameters and gradients live as views into two flat buffers (``P``,
+    ``G``, same offsets); activations and their gradients in buffers kept per batch size.
+    :meth:`gradient` returns ``None`` when the network no longer has the layout it was built for,
+    and the caller then runs the layer-by-layer path.
+    """
+
+    _MAX_BATCH_SIZES = 4  # buffers kept for this many batch sizes (the last batch of an epoch may differ)
+
+    def __init__(self, net: MultiLayerNetExtend) -> None:
+        params = net.params
+        self.P, views = _flat.pack(params)
+        self.G, gviews = _flat.pack(params)  # same layout as P, so one optimizer call can step P with G
+        self.G[...] = 0
+        params.update(views)  # same keys, same order: the values become views of P
+        n_hidden = net.hidden_layer_num
+        self.use_bn = net.use_batchnorm
+        self.act = _fused.RELU if net.activation == "relu" else _fused.SIGMOID
+        self.dtype = net.dtype
+        self.bindings = []  # (layer, attribute, view) the layer must still hold
+        self.blocks: list[_Block] = []
+        g = gviews
+        for idx in range(1, n_hidden + 2):
+            blk = _Block()
+            blk.W, blk.b = params[f"W{idx}"], params[f"b{idx}"]
+            blk.gW, blk.gb = g[f"W{idx}"], g[f"b{idx}"]
+            blk.width = blk.W.shape[1]
+            blk.affine = net.layers[f"Affine{idx}"]
+            blk.affine.W, blk.affine.b = blk.W, blk.b
+            self.bindings += [(blk.affine, "W", blk.W), (blk.affine, "b", blk.b)]
+            blk.bn = blk.act = None
+            if idx <= n_hidden:
+                blk.act = net.layers[f"Activation_function{idx}"]
+                blk.stats = np.zeros((4, blk.width), dtype=self.dtype)
+                blk.std = blk.stats[2]
+                if self.use_bn:
+                    blk.gamma, blk.beta = params[f"gamma{idx}"], params[f"beta{idx}"]
+                    blk.ggamma, blk.gbeta = g[f"gamma{idx}"], g[f"beta{idx}"]
+                    blk.bn = net.layers[f"BatchNorm{idx}"]
+                    blk.bn.gamma, blk.bn.beta = blk.gamma, blk.beta
+                    self.bindings += [(blk.bn, "gamma", blk.gamma), (blk.bn, "beta", blk.beta)]
+                    blk.rm = np.zeros(blk.width, dtype=self.dtype)
+                    blk.rv = np.zeros(blk.width, dtype=self.dtype)
+                else:  # placeholders of the kernel's types (never touched without batch norm)
+                    blk.gamma = blk.beta = blk.ggamma = blk.gbeta = blk.rm = blk.rv = blk.b
+            self.blocks.append(blk)
+        self.views = tuple(params.values())
+        # the layer path's key order (W1, b1, gamma1, beta1, W2, ...), not params' order
+        order = [k for idx in range(1, n_hidden + 2)
+                 for k in (f"W{idx}", f"b{idx}", f"gamma{idx}", f"beta{idx}") if k in gviews]
+        self.grad_views = {k: gviews[k] for k in order}
+        self.layer_objs = tuple(net.layers.values())
+        self.last = net.last_layer
+        self.buffers: dict[int, tuple] = {}
+
+    def _buffers(self, n: int) -> tuple:
+        buf = self.buffers.get(n)
+        if buf is None:
+            if len(self.buffers) >= self._MAX_BATCH_SIZES:
+                self.buffers.clear()
+            dt = self.dtype
+            hidden = self.blocks[:-1]
+            hs = [np.empty((n, b.width), dtype=dt) for b in hidden]
+            xns = [np.empty((n, b.width), dtype=dt) for b in hidden] if self.use_bn else hs
+            outs = [np.empty((n, b.width), dtype=dt) for b in hidden]
+            dys = [np.empty((n, b.width), dtype=dt) for b in hidden]
+            c = self.blocks[-1].width
+            buf = self.buffers[n] = (hs, xns, outs, dys, np.empty((n, c), dtype=dt), np.empty((n, c), dtype=dt),
+                                     np.empty((n, c), dtype=dt))
+        return buf
+
+    def still_valid(self, net: MultiLayerNetExtend) -> bool:
+        """True while the network holds exactly the arrays and layers this plan was built with."""
+        params = net.params
+        return (len(params) == len(self.views) and all(map(operator.is_, params.values(), self.views))
+                and net.last_layer is self.last and len(net.layers) == len(self.layer_objs)
+                and all(map(operator.is_, net.layers.values(), self.layer_objs))
+                and all(getattr(layer, attr) is view for layer, attr, view in self.bindings))
+
+    def _running_stats(self) -> list | None:
+        """The batch-norm layers' running statistics as arrays to copy into ours (None: not usable here)."""
+        todo = []
+        for blk in self.blocks[:-1]:
+            layer = blk.bn
+            for attr, own in (("running_mean", blk.rm), ("running_var", blk.rv)):
+                cur = getattr(layer, attr)
+                if cur is own:
+                    continue
+                if cur is None:
+                    todo.append((layer, attr, own, None))
+                elif (isinstance(cur, np.ndarray) and cur.shape == own.shape
+                      and cur.dtype in _checks.FLOAT_DTYPES):
+                    todo.append((layer, attr, own, cur))
+                else:
+                    return None
+            m = layer.momentum
+            if isinstance(m, bool) or not isinstance(m, int | float | np.floating) or not 0 <= m <= 1:
+                return None
+        return todo
+
+    def gradient(self, net: MultiLayerNetExtend, x, t) -> dict[str, np.ndarray] | None:
+        """Fused forward and backward; ``None`` when the layer path must run instead (nothing changed)."""
+        pt = net._phase_times
+        timed = pt is not None
+        clock = time.perf_counter
+        if timed:
+            t_start = clock()
+        if not self.still_valid(net):
+            return None
+        dt = self.dtype
+        x = net._input(x)
+        if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] != net.input_size:
+            return None
+        n = x.shape[0]
+        blocks = self.blocks
+        out_blk = blocks[-1]
+        labels, probs = _fastdl_layers._labels(t, n, out_blk.width, dt, "SoftmaxWithLoss.forward")
+        use_bn = self.use_bn
+        if use_bn:
+            todo = self._running_stats()
+            if todo is None:
+                return None
+            for layer, attr, own, cur in todo:  # accepted: adopt the layers' statistics
+                if cur is None:
+                    own[...] = 0
+                else:
+                    np.copyto(own, cur, casting="unsafe")
+                setattr(layer, attr, own)
+        hs, xns, outs, dys, z, y, dz = self._buffers(n)
+        tp = dt.type
+        nf = tp(n)
+        eps = tp(_fastdl_layers.BN_EPS)
+        act = self.act
+        t_gemm = t_fwd = t_bwd = 0.0
+        if timed:
+            t_valid = clock() - t_start
+        # forward
+        a = x
+        for i, blk in enumerate(blocks[:-1]):
+            h = hs[i]
+            if timed:
+                t0 = clock()
+            np.dot(a, blk.W, out=h)
+            if timed:
+                t1 = clock()
+            m = blk.bn.momentum if use_bn else 0.0
+            bad = _fused.block_forward(h, blk.b, blk.gamma, blk.beta, eps, nf, tp(m), tp(1.0 - m), blk.rm, blk.rv,
+                                       blk.stats, xns[i], outs[i], act, use_bn)
+            if timed:
+                t2 = clock()
+                t_gemm += t1 - t0
+                t_fwd += t2 - t1
+            if bad:
+                self._nonfinite_stats(blk, bad, tp(m), tp(1.0 - m))
+            a = outs[i]
+        if timed:
+            t0 = clock()
+        np.dot(a, out_blk.W, out=z)
+        if timed:
+            t1 = clock()
+            t_gemm += t1 - t0
+        s = _fused.softmax_xent_grad(z, out_blk.b, labels, dz if probs is None else probs, probs is not None,
+                                     tp(_fastdl_layers.XENT_EPS), nf, tp(1), y, dz, out_blk.gb)
+        loss = _fastdl_layers._loss_scalar(s, n, dt, "SoftmaxWithLoss.forward")
+        if timed:
+            t2 = clock()
+            t_loss = t2 - t1
+        # backward: dW of every layer, dx of every layer but the first
+        d = dz
+        for i in range(len(blocks) - 1, -1, -1):
+            blk = blocks[i]
+            a_prev = outs[i - 1] if i else x
+            if timed:
+                t0 = clock()
+            np.dot(a_prev.T, d, out=blk.gW)
+            if i:
+                np.dot(d, blk.W.T, out=dys[i - 1])
+            if timed:
+                t1 = clock()
+                t_gemm += t1 - t0
+            if i:
+                prev = blocks[i - 1]
+                d = dys[i - 1]
+                _fused.block_backward(d, outs[i - 1], xns[i - 1], prev.gamma, prev.stats, nf, prev.ggamma,
+                                      prev.gbeta, prev.gb, act, use_bn)
+                if timed:
+                    t_bwd += clock() - t1
+        lam = net.weight_decay_lambda
+        if lam:
+            lam_t = tp(lam)
+            for blk in blocks:
+                _fused.add_scaled(blk.gW, blk.W, lam_t)
+        self._sync_layers(net, x, t, labels, probs, loss, n, hs, xns, outs, y)
+        if timed:
+            t_end = clock()
+            for key, value in (("validate", t_valid), ("gemm", t_gemm), ("forward", t_fwd), ("loss", t_loss),
+                               ("backward", t_bwd), ("total", t_end - t_start)):
+                pt[key] = pt.get(key, 0.0) + value
+        return dict(self.grad_views)
+
+    def _nonfinite_stats(self, blk: _Block, bad: int, m, om) -> None:
+        # the layer path's report and order: report first, then (if not raised) store the statistics
+        runtime.report_nonfinite("BatchNormalization.forward",
+                                 f"{bad} feature(s) have a non-finite batch mean or variance")
+        blk.rm[...] = m * blk.rm + om * blk.stats[0]
+        blk.rv[...] = m * blk.rv + om * blk.stats[1]
+
+    def _sync_layers(self, net, x, t, labels, probs, loss, n, hs, xns, outs, y) -> None:
+        """Point the layers' gradients and forward caches at this step's arrays (as the layer path leaves them)."""
+        a = x
+        for i, blk in enumerate(self.blocks):
+            aff = blk.affine
+            aff.x, aff.original_x_shape, aff.dW, aff.db = a, a.shape, blk.gW, blk.gb
+            if blk.act is None:
+                break
+            bn = blk.bn
+            if bn is not None:
+                bn.xn, bn.std, bn.batch_size = xns[i], blk.std, n
+                bn.input_shape = bn._train_shape = hs[i].shape
+                bn.dgamma, bn.dbeta = blk.ggamma, blk.gbeta
+            if self.act == _fused.RELU:
+                blk.act.mask = None  # (not computed: the fused backward reads the output instead)
+            else:
+                blk.act.out = outs[i]
+            a = outs[i]
+        last = self.last
+        last.y, last.t, last.loss, last._labels, last._probs = y, t, loss, labels, probs
 
 
 class MultiLayerNetExtend:
@@ -198,6 +439,17 @@ class MultiLayerNetExtend:
         self.params: dict[str, np.ndarray] = {}
         self._init_weight(sizes, stds)
         self._build_layers()
+        #: profiler hook: a dict into which the fused gradient() adds seconds per phase (None: off)
+        self._phase_times: dict[str, float] | None = None
+        self._fast = _FastStep(self) if self._fast_eligible() else None
+
+    def _fast_eligible(self) -> bool:
+        """The fused step covers the fastdl backend without dropout, unless a subclass changed the math."""
+        if self.backend is not _fastdl_layers or self.use_dropout:
+            return False
+        base = MultiLayerNetExtend
+        return all(getattr(type(self), name) is getattr(base, name)
+                   for name in ("predict", "loss", "_weight_decay", "_build_layers", "_init_weight", "_input"))
 
     # -- construction -------------------------------------------------------------------------------------
     def _init_weight(self, sizes: list[int], stds: list[float]) -> None:
@@ -345,6 +597,11 @@ class MultiLayerNetExtend:
             Same keys as ``params``. With ``λ == 0`` the arrays are the layers' own ``dW``/``db``
             (as the book returns ``db``): use them before the next backward pass.
         """
+        fast = self._fast
+        if fast is not None:
+            grads = fast.gradient(self, x, t)
+            if grads is not None:
+                return grads
         self.loss(x, t, train_flg=True)
         dout = self.last_layer.backward(1)
         for layer in reversed(self.layers.values()):

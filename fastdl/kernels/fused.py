@@ -1,0 +1,189 @@
+"""Fused epilogues around the GEMMs of a fully connected network's training step (serial kernels).
+
+The network's fast path (:mod:`fastdl.nets`) runs each GEMM with ``np.dot(..., out=)`` into a
+preallocated buffer and everything between two GEMMs as ONE kernel call. The arithmetic is that of
+the layer kernels, operation by operation, so results agree with the layer-by-layer path.
+
+Hidden block forward (``h = a_prev @ W`` already in ``h``), :func:`block_forward`::
+
+    h      = h + b                                   (in place: the Affine output)
+    with batch norm (training statistics, biased variance):
+        mu  = sum_i h[i] / N;  var = sum_i (h[i] - mu)**2 / N;  std = sqrt(var + eps)
+        xn  = (h - mu) / std;  y = gamma * xn + beta
+        running_mean = m * running_mean + (1 - m) * mu     (in place, only when every mu/var is finite)
+        running_var  = m * running_var  + (1 - m) * var
+    without: y = h
+    out    = relu(y) = (0 if y <= 0 else y)   or   sigmoid(y) = 1 / (1 + exp(-y))
+
+Hidden block backward (``dy`` = gradient of ``out``, overwritten by the gradient of ``h``),
+:func:`block_backward`::
+
+    g      = (0 if out == 0 else dy)   (relu: out == 0 exactly where y <= 0)   or   dy * (1 - out) * out
+    with batch norm: dbeta = sum_i g[i];  dgamma = sum_i g[i] * xn[i]
+                     dh = (gamma / std) * (g - dbeta / N - xn * dgamma / N)
+    without:         dh = g
+    db     = sum_i dh[i]
+
+Output (``z = a @ W`` already in ``z``), :func:`softmax_xent_grad`: ``z += b``, ``y = softmax(z)``,
+the cross-entropy sum ``sum_i log(y[i, t_i] + eps)`` (returned, float64), ``dz = (y - onehot(t)) / N``
+(or ``(y - t) / N`` for probability targets) and ``db = sum_i dz[i]``.
+
+Column sums run rows outer with a contiguous inner loop (NumPy's ``sum(axis=0)`` order). Sizes here
+are a batch of ~100 rows by ~100 units: a parallel launch would cost more than the work, so there
+are no parallel twins.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._jit import jit
+from .softmax import _softmax_rows, _xent_rows
+
+#: activation codes of the fused kernels
+RELU, SIGMOID = 0, 1
+
+
+@jit
+def _act(v, act, one):
+    """relu (``0 if v <= 0 else v``: NaN passes) or sigmoid of one value."""
+    if act == RELU:
+        return one - one if v <= 0 else v  # (a typed zero: a literal 0 would make the result float64)
+    return one / (one + np.exp(-v))
+
+
+@jit
+def _act_grad(d, o, act, one):
+    """Gradient through the activation given its output ``o``: relu's ``o == 0`` is exactly ``v <= 0``."""
+    if act == RELU:
+        return one - one if o == 0 else d
+    return d * (one - o) * o
+
+
+@jit
+def block_forward(h, b, gamma, beta, eps, nf, m, om, rm, rv, stats, xn, out, act, use_bn):
+    """One hidden block after its GEMM; returns the number of features with a non-finite mean/variance.
+
+    ``stats`` is a ``(4, D)`` scratch: rows mean, variance, std (read by :func:`block_backward` and,
+    when the return value is not 0, by the caller, which then updates the running statistics itself)
+    and a spare row for the backward. Without batch norm ``h`` is left as the GEMM wrote it and
+    ``gamma, beta, rm, rv, stats, xn`` are not touched (pass any arrays of those types).
+    """
+    n, d = h.shape
+    one = out.dtype.type(1)
+    if not use_bn:
+        for i in range(n):
+            for j in range(d):
+                out[i, j] = _act(h[i, j] + b[j], act, one)
+        return 0
+    mu = stats[0]
+    var = stats[1]
+    std = stats[2]
+    for j in range(d):
+        mu[j] = 0
+        var[j] = 0
+    for i in range(n):
+        for j in range(d):
+            v = h[i, j] + b[j]
+            h[i, j] = v
+            mu[j] += v
+    for j in range(d):
+        mu[j] = mu[j] / nf
+    for i in range(n):
+        for j in range(d):
+            v = h[i, j] - mu[j]
+            var[j] += v * v
+    bad = 0
+    for j in range(d):
+        s = var[j] / nf
+        var[j] = s
+        std[j] = np.sqrt(s + eps)
+        if not (np.isfinite(mu[j]) and np.isfinite(s)):
+            bad += 1
+    if bad == 0:
+        for j in range(d):
+            rm[j] = m * rm[j] + om * mu[j]
+            rv[j] = m * rv[j] + om * var[j]
+    for i in range(n):
+        for j in range(d):
+            v = (h[i, j] - mu[j]) / std[j]
+            xn[i, j] = v
+            out[i, j] = _act(gamma[j] * v + beta[j], act, one)
+    return bad
+
+
+@jit
+def block_backward(dy, out, xn, gamma, stats, nf, dgamma, dbeta, db, act, use_bn):
+    """One hidden block's backward, ``dy`` overwritten in place by the gradient of the Affine output.
+
+    ``stats`` is the block's ``(4, D)`` scratch from :func:`block_forward` (row 2, the std, is read;
+    rows 0, 1 and 3 are overwritten with coefficients). Without batch norm ``xn, gamma, stats,
+    dgamma, dbeta`` are not touched.
+    """
+    n, d = dy.shape
+    one = out.dtype.type(1)
+    for j in range(d):
+        db[j] = 0
+    if not use_bn:
+        for i in range(n):
+            for j in range(d):
+                g = _act_grad(dy[i, j], out[i, j], act, one)
+                dy[i, j] = g
+                db[j] += g
+        return
+    for j in range(d):
+        dbeta[j] = 0
+        dgamma[j] = 0
+    for i in range(n):
+        for j in range(d):
+            g = _act_grad(dy[i, j], out[i, j], act, one)
+            dy[i, j] = g
+            dbeta[j] += g
+            dgamma[j] += g * xn[i, j]
+    a = stats[0]
+    e = stats[1]
+    std = stats[2]
+    c = stats[3]
+    for j in range(d):
+        a[j] = gamma[j] / std[j]
+        e[j] = dbeta[j] / nf
+        c[j] = dgamma[j] / nf
+    for i in range(n):
+        for j in range(d):
+            v = a[j] * (dy[i, j] - e[j] - xn[i, j] * c[j])
+            dy[i, j] = v
+            db[j] += v
+
+
+@jit
+def softmax_xent_grad(z, b, labels, probs, use_probs, eps, nf, one, y, dz, db):
+    """Bias, softmax, cross-entropy sum (returned) and its gradient with the bias gradient, in one call."""
+    n, c = z.shape
+    for i in range(n):
+        for j in range(c):
+            z[i, j] += b[j]
+    _softmax_rows(z, y, 0, n)
+    s = _xent_rows(y, labels, eps, 0, n)
+    for j in range(c):
+        db[j] = 0
+    for i in range(n):
+        ti = labels[i]
+        for j in range(c):
+            v = y[i, j]
+            if use_probs:
+                v = v - probs[i, j]
+            elif j == ti:
+                v = v - one
+            v = v / nf
+            dz[i, j] = v
+            db[j] += v
+    return s
+
+
+@jit
+def add_scaled(g, w, lam):
+    """``g = g + lam * w`` element by element (2-D C-contiguous arrays of one shape)."""
+    n, d = g.shape
+    for i in range(n):
+        for j in range(d):
+            g[i, j] = g[i, j] + lam * w[i, j]
