@@ -53,28 +53,42 @@ def pack(arrays: Mapping[str, np.ndarray], dtype=None) -> tuple[np.ndarray, dict
 def span(arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, int, int] | None:
     """``(base, start, stop)`` when ``arrays`` tile ``base[start:stop]`` back to back, in order; else ``None``.
 
-    ``base`` is a C-contiguous 1-D array owning the memory, and every array is a C-contiguous view
-    of it of the same dtype; the first begins at element ``start`` and each begins where the last
-    ended. Cost: a few attribute reads per array (callers cache the answer and re-check identity).
+    ``base`` is a C-contiguous 1-D array owning the memory, and every array is a plain
+    (``type(a) is numpy.ndarray``) C-contiguous view of it of the same dtype; the first non-empty
+    one begins at element ``start`` and each begins where the last ended. Empty arrays anywhere
+    are allowed as long as they are views of the same base (their data pointer means nothing).
+    ``None`` also when there is nothing to tile (no arrays, or only empty ones).
+
+    Cost: a few attribute reads per array plus a data-pointer read (~1-3 us per array on the
+    development machine): callers cache the answer and re-check identities instead.
     """
     if not arrays:
         return None
     first = arrays[0]
-    base = first.base if isinstance(first, np.ndarray) else None
-    if (not isinstance(base, np.ndarray) or base.ndim != 1 or not base.flags.c_contiguous
+    base = first.base if type(first) is np.ndarray else None
+    if (type(base) is not np.ndarray or base.ndim != 1 or not base.flags.c_contiguous
             or base.dtype != first.dtype):
         return None
+    dtype = base.dtype
     item = base.itemsize
-    origin = base.ctypes.data
-    start = (first.ctypes.data - origin) // item
-    if start < 0 or (first.ctypes.data - origin) % item:
-        return None
-    pos = start
+    origin = None
+    start = pos = 0
     for a in arrays:
-        if (type(a) is not np.ndarray or a.base is not base or a.dtype != base.dtype
-                or not a.flags.c_contiguous or (a.size and a.ctypes.data != origin + pos * item)):
-            return None  # (an empty view's data pointer means nothing: it only needs the same base)
-        pos += a.size
-    if pos > base.size:
+        if (type(a) is not np.ndarray or a.base is not base or a.dtype != dtype
+                or not a.flags.c_contiguous):
+            return None
+        size = a.size
+        if not size:
+            continue
+        if origin is None:  # the first non-empty array fixes the start
+            origin = base.ctypes.data
+            offset, rest = divmod(a.ctypes.data - origin, item)
+            if rest or offset < 0:
+                return None
+            start = pos = offset
+        elif a.ctypes.data != origin + pos * item:
+            return None
+        pos += size
+    if origin is None or pos > base.size:
         return None
     return base, start, pos

@@ -34,7 +34,7 @@ from collections.abc import Mapping, MutableMapping
 
 import numpy as np
 
-from . import _checks, runtime
+from . import _checks, _flat, runtime
 from .kernels import optim as _k
 
 __all__ = [
@@ -125,16 +125,24 @@ def _flat_in(g: np.ndarray, order: str, dtype: np.dtype) -> np.ndarray:
     return flat
 
 
-def _cast(constants: tuple, dtype: np.dtype) -> tuple:
-    """The rule's constants as scalars of the parameter dtype (NumPy 2's weak-scalar arithmetic)."""
-    t = dtype.type
-    return tuple(t(c) for c in constants)
+def _cast(constants: tuple, dtype: np.dtype) -> np.ndarray:
+    """The rule's constants as an array of the parameter dtype (each rounded like ``dtype.type(c)``,
+    which is NumPy 2's weak-scalar arithmetic); the kernels read ``c0..c3`` from it."""
+    return np.array(constants, dtype=dtype)
 
 
-def _step_array(kind: int, p: np.ndarray, g: np.ndarray, states, constants: tuple) -> int:
+def _run(kind: int, pf: np.ndarray, gf: np.ndarray, s1: np.ndarray, s2: np.ndarray, c: np.ndarray) -> int:
+    """One kernel call over 1-D C-contiguous arrays, serial or parallel by size; the non-finite count."""
+    n = pf.size
+    if runtime.use_parallel(n):  # tests the size before asking Numba for the thread count
+        return _k.step_parallel(kind, pf, gf, s1, s2, c, runtime.chunks(n))
+    return _k.step(kind, pf, gf, s1, s2, c)
+
+
+def _step_array(kind: int, p: np.ndarray, g: np.ndarray, states, c: np.ndarray) -> int:
     """Step one validated parameter array (and its state) in place; return the non-finite count.
 
-    The one code path of the classes and the step functions. ``constants`` are already cast to
+    The per-array code path of the classes and the step functions. ``c`` holds the constants in
     ``p.dtype`` (:func:`_cast`). ``p`` is stepped through a 1-D view in its own memory order (C or
     Fortran), ``g`` is flattened in the same logical order, and any array without such a view
     (a strided slice) is stepped as a contiguous copy and written back.
@@ -145,11 +153,7 @@ def _step_array(kind: int, p: np.ndarray, g: np.ndarray, states, constants: tupl
     flats = [_flat_inout(s, order) for s in states]
     s1 = flats[0][0] if flats else pf
     s2 = flats[1][0] if len(flats) > 1 else pf
-    n = pf.size
-    if runtime.use_parallel(n):  # tests the size before asking Numba for the thread count
-        bad = _k.step_parallel(kind, pf, gf, s1, s2, *constants, runtime.chunks(n))
-    else:
-        bad = _k.step(kind, pf, gf, s1, s2, *constants)
+    bad = _run(kind, pf, gf, s1, s2, c)
     if p_back is not None:
         p_back[...] = pf.reshape(p_back.shape, order=order)
     for flat, target in flats:
@@ -244,6 +248,173 @@ class _Hyper:
 
 
 # --------------------------------------------------------------------------------------------
+# Replay: what an accepted update learned about its arrays, reused while nothing has changed
+
+
+_dtype = operator.attrgetter("dtype")
+_meta = operator.attrgetter("shape", "dtype", "flags.writeable")
+
+
+def _has_view(a: np.ndarray, order: str) -> bool:
+    """True when ``a`` is one contiguous block in ``order`` (so ``_flat_inout`` returns a view)."""
+    return bool(a.flags.c_contiguous if order == "C" else a.flags.f_contiguous)
+
+
+class _Plan:
+    """The validated layout of one accepted ``update``: 1-D views of every parameter and state array.
+
+    Built when every parameter is a plain ``ndarray`` with a 1-D view in its own memory order and
+    every state array has one in the same order (no scalars, no strided slices, no subclasses).
+    Later calls replay it when :meth:`match` finds the same parameter and state objects under the
+    same keys, with the same shapes, dtypes and writeable flags: everything that can change on an
+    existing object (short of the deprecated ``strides`` setter), so the full validation could
+    only confirm what the plan knows. On any difference the full validation runs again: bad input
+    is rejected with its usual message before anything changes, good input gets a new plan.
+
+    When the parameters tile one buffer back to back in key order (:func:`fastdl._flat.span`),
+    each state lives in one flat buffer too (the state dicts hold views of it; existing values
+    are copied in) and, whenever the gradients also tile one buffer, one kernel call steps the
+    whole model. The arithmetic is elementwise, so the results are identical either way.
+    """
+
+    __slots__ = ("keys", "n", "ids", "meta", "named_stores", "orders", "pflat", "sflat", "whole", "gflat",
+                 "gwhole", "cbufs", "consts")
+
+    def __init__(self, entries: list, names: tuple, stores: list) -> None:
+        keys = [e[0] for e in entries]
+        params = [e[1] for e in entries]
+        self.keys, self.n = keys, len(keys)
+        self.named_stores = tuple(zip(names, stores))
+        self.orders = [_order(p) for p in params]
+        self.whole = None
+        dtypes = list(map(_dtype, params))
+        if params and all(d == dtypes[0] for d in dtypes) and _flat.span(params) is not None:
+            self.whole = self._flatten_state(keys, params, stores)
+        columns = [[store[k] for k in keys] for store in stores]
+        # identities of the parameters, the gradients (learn_grads) and every state entry; the
+        # (shape, dtype, writeable) of the parameters and gradients
+        self.ids = list(map(id, params * 2 + [s for store in stores for s in store.values()]))
+        self.meta = list(map(_meta, params)) * 2
+        self.pflat = [_flat_inout(p, o)[0] for p, o in zip(params, self.orders)]
+        self.sflat = [tuple(_flat_inout(column[i], o)[0] for column in columns)
+                      for i, o in enumerate(self.orders)]
+        self.gflat = self.gwhole = None  # the gradient side: see learn_grads
+        self.cbufs = {d: np.zeros(4, d) for d in dtypes}
+        self.consts = None
+
+    @classmethod
+    def build(cls, entries: list, names: tuple, stores: list) -> _Plan | None:
+        """A plan for the accepted ``entries`` ``(key, p, g, scalar_type)``, or None if they do not qualify."""
+        for key, p, _, scalar_type in entries:
+            if scalar_type is not None or type(p) is not np.ndarray:
+                return None
+            order = _order(p)
+            if not _has_view(p, order):
+                return None
+            for store in stores:
+                s = store[key]
+                if type(s) is not np.ndarray or not _has_view(s, order):
+                    return None
+        return cls(entries, names, stores)
+
+    @staticmethod
+    def _flatten_state(keys: list, params: list, stores: list) -> tuple:
+        """Whole-model 1-D views ``(p, (state, ...))``; moves each state into one flat buffer first
+        unless it already tiles one in key order (the dicts then hold views of that buffer)."""
+        base, start, stop = _flat.span(params)
+        flat_states = []
+        for store in stores:
+            column = [store[k] for k in keys]
+            found = _flat.span(column) if all(s.dtype is base.dtype for s in column) else None
+            if found is not None and found[2] - found[1] == stop - start:
+                flat_states.append(found[0][found[1]:found[2]])
+                continue
+            buffer = np.empty(stop - start, base.dtype)
+            offset = 0
+            for k, p, s in zip(keys, params, column):
+                view = buffer[offset:offset + p.size].reshape(p.shape)
+                view[...] = s
+                store[k] = view
+                offset += p.size
+            flat_states.append(buffer)
+        return base[start:stop], tuple(flat_states)
+
+    def match(self, opt: _Optimizer, params: dict, grads: dict) -> bool:
+        """True when this plan still describes ``params``, the optimizer state and ``grads``.
+
+        Parameters: same objects under the same keys (no key added or removed), same shape, dtype
+        and writeable flag. State: the same dicts holding the same objects in the same order (a
+        user who replaces ``opt.m[key]`` is heard; one who reshapes a state array in place is not).
+        Gradients: the same objects with the same shape and dtype, or new ones that
+        :meth:`learn_grads` accepts.
+        """
+        keys = self.keys
+        try:
+            objs = list(map(params.__getitem__, keys))
+            objs += map(grads.__getitem__, keys)
+        except KeyError:
+            return False
+        ids = list(map(id, objs))
+        for name, store in self.named_stores:
+            if getattr(opt, name) is not store:
+                return False
+            ids += map(id, store.values())  # (every entry, in order: cheaper than a lookup per key)
+        if ids == self.ids and len(params) == self.n:
+            return list(map(_meta, objs)) == self.meta
+        n = self.n  # a difference: new gradient objects (a book-style backward) are fine, the rest is not
+        if (ids[:n] != self.ids[:n] or ids[2 * n:] != self.ids[2 * n:] or len(params) != n
+                or list(map(_meta, objs[:n])) != self.meta[:n]):
+            return False
+        return self.learn_grads(objs[n:])
+
+    def learn_grads(self, gl: list) -> bool:
+        """Take ``gl`` (the gradients in key order) when each has a 1-D view matching its parameter."""
+        n = self.n
+        flat = []
+        for g, (shape, dtype, _), order in zip(gl, self.meta, self.orders):
+            if (type(g) is not np.ndarray or (g.dtype is not dtype and g.dtype != dtype) or g.shape != shape
+                    or not _has_view(g, order)):
+                return False
+            flat.append(g.ravel(order=order))
+        self.gwhole = None
+        if self.whole is not None:
+            found = _flat.span(gl)
+            if found is not None and found[2] - found[1] == self.whole[0].size:
+                self.gwhole = found[0][found[1]:found[2]]
+        self.gflat = flat
+        self.ids[n:2 * n] = map(id, gl)
+        self.meta[n:] = map(_meta, gl)
+        return True
+
+    def run(self, kind: int, consts: tuple) -> list:
+        """Step everything with the rule's constants; ``[(index, non-finite count), ...]`` of the bad keys."""
+        last = self.consts
+        if consts != last:
+            for buf in self.cbufs.values():
+                for i, c in enumerate(consts):
+                    if last is None or c != last[i]:
+                        buf[i] = c  # rounded to the buffer's dtype, like dtype.type(c)
+            self.consts = consts
+        if self.whole is not None and self.gwhole is not None:
+            p, states = self.whole
+            s1 = states[0] if states else p
+            s2 = states[1] if len(states) > 1 else p
+            if not _run(kind, p, self.gwhole, s1, s2, self.cbufs[p.dtype]):
+                return []
+            counts = [int(np.count_nonzero(~np.isfinite(pf))) for pf in self.pflat]
+            return [(i, c) for i, c in enumerate(counts) if c]
+        bad = []
+        cbufs = self.cbufs
+        for i, (pf, gf, states) in enumerate(zip(self.pflat, self.gflat, self.sflat)):
+            s1 = states[0] if states else pf
+            s2 = states[1] if len(states) > 1 else pf
+            n_bad = _run(kind, pf, gf, s1, s2, cbufs[pf.dtype])
+            if n_bad:
+                bad.append((i, n_bad))
+        return bad
+
+
+# --------------------------------------------------------------------------------------------
 # The classes
 
 
@@ -269,9 +440,16 @@ class _Optimizer:
             setattr(self, name, value)
         for name in self._state_names:
             setattr(self, name, None)
+        self._plan = None  # see _Plan: the layout of the last accepted update, replayed while valid
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_plan"] = None  # copies and pickles re-learn the layout (it holds the arrays' identities)
+        return state
 
     def _constants(self) -> tuple:
-        return self._rule(*(getattr(self, n) for n in self._hyper_names))
+        d = self.__dict__  # (where the _Hyper descriptors store the values; read directly, ~4x cheaper)
+        return self._rule(*[d[n] for n in self._hyper_names])
 
     def _advance(self) -> None:
         """Called once per accepted ``update`` before the constants are read (Adam's counter)."""
@@ -307,6 +485,15 @@ class _Optimizer:
         and the optimizer's state (including Adam's ``iter``) as they were. NaN/Inf in the new
         parameters is reported per :func:`fastdl.errstate` after all keys have been stepped.
         """
+        plan = self._plan
+        if plan is not None and type(params) is dict and type(grads) is dict and plan.match(self, params, grads):
+            self._advance()
+            bad = plan.run(self._kind, self._constants())
+            if bad:
+                keys = plan.keys
+                runtime.report_nonfinite(f"{type(self).__name__}.update", "NaN/Inf in the updated parameters: "
+                                         + ", ".join(f"params[{keys[i]!r}] ({n})" for i, n in bad))
+            return
         where = f"{type(self).__name__}.update"
         if type(params) is not dict and not isinstance(params, Mapping):
             _checks.fail(where, "params", "a dict of name -> array", _checks.describe(params), TypeError)
@@ -355,18 +542,25 @@ class _Optimizer:
                     store[key] = np.zeros(p.shape, p.dtype, order=_order(p))
         self._advance()
         constants = self._constants()
-        cast = {}  # dtype -> constants in that dtype
         kind = self._kind
-        bad = []
-        for key, p, g, scalar_type in entries:
-            c = cast.get(p.dtype)
-            if c is None:
-                c = cast[p.dtype] = _cast(constants, p.dtype)
-            n_bad = _step_array(kind, p, g, [store[key] for store in stores], c)
-            if scalar_type is not None:
-                params[key] = scalar_type(p[()])
-            if n_bad:
-                bad.append(f"params[{key!r}] ({n_bad})")
+        plan = None
+        if isinstance(params, dict) and isinstance(grads, dict):
+            plan = _Plan.build(entries, self._state_names, stores)
+        self._plan = plan
+        if plan is not None and plan.learn_grads([grads[key] for key, _, _, _ in entries]):
+            bad = [f"params[{entries[i][0]!r}] ({n})" for i, n in plan.run(kind, constants)]
+        else:
+            cast = {}  # dtype -> constants in that dtype
+            bad = []
+            for key, p, g, scalar_type in entries:
+                c = cast.get(p.dtype)
+                if c is None:
+                    c = cast[p.dtype] = _cast(constants, p.dtype)
+                n_bad = _step_array(kind, p, g, [store[key] for store in stores], c)
+                if scalar_type is not None:
+                    params[key] = scalar_type(p[()])
+                if n_bad:
+                    bad.append(f"params[{key!r}] ({n_bad})")
         if bad:
             runtime.report_nonfinite(where, f"NaN/Inf in the updated parameters: {', '.join(bad)}")
 
@@ -559,7 +753,8 @@ class Adam(_Optimizer):
         self.iter += 1
 
     def _constants(self) -> tuple:
-        return _adam_constants(self.lr, self.beta1, self.beta2, self.eps, self.iter)
+        d = self.__dict__
+        return _adam_constants(d["lr"], d["beta1"], d["beta2"], d["eps"], self.iter)
 
 
 # --------------------------------------------------------------------------------------------

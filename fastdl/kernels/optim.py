@@ -21,13 +21,14 @@ Because workers are 1-D, the same kernels serve one array per call (the per-key 
 
 Entry points (both return the non-finite count):
 
-``step(kind, p, g, s1, s2, c0, c1, c2, c3)``
+``step(kind, p, g, s1, s2, c)``
     serial;
-``step_parallel(kind, p, g, s1, s2, c0, c1, c2, c3, n_chunks)``
+``step_parallel(kind, p, g, s1, s2, c, n_chunks)``
     the array split into ``n_chunks`` contiguous ranges run on Numba's threads.
 
 ``kind`` selects the rule (:data:`SGD` ... :data:`ADAM`); ``s1``/``s2`` are the state arrays the
-rule needs (pass ``p`` for unused ones: they are not touched); ``c0..c3`` are the constants:
+rule needs (pass ``p`` for unused ones: they are not touched); ``c`` is a 1-D array of ``p``'s
+dtype holding the constants ``c0..c3``:
 
 =========  ===  ===  ==========  ===================  ==================  =====
 kind       s1   s2   c0          c1                   c2                  c3
@@ -159,8 +160,16 @@ def adam(p, g, m, v, lr_t, eps, one_minus_b1, one_minus_b2):
 
 
 @jit
-def step(kind, p, g, s1, s2, c0, c1, c2, c3):
-    """Serial step of rule ``kind`` (see the module table); returns the non-finite count."""
+def step(kind, p, g, s1, s2, c):
+    """Serial step of rule ``kind`` (see the module table); returns the non-finite count.
+
+    ``c`` holds the rule's constants ``c0..c3`` in ``p``'s dtype (one array argument instead of
+    four scalars: Numba's dispatcher types an array faster than four NumPy scalars).
+    """
+    c0 = c[0]
+    c1 = c[1]
+    c2 = c[2]
+    c3 = c[3]
     if kind == SGD:
         return sgd(p, g, c0)
     if kind == MOMENTUM:
@@ -175,12 +184,12 @@ def step(kind, p, g, s1, s2, c0, c1, c2, c3):
 
 
 @jit(parallel=True)
-def step_parallel(kind, p, g, s1, s2, c0, c1, c2, c3, n_chunks):
+def step_parallel(kind, p, g, s1, s2, c, n_chunks):
     """:func:`step` over ``n_chunks`` contiguous slices, one per thread; the summed count."""
     n = p.size
     counts = np.zeros(n_chunks, dtype=np.int64)
-    for c in prange(n_chunks):
-        lo = c * n // n_chunks
-        hi = (c + 1) * n // n_chunks
-        counts[c] = step(kind, p[lo:hi], g[lo:hi], s1[lo:hi], s2[lo:hi], c0, c1, c2, c3)
+    for i in prange(n_chunks):
+        lo = i * n // n_chunks
+        hi = (i + 1) * n // n_chunks
+        counts[i] = step(kind, p[lo:hi], g[lo:hi], s1[lo:hi], s2[lo:hi], c)
     return counts.sum()
