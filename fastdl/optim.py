@@ -544,7 +544,7 @@ class _Optimizer:
         constants = self._constants()
         kind = self._kind
         plan = None
-        if isinstance(params, dict) and isinstance(grads, dict):
+        if type(params) is dict and type(grads) is dict:  # (what the replay in update accepts)
             plan = _Plan.build(entries, self._state_names, stores)
         self._plan = plan
         if plan is not None and plan.learn_grads([grads[key] for key, _, _, _ in entries]):

@@ -526,3 +526,181 @@ def test_second_update_compiles_nothing_new(rng):
     assert before["optim.step"] >= 2  # (the workers show no signatures when loaded from the cache)
     run_all()
     assert _jit.compiled_signatures() == before
+
+
+# ---------------------------------------------------------------------------------------------
+# Replayed plans and the whole-model fast path (parameters and gradients as views of flat buffers)
+
+# odd sizes, a 1-element array, a 0-d array and an empty one among them
+FLAT_SHAPES = {"W1": (7, 5), "b1": (5,), "one": (1,), "s": (), "none": (0,), "W2": (5, 3), "b2": (3,)}
+
+
+def flat_model(rng, dtype):
+    """Packed params, the gradient buffer and its views (one buffer each, same offsets)."""
+    values = {k: (0.5 * rng.standard_normal(s)).astype(dtype) for k, s in FLAT_SHAPES.items()}
+    _, params = fastdl._flat.pack(values)
+    gbuf, grads = fastdl._flat.pack({k: np.zeros(s, dtype) for k, s in FLAT_SHAPES.items()})
+    return params, gbuf, grads
+
+
+def copies(arrays):
+    return {k: v.copy() for k, v in arrays.items()}
+
+
+@pytest.fixture
+def kernel_calls(monkeypatch):
+    """Sizes of the arrays each serial/parallel kernel call stepped."""
+    calls = []
+    for name in ("step", "step_parallel"):
+        kernel = getattr(optim._k, name)
+
+        def spy(*args, _kernel=kernel):
+            calls.append(args[1].size)
+            return _kernel(*args)
+
+        monkeypatch.setattr(optim._k, name, spy)
+    return calls
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize(("name", "kwargs"), CASES, ids=CASE_IDS)
+def test_flat_fast_path_matches_per_key_and_reference(name, kwargs, dtype, rng, kernel_calls):
+    dtype = np.dtype(dtype)
+    params, gbuf, grads = flat_model(rng, dtype)
+    per_key, ref_params = copies(params), copies(params)
+    opt, ref = make_pair(name, kwargs)
+    per_key_opt = optim.OPTIMIZERS[name](**kwargs)
+    total = gbuf.size
+    for step in range(100):
+        gbuf[:] = rng.standard_normal(total)
+        del kernel_calls[:]
+        with runtime.parallel_threshold(0 if step % 10 == 9 else runtime.get_parallel_threshold()):
+            opt.update(params, grads)
+        assert kernel_calls == [total], "the whole model was not stepped by one kernel call"
+        per_key_opt.update(per_key, copies(grads))  # new gradient objects every step: per key
+        ref.update(ref_params, copies(grads))
+    for k in params:
+        np.testing.assert_array_equal(params[k], per_key[k], err_msg=k)
+        assert_close(params[k], ref_params[k], rtol=RTOL[dtype], err_msg=k)
+    for n in STATE[name]:
+        store = getattr(opt, n)
+        assert fastdl._flat.span([store[k] for k in params]) is not None, f"{n}: not views of one buffer"
+        for k in params:
+            assert store[k].dtype == dtype and store[k].shape == params[k].shape
+            np.testing.assert_array_equal(store[k], getattr(per_key_opt, n)[k], err_msg=f"{n}[{k}]")
+    if name == "adam":
+        assert opt.iter == per_key_opt.iter == 100
+
+
+@pytest.mark.parametrize(("name", "kwargs"), [CASES[1], CASES[5]], ids=[CASE_IDS[1], CASE_IDS[5]])
+def test_switching_layouts_mid_run_keeps_the_state(name, kwargs, rng, kernel_calls):
+    params, gbuf, grads = flat_model(rng, np.float64)
+    per_key = copies(params)
+    opt, twin = optim.OPTIMIZERS[name](**kwargs), optim.OPTIMIZERS[name](**kwargs)
+
+    def step(expect_calls):
+        gbuf[:] = rng.standard_normal(gbuf.size)
+        del kernel_calls[:]
+        opt.update(params, grads)
+        assert len(kernel_calls) == expect_calls
+        twin.update(per_key, copies(grads))
+        for k in params:
+            np.testing.assert_array_equal(params[k], per_key[k], err_msg=k)
+        for n in STATE[name]:
+            for k in params:
+                np.testing.assert_array_equal(getattr(opt, n)[k], getattr(twin, n)[k], err_msg=f"{n}[{k}]")
+
+    for _ in range(5):
+        step(1)
+    params["b1"] = params["b1"].copy()  # the user replaced one array: the layout is gone
+    for _ in range(5):
+        step(len(params))
+    _, packed = fastdl._flat.pack(params)  # packed again (a new buffer): one call again
+    params.clear()
+    params.update(packed)
+    for _ in range(5):
+        step(1)
+    grads_copy = copies(grads)  # gradients that are not views of one buffer: one call per key
+    gbuf[:] = rng.standard_normal(gbuf.size)
+    opt.update(params, grads_copy)
+    twin.update(per_key, grads_copy)
+    for k in params:
+        np.testing.assert_array_equal(params[k], per_key[k], err_msg=k)
+
+
+def test_rejected_calls_on_the_fast_path_change_nothing(rng):
+    params, gbuf, grads = flat_model(rng, np.float64)
+    opt = optim.Adam(lr=0.01)
+    for _ in range(3):
+        gbuf[:] = rng.standard_normal(gbuf.size)
+        opt.update(params, grads)
+    assert opt._plan is not None and opt._plan.gwhole is not None
+    readonly = params["b1"]
+    int_grad = np.ones(5, dtype=np.int64)
+    bad_calls = [
+        (lambda: opt.update(params, {k: g for k, g in grads.items() if k != "W2"}), ValueError, "'W2'"),
+        (lambda: opt.update(params, {**grads, "b1": int_grad}), TypeError, "grads['b1']"),
+        (lambda: opt.update(params, {**grads, "b1": np.ones(4)}), ValueError, "grads['b1']"),
+        (lambda: opt.update({**params, "extra": np.ones(3, np.int32)}, {**grads, "extra": np.ones(3)}),
+         TypeError, "params['extra']"),
+    ]
+    for call, exc, words in bad_calls:
+        snap = snapshot(opt, params)
+        with pytest.raises(exc, match=r"update: .*must be") as info:
+            call()
+        assert words in str(info.value)
+        assert_unchanged(opt, params, snap)
+    # what can change on the very same objects: the writeable flag and the shape
+    snap = snapshot(opt, params)
+    readonly.flags.writeable = False
+    with pytest.raises(ValueError, match=r"params\['b1'\] must be a writeable"):
+        opt.update(params, grads)
+    assert_unchanged(opt, params, snap)
+    readonly.flags.writeable = True
+    params["W1"].shape = (5, 7)
+    with pytest.raises(ValueError, match=r"grads\['W1'\] must be of shape \(5, 7\)"):
+        opt.update(params, grads)
+    grads["W1"].shape = (5, 7)  # both reshaped: now the existing state has the old shape
+    with pytest.raises(ValueError, match=r"self\.m\['W1'\] must be of shape \(5, 7\)"):
+        opt.update(params, grads)
+    params["W1"].shape = grads["W1"].shape = (7, 5)
+    assert_unchanged(opt, params, snap)
+    opt.m["b2"] = None  # a user broke the state
+    snap = snapshot(opt, params)
+    with pytest.raises(TypeError, match=r"self\.m\['b2'\] must be a numpy array"):
+        opt.update(params, grads)
+    assert_unchanged(opt, params, snap)
+
+
+def test_nonfinite_reported_on_the_fast_path(rng, kernel_calls):
+    params, gbuf, grads = flat_model(rng, np.float64)
+    opt = optim.Adam()
+    opt.update(params, grads)
+    grads["b2"][:2] = [np.nan, np.inf]
+    del kernel_calls[:]
+    with pytest.warns(fastdl.NonFiniteWarning, match=r"parameters: params\['b2'\] \(2\)$") as record:
+        opt.update(params, grads)
+    assert kernel_calls == [gbuf.size]
+    assert record[0].filename == __file__
+    with fastdl.errstate(nonfinite="raise"), pytest.raises(FloatingPointError, match=r"params\['b2'\] \(2\)"):
+        opt.update(params, grads)
+
+
+def test_plan_replay_notices_new_state_and_dicts(rng):
+    """A replaced state dict or entry, a new params dict with the same arrays, another key: all exact."""
+    params = {"W": rng.standard_normal((4, 3)), "b": rng.standard_normal(3)}
+    ref_params = copies(params)
+    opt, ref = make_pair("momentum", {"lr": 0.1, "momentum": 0.9})
+    for step in range(8):
+        grads = random_grads(rng, params)
+        if step == 3:
+            opt.v["W"] = opt.v["W"] * 2.0  # a user rescales the velocity with a new array
+            ref.v["W"] = ref.v["W"] * 2.0
+        if step == 5:
+            params = dict(params)  # another dict object holding the same arrays
+        if step == 6:
+            opt.v = ref.v = None  # reset
+        opt.update(params, grads)
+        ref.update(ref_params, grads)
+        for k in params:
+            assert_close(params[k], ref_params[k], rtol=1e-12, err_msg=(step, k))
