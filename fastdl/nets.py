@@ -13,6 +13,24 @@ Weights are drawn exactly as the book draws them (``np.random.randn(n_in, n_out)
 global generator, layer by layer, then cast to ``dtype``), so two networks built after the same
 ``np.random.seed`` have identical weights whatever the backend. Each ``Affine`` layer holds the very
 arrays stored in ``params``; optimizers change those arrays in place.
+
+The fused training step (fastdl backend, no dropout)
+    On the fastdl backend the values of ``params`` are views into one flat buffer, in ``params``'
+    order, and :meth:`~MultiLayerNetExtend.gradient` writes into views of a second buffer with the
+    same layout, so a fastdl optimizer steps the whole model in one kernel call. ``gradient`` runs
+    each GEMM with ``np.dot(..., out=)`` into buffers kept per batch size and everything between two
+    GEMMs as one compiled kernel (bias + batch norm + activation forward; activation + batch norm +
+    bias backward; bias + softmax + cross-entropy + its gradient), and skips the first layer's
+    ``dx``, which nothing uses. The arithmetic is the layers', so the numbers are those of the
+    layer-by-layer path. Whatever the fused step does not cover (dropout, another backend, 4-D input,
+    a ``params`` entry or layer attribute replaced by another array, a layer replaced, a subclass
+    that overrides ``predict``/``loss``) runs the layer-by-layer path, with the same results.
+
+    Differences from the book you can observe: the arrays ``gradient`` returns are the same objects
+    every call and are overwritten by the next call (like PyTorch's ``.grad``; copy them to keep
+    them); the layers' ``dW``/``db``/``dgamma``/``dbeta`` are those arrays; batch norm's
+    ``running_mean``/``running_var`` are arrays owned by the network, updated in place; after a
+    fused step ``Relu.mask`` is ``None`` (the fused backward reads the ReLU output instead).
 """
 
 from __future__ import annotations
@@ -168,6 +186,13 @@ class _FastStep:
                 else:  # placeholders of the kernel's types (never touched without batch norm)
                     blk.gamma = blk.beta = blk.ggamma = blk.gbeta = blk.rm = blk.rv = blk.b
             self.blocks.append(blk)
+        self.bindings = tuple(map(list, zip(*self.bindings)))  # (layers, attribute names, views)
+        bns = [blk.bn for blk in self.blocks if blk.bn is not None]
+        self.running = ([b for b in bns for _ in (0, 1)], ["running_mean", "running_var"] * len(bns),
+                        [a for blk in self.blocks if blk.bn is not None for a in (blk.rm, blk.rv)])
+        self.moms_seen: tuple | None = None
+        self.moms_cast: list = []
+        self.no_moms = [(self.dtype.type(0), self.dtype.type(1))] * n_hidden
         self.views = tuple(params.values())
         # the layer path's key order (W1, b1, gamma1, beta1, W2, ...), not params' order
         order = [k for idx in range(1, n_hidden + 2)
@@ -199,7 +224,29 @@ class _FastStep:
         return (len(params) == len(self.views) and all(map(operator.is_, params.values(), self.views))
                 and net.last_layer is self.last and len(net.layers) == len(self.layer_objs)
                 and all(map(operator.is_, net.layers.values(), self.layer_objs))
-                and all(getattr(layer, attr) is view for layer, attr, view in self.bindings))
+                and all(map(operator.is_, map(getattr, *self.bindings[:2]), self.bindings[2])))
+
+    def _momenta(self) -> list | None:
+        """Per batch-norm block ``(m, 1 - m)`` in the dtype, after adopting the layers' running statistics.
+
+        Returns None (nothing changed) when a layer holds something the fused step does not cover.
+        """
+        rs_objs, rs_attrs, rs_own = self.running
+        moms = tuple(map(operator.attrgetter("momentum"), rs_objs[::2]))
+        if moms != self.moms_seen or not all(map(operator.is_, map(getattr, rs_objs, rs_attrs), rs_own)):
+            todo = self._running_stats()
+            if todo is None:
+                return None
+            for layer, attr, own, cur in todo:  # accepted: adopt the layers' statistics
+                if cur is None:
+                    own[...] = 0
+                else:
+                    np.copyto(own, cur, casting="unsafe")
+                setattr(layer, attr, own)
+            tp = self.dtype.type
+            self.moms_cast = [(tp(m), tp(1.0 - m)) for m in moms]
+            self.moms_seen = moms
+        return self.moms_cast
 
     def _running_stats(self) -> list | None:
         """The batch-norm layers' running statistics as arrays to copy into ours (None: not usable here)."""
@@ -241,15 +288,11 @@ class _FastStep:
         labels, probs = _fastdl_layers._labels(t, n, out_blk.width, dt, "SoftmaxWithLoss.forward")
         use_bn = self.use_bn
         if use_bn:
-            todo = self._running_stats()
-            if todo is None:
+            moms = self._momenta()
+            if moms is None:
                 return None
-            for layer, attr, own, cur in todo:  # accepted: adopt the layers' statistics
-                if cur is None:
-                    own[...] = 0
-                else:
-                    np.copyto(own, cur, casting="unsafe")
-                setattr(layer, attr, own)
+        else:
+            moms = self.no_moms
         hs, xns, outs, dys, z, y, dz = self._buffers(n)
         tp = dt.type
         nf = tp(n)
@@ -267,15 +310,15 @@ class _FastStep:
             np.dot(a, blk.W, out=h)
             if timed:
                 t1 = clock()
-            m = blk.bn.momentum if use_bn else 0.0
-            bad = _fused.block_forward(h, blk.b, blk.gamma, blk.beta, eps, nf, tp(m), tp(1.0 - m), blk.rm, blk.rv,
+            m, om = moms[i]
+            bad = _fused.block_forward(h, blk.b, blk.gamma, blk.beta, eps, nf, m, om, blk.rm, blk.rv,
                                        blk.stats, xns[i], outs[i], act, use_bn)
             if timed:
                 t2 = clock()
                 t_gemm += t1 - t0
                 t_fwd += t2 - t1
             if bad:
-                self._nonfinite_stats(blk, bad, tp(m), tp(1.0 - m))
+                self._nonfinite_stats(blk, bad, m, om)
             a = outs[i]
         if timed:
             t0 = clock()
@@ -594,8 +637,23 @@ class MultiLayerNetExtend:
         Returns
         -------
         dict
-            Same keys as ``params``. With ``λ == 0`` the arrays are the layers' own ``dW``/``db``
-            (as the book returns ``db``): use them before the next backward pass.
+            Same keys as ``params`` (in the book's order: ``W1, b1, gamma1, beta1, W2, ...``). With
+            ``λ == 0`` the arrays are the layers' own ``dW``/``db`` (as the book returns ``db``): use
+            them before the next backward pass. On the fused path (see the module notes) they are
+            views of one gradient buffer, the same objects every call, overwritten by the next call.
+
+        Notes
+        -----
+        ``x`` and ``t`` are validated before anything runs: a rejected call changes nothing,
+        batch-norm running statistics included. The loss is not returned (as in the book), but its
+        NaN/Inf is still reported per :func:`fastdl.errstate`, as are non-finite batch statistics.
+
+        Profiler hook: when ``net._phase_times`` is a dict, the fused path adds the seconds
+        (``time.perf_counter`` deltas) it spends per phase to its entries ``'validate'`` (argument
+        checks, buffers), ``'gemm'`` (every ``np.dot``), ``'forward'`` (the hidden blocks' epilogue
+        kernels), ``'loss'`` (softmax, loss and its gradient), ``'backward'`` (the blocks' backward
+        kernels) and ``'total'`` (the whole call); ``None`` (the default) costs nothing. The layer
+        path does not fill it.
         """
         fast = self._fast
         if fast is not None:
