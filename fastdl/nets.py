@@ -244,7 +244,7 @@ class _FastStep:
                     np.copyto(own, cur, casting="unsafe")
                 setattr(layer, attr, own)
             tp = self.dtype.type
-            self.moms_cast = [(tp(m), tp(1.0 - m)) for m in moms]
+            self.moms_cast = [(tp(float(m)), tp(1.0 - float(m))) for m in moms]  # (as the layer casts)
             self.moms_seen = moms
         return self.moms_cast
 
