@@ -449,9 +449,17 @@ class BatchNormalization:
     running_mean, running_var : ndarray ``(D,)`` or None
         New arrays after every training forward.
     dgamma, dbeta : ndarray ``(D,)`` or None
-        Gradients from the last ``backward``.
+        Gradients from the last ``backward`` (new arrays each call).
     xn, std, batch_size
-        What the last training forward kept for ``backward``.
+        What the last training forward kept for ``backward``. ``std`` is a new array each call;
+        ``xn`` is the layer's working buffer: two buffers per input shape take turns, so a later
+        training forward of the same shape may overwrite an ``xn`` you kept (copy it to keep it).
+
+    Notes
+    -----
+    Repeated calls with the same arrays (the same ``gamma``/``beta`` objects, the running
+    statistics the previous forward set, an ``x`` of the same shape, dtype and C layout) skip the
+    full validation: the layer re-checks only identities, shapes and dtypes.
     """
 
     def __init__(self, gamma, beta, momentum: float = 0.9, running_mean=None, running_var=None) -> None:
@@ -474,6 +482,10 @@ class BatchNormalization:
         self.dgamma: np.ndarray | None = None
         self.dbeta: np.ndarray | None = None
         self._train_shape: tuple[int, ...] | None = None
+        # validated-call cache: (x shape, x strides, dtype, gamma, beta, D-shape, momentum, consts)
+        self._plan: tuple | None = None
+        self._xn_bufs: list[np.ndarray] = []  # the two xn buffers that take turns
+        self._fwd: tuple | None = None  # (xn, std, consts) of the last training forward, for backward
 
     @staticmethod
     def _stat(s, name: str, gamma: np.ndarray, where: str, copy: bool = True) -> np.ndarray:
@@ -482,6 +494,18 @@ class BatchNormalization:
             fail(where, name, f"of length {gamma.shape[0]} (the length of gamma)", f"shape {s.shape}")
         return np.array(s, dtype=gamma.dtype, copy=True) if copy else contiguous(s, gamma.dtype)
 
+    def _xn_buffer(self, n: int, d: int, dt: np.dtype) -> np.ndarray:
+        """A buffer for this forward's xn that is not the current :attr:`xn` (reused across calls)."""
+        bufs = self._xn_bufs
+        if not bufs or bufs[0].shape != (n, d) or bufs[0].dtype != dt:
+            bufs[:] = [np.empty((n, d), dtype=dt)]
+        cur = self.xn
+        for b in bufs:
+            if b is not cur:
+                return b
+        bufs.append(np.empty((n, d), dtype=dt))
+        return bufs[-1]
+
     def forward(self, x, train_flg: bool = True) -> np.ndarray:
         """Normalise ``x`` (``(N, D)`` or ``(N, C, H, W)``); return a new array of x's shape.
 
@@ -489,6 +513,13 @@ class BatchNormalization:
         uses the running statistics. Non-finite batch statistics are reported through
         :func:`fastdl.runtime.report_nonfinite` (before any state changes).
         """
+        p = self._plan
+        if (train_flg and p is not None and type(x) is np.ndarray and x.shape == p[0] and x.strides == p[1]
+                and x.dtype is p[2] and self.gamma is p[3] and self.beta is p[4] and self.momentum is p[6]
+                and p[3].shape == p[5] and p[4].shape == p[5] and p[3].dtype is p[2] and p[4].dtype is p[2]
+                and self.running_mean is p[8] and self.running_var is p[9]):
+            return self._train(x if x.ndim == 2 else x.reshape(x.shape[0], -1), x.shape, p[3], p[4],
+                               p[8], p[9], p[7])
         where = "BatchNormalization.forward"
         gamma = _param(self.gamma, "gamma", where, 1)
         beta = _param(self.beta, "beta", where, 1, gamma.dtype, gamma.shape[0])
@@ -509,23 +540,59 @@ class BatchNormalization:
             return out.reshape(shape)
         if x2.shape[0] < 1:
             fail(where, "x", "a batch of at least one row in training mode", f"shape {shape}")
-        out, xn, _, _, std, rm_new, rv_new, bad = _bn.train_forward(
-            x2, gc, bc, BN_EPS, float(self.momentum), rm, rv)
+        m = self.momentum
+        consts = _bn.consts_for(dt, BN_EPS, x2.shape[0], float(m))
+        out = self._train(x2, shape, gc, bc, rm, rv, consts)
+        plannable = (isinstance(x, np.ndarray) and x.dtype == dt and x.flags.c_contiguous and gc is gamma
+                     and bc is beta and type(m) in (float, int))
+        self._plan = ((x.shape, x.strides, x.dtype, gamma, beta, gamma.shape, m, consts, self.running_mean,
+                       self.running_var) if plannable else None)
+        return out
+
+    def _train(self, x2, shape, gamma, beta, rm, rv, consts) -> np.ndarray:
+        """The training forward on validated arrays (``x2`` C-contiguous ``(N, D)`` in gamma's dtype)."""
+        n, d = x2.shape
+        dt = x2.dtype
+        out = np.empty(shape, dtype=dt)
+        xn = self._xn_buffer(n, d, dt)
+        stats = np.empty((6, d), dtype=dt)
+        bad = _bn.train_forward_into(x2, gamma, beta, rm, rv, consts, stats, xn, out.reshape(n, d))
         if bad:
-            runtime.report_nonfinite(where, f"{bad} feature(s) have a non-finite batch mean or variance")
-        self.running_mean, self.running_var = rm_new, rv_new
-        self.xn, self.std, self.batch_size = xn, std, x2.shape[0]
+            runtime.report_nonfinite("BatchNormalization.forward",
+                                     f"{bad} feature(s) have a non-finite batch mean or variance")
+        std = stats[_bn.STD]
+        self.running_mean, self.running_var = stats[_bn.RM_NEW], stats[_bn.RV_NEW]
+        self.xn, self.std, self.batch_size = xn, std, n
         self.input_shape = self._train_shape = shape
-        return out.reshape(shape)
+        self._fwd = (xn, std, consts)
+        p = self._plan
+        if p is not None:
+            self._plan = p[:8] + (self.running_mean, self.running_var)
+        return out
 
     def backward(self, dout) -> np.ndarray:
         """Set :attr:`dgamma`, :attr:`dbeta`; return a new ``dx`` of the training forward's input shape."""
+        p, f = self._plan, self._fwd
+        shape = self._train_shape
+        if (p is not None and f is not None and self.xn is f[0] and self.std is f[1] and type(dout) is np.ndarray
+                and dout.shape == shape and dout.strides == p[1] and dout.dtype is p[2] and self.gamma is p[3]
+                and p[3].shape == p[5] and p[3].dtype is p[2]):
+            xn = f[0]
+            return self._grad(dout if dout.ndim == 2 else dout.reshape(xn.shape), shape, xn, p[3], f[1], f[2])
         where = "BatchNormalization.backward"
         called_before(self.xn, where, "BatchNormalization.forward (with train_flg=True)")
         xn = self.xn
         dt = xn.dtype
         gamma = _param(self.gamma, "gamma", where, 1, shape0=xn.shape[1])
-        shape = self._train_shape
         dc = _dout(dout, shape, dt, where).reshape(xn.shape)
-        dx, self.dgamma, self.dbeta = _bn.backward(dc, xn, contiguous(gamma, dt), self.std)
-        return dx.reshape(shape)
+        std = contiguous(self.std, dt)
+        consts = f[2] if f is not None and f[0] is xn else _bn.consts_for(dt, BN_EPS, xn.shape[0], 0.0)
+        return self._grad(dc, shape, contiguous(xn), contiguous(gamma, dt), std, consts)
+
+    def _grad(self, dc, shape, xn, gamma, std, consts) -> np.ndarray:
+        n, d = xn.shape
+        dx = np.empty(shape, dtype=xn.dtype)
+        grads = np.empty((5, d), dtype=xn.dtype)
+        _bn.backward_into(dc, xn, gamma, std, grads, consts, dx.reshape(n, d))
+        self.dgamma, self.dbeta = grads[_bn.DGAMMA], grads[_bn.DBETA]
+        return dx
