@@ -6,7 +6,7 @@ the layer kernels, operation by operation, so results agree with the layer-by-la
 
 Hidden block forward (``h = a_prev @ W`` already in ``h``), :func:`block_forward`::
 
-    h      = h + b                                   (in place: the Affine output)
+    h      = h + b                                   (the Affine output; stored in h with batch norm)
     with batch norm (training statistics, biased variance):
         mu  = sum_i h[i] / N;  var = sum_i (h[i] - mu)**2 / N;  std = sqrt(var + eps)
         xn  = (h - mu) / std;  y = gamma * xn + beta
