@@ -482,10 +482,10 @@ class BatchNormalization:
         self.dgamma: np.ndarray | None = None
         self.dbeta: np.ndarray | None = None
         self._train_shape: tuple[int, ...] | None = None
-        # validated-call cache: (x shape, x strides, dtype, gamma, beta, D-shape, momentum, consts)
+        # validated-call cache: (x shape, x strides, dtype, gamma, beta, gamma's shape, momentum, consts)
         self._plan: tuple | None = None
+        self._own = (None, None, None, None)  # (running_mean, running_var, xn, std) the last training forward set
         self._xn_bufs: list[np.ndarray] = []  # the two xn buffers that take turns
-        self._fwd: tuple | None = None  # (xn, std, consts) of the last training forward, for backward
 
     @staticmethod
     def _stat(s, name: str, gamma: np.ndarray, where: str, copy: bool = True) -> np.ndarray:
@@ -516,10 +516,9 @@ class BatchNormalization:
         p = self._plan
         if (train_flg and p is not None and type(x) is np.ndarray and x.shape == p[0] and x.strides == p[1]
                 and x.dtype is p[2] and self.gamma is p[3] and self.beta is p[4] and self.momentum is p[6]
-                and p[3].shape == p[5] and p[4].shape == p[5] and p[3].dtype is p[2] and p[4].dtype is p[2]
-                and self.running_mean is p[8] and self.running_var is p[9]):
-            return self._train(x if x.ndim == 2 else x.reshape(x.shape[0], -1), x.shape, p[3], p[4],
-                               p[8], p[9], p[7])
+                and self.running_mean is self._own[0] and self.running_var is self._own[1]
+                and p[3].shape == p[5] and p[4].shape == p[5]):
+            return self._train(x, x.shape, p[3], p[4], self._own[0], self._own[1], p[7])
         where = "BatchNormalization.forward"
         gamma = _param(self.gamma, "gamma", where, 1)
         beta = _param(self.beta, "beta", where, 1, gamma.dtype, gamma.shape[0])
@@ -545,54 +544,54 @@ class BatchNormalization:
         out = self._train(x2, shape, gc, bc, rm, rv, consts)
         plannable = (isinstance(x, np.ndarray) and x.dtype == dt and x.flags.c_contiguous and gc is gamma
                      and bc is beta and type(m) in (float, int))
-        self._plan = ((x.shape, x.strides, x.dtype, gamma, beta, gamma.shape, m, consts, self.running_mean,
-                       self.running_var) if plannable else None)
+        self._plan = (shape, x.strides, dt, gamma, beta, gamma.shape, m, consts) if plannable else None
         return out
 
-    def _train(self, x2, shape, gamma, beta, rm, rv, consts) -> np.ndarray:
-        """The training forward on validated arrays (``x2`` C-contiguous ``(N, D)`` in gamma's dtype)."""
-        n, d = x2.shape
-        dt = x2.dtype
+    def _train(self, x, shape, gamma, beta, rm, rv, consts) -> np.ndarray:
+        """The training forward on validated arrays (``x`` C-contiguous, of ``shape``, in gamma's dtype)."""
+        n = shape[0]
+        d = gamma.shape[0]
+        dt = x.dtype
         out = np.empty(shape, dtype=dt)
         xn = self._xn_buffer(n, d, dt)
         stats = np.empty((6, d), dtype=dt)
-        bad = _bn.train_forward_into(x2, gamma, beta, rm, rv, consts, stats, xn, out.reshape(n, d))
+        if len(shape) == 2:
+            bad = _bn.train_forward_into(x, gamma, beta, rm, rv, consts, stats, xn, out)
+        else:
+            bad = _bn.train_forward_into(x.reshape(n, d), gamma, beta, rm, rv, consts, stats, xn, out.reshape(n, d))
         if bad:
             runtime.report_nonfinite("BatchNormalization.forward",
                                      f"{bad} feature(s) have a non-finite batch mean or variance")
-        std = stats[_bn.STD]
-        self.running_mean, self.running_var = stats[_bn.RM_NEW], stats[_bn.RV_NEW]
-        self.xn, self.std, self.batch_size = xn, std, n
+        self._own = own = (stats[_bn.RM_NEW], stats[_bn.RV_NEW], xn, stats[_bn.STD])
+        self.running_mean, self.running_var, self.xn, self.std = own
+        self.batch_size = n
         self.input_shape = self._train_shape = shape
-        self._fwd = (xn, std, consts)
-        p = self._plan
-        if p is not None:
-            self._plan = p[:8] + (self.running_mean, self.running_var)
         return out
 
     def backward(self, dout) -> np.ndarray:
         """Set :attr:`dgamma`, :attr:`dbeta`; return a new ``dx`` of the training forward's input shape."""
-        p, f = self._plan, self._fwd
+        p, own = self._plan, self._own
         shape = self._train_shape
-        if (p is not None and f is not None and self.xn is f[0] and self.std is f[1] and type(dout) is np.ndarray
+        if (p is not None and self.xn is own[2] and self.std is own[3] and type(dout) is np.ndarray
                 and dout.shape == shape and dout.strides == p[1] and dout.dtype is p[2] and self.gamma is p[3]
-                and p[3].shape == p[5] and p[3].dtype is p[2]):
-            xn = f[0]
-            return self._grad(dout if dout.ndim == 2 else dout.reshape(xn.shape), shape, xn, p[3], f[1], f[2])
+                and p[3].shape == p[5]):
+            return self._grad(dout, shape, own[2], p[3], own[3], p[7])
         where = "BatchNormalization.backward"
         called_before(self.xn, where, "BatchNormalization.forward (with train_flg=True)")
         xn = self.xn
         dt = xn.dtype
         gamma = _param(self.gamma, "gamma", where, 1, shape0=xn.shape[1])
         dc = _dout(dout, shape, dt, where).reshape(xn.shape)
-        std = contiguous(self.std, dt)
-        consts = f[2] if f is not None and f[0] is xn else _bn.consts_for(dt, BN_EPS, xn.shape[0], 0.0)
-        return self._grad(dc, shape, contiguous(xn), contiguous(gamma, dt), std, consts)
+        consts = _bn.consts_for(dt, BN_EPS, xn.shape[0], 0.0)
+        return self._grad(dc, shape, contiguous(xn), contiguous(gamma, dt), contiguous(self.std, dt), consts)
 
     def _grad(self, dc, shape, xn, gamma, std, consts) -> np.ndarray:
-        n, d = xn.shape
-        dx = np.empty(shape, dtype=xn.dtype)
-        grads = np.empty((5, d), dtype=xn.dtype)
-        _bn.backward_into(dc, xn, gamma, std, grads, consts, dx.reshape(n, d))
+        dt = xn.dtype
+        dx = np.empty(shape, dtype=dt)
+        grads = np.empty((5, xn.shape[1]), dtype=dt)
+        if len(shape) == 2:
+            _bn.backward_into(dc, xn, gamma, std, grads, consts, dx)
+        else:
+            _bn.backward_into(dc.reshape(xn.shape), xn, gamma, std, grads, consts, dx.reshape(xn.shape))
         self.dgamma, self.dbeta = grads[_bn.DGAMMA], grads[_bn.DBETA]
         return dx

@@ -1,0 +1,147 @@
+"""Batch norm's fast paths: the validated-call cache, reused xn buffers, column-split parallel kernels,
+ill-conditioned data, and the allocator setting that keeps large outputs from page-faulting."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import DTYPES, assert_close
+
+import fastdl
+from fastdl import layers as L
+from fastdl import reference as R
+from fastdl import runtime
+
+
+def _pair(dtype, d, momentum=0.9, seed=1):
+    rng = np.random.default_rng(seed)
+    gamma = (rng.standard_normal(d) + 1.0).astype(dtype)
+    beta = rng.standard_normal(d).astype(dtype)
+    return L.BatchNormalization(gamma, beta, momentum), R.BatchNormalization(gamma, beta, momentum)
+
+
+def _step_both(ours, ref, x, dout, dtype):
+    out = ours.forward(x, True)
+    assert out.shape == x.shape and out.dtype == dtype
+    # (the reference would average float32 input in float32; the layer computes in gamma's dtype)
+    assert_close(out, ref.forward(x.astype(dtype), True), dtype, "reduction")
+    assert_close(ours.backward(dout), ref.backward(dout), dtype, "reduction")
+    for name in ("dgamma", "dbeta", "running_mean", "running_var", "xn", "std"):
+        assert_close(getattr(ours, name), getattr(ref, name), dtype, "reduction", err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize(("shift", "scale"), [(1e4, 1e-3), (-3e2, 1e-2)])
+def test_ill_conditioned_batches_match_the_reference(dtype, shift, scale):
+    """Large mean, small spread: the two-pass statistics keep the reference's numbers."""
+    if dtype == np.float32:
+        # x - mu keeps only ~eps32 * shift / scale of its precision, and the book's backward chain and
+        # the two-sum formula round that differently (measured: 9e-5 apart at a ratio of 1e4, before
+        # and after the rewrite alike); a ratio of 100 stays well inside float32's 1e-5
+        shift, scale = shift / 1000, scale * 100
+    rng = np.random.default_rng(3)
+    ours, ref = _pair(dtype, 37)
+    for _ in range(2):
+        x = (shift + scale * rng.standard_normal((50, 37))).astype(dtype)
+        _step_both(ours, ref, x, rng.standard_normal((50, 37)).astype(dtype), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_parallel_column_split_gives_the_serial_numbers_bit_for_bit(dtype):
+    """Each thread owns whole columns (no partial sums), so both variants agree exactly."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((7, 300)).astype(dtype)  # 7 rows: the four-row loop and its remainder
+    dout = rng.standard_normal((7, 300)).astype(dtype)
+    results = []
+    for threshold in (10**12, 0):
+        with runtime.parallel_threshold(threshold):
+            bn = _pair(dtype, 300)[0]
+            out = bn.forward(x, True)
+            dx = bn.backward(dout)
+            results.append([out, dx, bn.xn.copy(), bn.std, bn.dgamma, bn.dbeta, bn.running_mean, bn.running_var])
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("shape", [(6, 40), (6, 2, 4, 5)], ids=["2d", "4d"])
+def test_repeated_calls_track_the_reference(shape):
+    """Calls that take the cached path (same arrays, same shapes) keep matching the reference."""
+    rng = np.random.default_rng(5)
+    d = int(np.prod(shape[1:]))
+    ours, ref = _pair(np.float64, d)
+    for step in range(4):
+        x = rng.standard_normal(shape) * (1 + step)
+        _step_both(ours, ref, x, rng.standard_normal(shape), np.float64)
+    assert_close(ours.forward(x, False), ref.forward(x, False), np.float64, "reduction")
+
+
+def test_changes_between_calls_are_picked_up():
+    """Replacing gamma/beta/running statistics/momentum or changing x's dtype or layout revalidates."""
+    rng = np.random.default_rng(6)
+    ours, ref = _pair(np.float64, 8)
+    x = rng.standard_normal((5, 8))
+    dout = rng.standard_normal((5, 8))
+    _step_both(ours, ref, x, dout, np.float64)
+    _step_both(ours, ref, x, dout, np.float64)
+    for layer in (ours, ref):
+        layer.gamma = layer.gamma * 2
+        layer.beta = layer.beta - 1
+        layer.momentum = 0.5
+        layer.running_mean = np.full(8, 0.25)
+    _step_both(ours, ref, x, dout, np.float64)
+    _step_both(ours, ref, np.asfortranarray(x), dout[:, ::-1].copy()[:, ::-1], np.float64)
+    _step_both(ours, ref, x.astype(np.float32), dout, np.float64)
+    ours.gamma = np.ones(9)
+    with pytest.raises(ValueError, match="beta must be of length 9"):
+        ours.forward(x, True)
+    with pytest.raises(ValueError, match="gamma"):
+        ours.backward(dout)
+    ours.gamma = np.ones(8)
+    with pytest.raises(ValueError, match="x must be 8 features"):
+        ours.forward(np.ones((5, 9)), True)
+    with pytest.raises(ValueError, match="dout"):
+        ours.backward(np.ones((4, 8)))
+
+
+def test_kept_xn_survives_the_next_forward_and_a_rejected_one():
+    """xn buffers take turns: the previous xn is intact after the next forward (documented reuse after that)."""
+    rng = np.random.default_rng(7)
+    bn = L.BatchNormalization(np.ones(4), np.zeros(4))
+    bn.forward(rng.standard_normal((6, 4)), True)
+    first, first_copy = bn.xn, bn.xn.copy()
+    bn.forward(rng.standard_normal((6, 4)), True)
+    assert bn.xn is not first
+    np.testing.assert_array_equal(first, first_copy)
+    second, second_copy, rm = bn.xn, bn.xn.copy(), bn.running_mean.copy()
+    bad = rng.standard_normal((6, 4))
+    bad[2, 1] = np.inf
+    with fastdl.errstate(nonfinite="raise"), pytest.raises(FloatingPointError):
+        bn.forward(bad, True)
+    assert bn.xn is second
+    np.testing.assert_array_equal(bn.xn, second_copy)
+    np.testing.assert_array_equal(bn.running_mean, rm)
+
+
+def test_xn_set_from_outside_is_used_by_backward():
+    """A network may point xn/std at its own arrays (fastdl.nets does): backward takes those."""
+    rng = np.random.default_rng(8)
+    bn = L.BatchNormalization(np.ones(5), np.zeros(5))
+    x, dout = rng.standard_normal((4, 5)), rng.standard_normal((4, 5))
+    bn.forward(x, True)
+    expected = bn.backward(dout)
+    xn, std = bn.xn.copy(), bn.std.copy()
+    bn.forward(3 * x + 1, True)
+    bn.xn, bn.std = xn, std
+    np.testing.assert_array_equal(bn.backward(dout), expected)
+
+
+def test_malloc_tuning_is_reported_and_can_be_turned_off():
+    assert runtime.info()["malloc_tuning"] is (sys.platform.startswith("linux") and runtime._MALLOC_TUNED)
+    env = dict(os.environ, FASTDL_MALLOC_TUNING="0")
+    code = "import fastdl.runtime as r; print(r.info()['malloc_tuning'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
