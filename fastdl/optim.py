@@ -341,7 +341,7 @@ class _Plan:
         flat_states = []
         for store in stores:
             column = [store[k] for k in keys]
-            found = _flat.span(column) if all(s.dtype is base.dtype for s in column) else None
+            found = _flat.span(column) if all(s.dtype == base.dtype for s in column) else None
             if found is not None and found[2] - found[1] == stop - start:
                 flat_states.append(found[0][found[1]:found[2]])
                 continue
