@@ -294,7 +294,7 @@ class _Plan:
     """
 
     __slots__ = ("keys", "n", "ids", "pmeta", "gmeta", "gids", "named_stores", "orders", "pflat", "sflat",
-                 "whole", "gflat", "gwhole", "cbufs", "consts")
+                 "whole", "gflat", "gwhole", "calls", "cbufs", "consts")
 
     def __init__(self, entries: list, names: tuple, stores: list) -> None:
         keys = [e[0] for e in entries]
@@ -314,7 +314,7 @@ class _Plan:
         self.pflat = [_flat_inout(p, o)[0] for p, o in zip(params, self.orders)]
         self.sflat = [tuple(_flat_inout(column[i], o)[0] for column in columns)
                       for i, o in enumerate(self.orders)]
-        self.gids = self.gflat = self.gwhole = None  # the gradient side: see learn_grads
+        self.gids = self.gflat = self.gwhole = self.calls = None  # the gradient side: see learn_grads
         self.cbufs = {d: np.zeros(4, d) for d in dtypes}
         self.consts = None
 
@@ -395,6 +395,12 @@ class _Plan:
             if found is not None and found[2] - found[1] == self.whole[0].size:
                 self.gwhole = found[0][found[1]:found[2]]
         self.gids, self.gflat = list(map(id, gl)), flat
+        if self.gwhole is not None:  # the kernel calls' arguments, ready for run()
+            p, states = self.whole
+            self.calls = [(p, self.gwhole, *(states + (p, p))[:2], self.cbufs[p.dtype], p.size)]
+        else:
+            self.calls = [(pf, gf, *(states + (pf, pf))[:2], self.cbufs[pf.dtype], pf.size)
+                          for pf, gf, states in zip(self.pflat, flat, self.sflat)]
         return True
 
     def run(self, kind: int, consts: tuple) -> list:
@@ -408,22 +414,18 @@ class _Plan:
                 else:
                     buf[:] = consts
             self.consts = consts
-        if self.whole is not None and self.gwhole is not None:
-            p, states = self.whole
-            s1 = states[0] if states else p
-            s2 = states[1] if len(states) > 1 else p
-            if not _run(kind, p, self.gwhole, s1, s2, self.cbufs[p.dtype]):
-                return []
-            counts = [int(np.count_nonzero(~np.isfinite(pf))) for pf in self.pflat]
-            return [(i, c) for i, c in enumerate(counts) if c]
         bad = []
-        cbufs = self.cbufs
-        for i, (pf, gf, states) in enumerate(zip(self.pflat, self.gflat, self.sflat)):
-            s1 = states[0] if states else pf
-            s2 = states[1] if len(states) > 1 else pf
-            n_bad = _run(kind, pf, gf, s1, s2, cbufs[pf.dtype])
+        use_parallel = runtime.use_parallel
+        for i, (p, g, s1, s2, c, n) in enumerate(self.calls):
+            if use_parallel(n):
+                n_bad = _k.step_parallel(kind, p, g, s1, s2, c, runtime.chunks(n))
+            else:
+                n_bad = _k.step(kind, p, g, s1, s2, c)
             if n_bad:
                 bad.append((i, n_bad))
+        if bad and self.gwhole is not None:  # one call for the whole model: count per key
+            counts = [int(np.count_nonzero(~np.isfinite(pf))) for pf in self.pflat]
+            bad = [(i, c) for i, c in enumerate(counts) if c]
         return bad
 
 
