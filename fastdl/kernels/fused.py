@@ -9,7 +9,7 @@ Hidden block forward (``h = a_prev @ W`` already in ``h``), :func:`block_forward
     h      = h + b                                   (the Affine output; stored in h with batch norm)
     with batch norm (training statistics, biased variance):
         mu  = sum_i h[i] / N;  var = sum_i (h[i] - mu)**2 / N;  std = sqrt(var + eps)
-        xn  = (h - mu) / std;  y = gamma * xn + beta
+        xn  = (h - mu) * (1 / std);  y = gamma * xn + beta    (the batch-norm layer's form)
         running_mean = m * running_mean + (1 - m) * mu     (in place, only when every mu/var is finite)
         running_var  = m * running_var  + (1 - m) * var
     without: y = h
@@ -66,8 +66,8 @@ def block_forward(h, b, gamma, beta, eps, nf, m, om, rm, rv, stats, xn, out, act
 
     ``stats`` is a ``(4, D)`` scratch: rows mean, variance, std (read by :func:`block_backward` and,
     when the return value is not 0, by the caller, which then updates the running statistics itself)
-    and a spare row for the backward. Without batch norm ``h`` is left as the GEMM wrote it and
-    ``gamma, beta, rm, rv, stats, xn`` are not touched (pass any arrays of those types).
+    and ``1 / std``. Without batch norm ``h`` is left as the GEMM wrote it and ``gamma, beta, rm, rv,
+    stats, xn`` are not touched (pass any arrays of those types).
     """
     n, d = h.shape
     one = out.dtype.type(1)
@@ -79,25 +79,56 @@ def block_forward(h, b, gamma, beta, eps, nf, m, om, rm, rv, stats, xn, out, act
     mu = stats[0]
     var = stats[1]
     std = stats[2]
+    inv = stats[3]
+    # column sums four rows per step into one register: ((acc + v0) + v1) + ..., the order (and so
+    # the rounding) of adding one row at a time, with a quarter of the accumulator loads and stores
     for j in range(d):
         mu[j] = 0
         var[j] = 0
-    for i in range(n):
+    i = 0
+    while i + 4 <= n:
+        for j in range(d):
+            bj = b[j]
+            v0 = h[i, j] + bj
+            v1 = h[i + 1, j] + bj
+            v2 = h[i + 2, j] + bj
+            v3 = h[i + 3, j] + bj
+            h[i, j] = v0
+            h[i + 1, j] = v1
+            h[i + 2, j] = v2
+            h[i + 3, j] = v3
+            mu[j] = mu[j] + v0 + v1 + v2 + v3
+        i += 4
+    while i < n:
         for j in range(d):
             v = h[i, j] + b[j]
             h[i, j] = v
             mu[j] += v
+        i += 1
     for j in range(d):
         mu[j] = mu[j] / nf
-    for i in range(n):
+    i = 0
+    while i + 4 <= n:
+        for j in range(d):
+            mj = mu[j]
+            v0 = h[i, j] - mj
+            v1 = h[i + 1, j] - mj
+            v2 = h[i + 2, j] - mj
+            v3 = h[i + 3, j] - mj
+            var[j] = var[j] + v0 * v0 + v1 * v1 + v2 * v2 + v3 * v3
+        i += 4
+    while i < n:
         for j in range(d):
             v = h[i, j] - mu[j]
             var[j] += v * v
+        i += 1
     bad = 0
     for j in range(d):
         s = var[j] / nf
         var[j] = s
-        std[j] = np.sqrt(s + eps)
+        sd = np.sqrt(s + eps)
+        std[j] = sd
+        inv[j] = one / sd
         if not (np.isfinite(mu[j]) and np.isfinite(s)):
             bad += 1
     if bad == 0:
@@ -106,7 +137,7 @@ def block_forward(h, b, gamma, beta, eps, nf, m, om, rm, rv, stats, xn, out, act
             rv[j] = m * rv[j] + om * var[j]
     for i in range(n):
         for j in range(d):
-            v = (h[i, j] - mu[j]) / std[j]
+            v = (h[i, j] - mu[j]) * inv[j]  # (the layer's form: off the slow vector divider)
             xn[i, j] = v
             out[i, j] = _act(gamma[j] * v + beta[j], act, one)
     return bad
@@ -118,28 +149,57 @@ def block_backward(dy, out, xn, gamma, stats, nf, dgamma, dbeta, db, act, use_bn
 
     ``stats`` is the block's ``(4, D)`` scratch from :func:`block_forward` (row 2, the std, is read;
     rows 0, 1 and 3 are overwritten with coefficients). Without batch norm ``xn, gamma, stats,
-    dgamma, dbeta`` are not touched.
+    dgamma, dbeta`` are not touched. Column sums add four rows per step, as in the forward.
     """
     n, d = dy.shape
     one = out.dtype.type(1)
     for j in range(d):
         db[j] = 0
     if not use_bn:
-        for i in range(n):
+        i = 0
+        while i + 4 <= n:
+            for j in range(d):
+                g0 = _act_grad(dy[i, j], out[i, j], act, one)
+                g1 = _act_grad(dy[i + 1, j], out[i + 1, j], act, one)
+                g2 = _act_grad(dy[i + 2, j], out[i + 2, j], act, one)
+                g3 = _act_grad(dy[i + 3, j], out[i + 3, j], act, one)
+                dy[i, j] = g0
+                dy[i + 1, j] = g1
+                dy[i + 2, j] = g2
+                dy[i + 3, j] = g3
+                db[j] = db[j] + g0 + g1 + g2 + g3
+            i += 4
+        while i < n:
             for j in range(d):
                 g = _act_grad(dy[i, j], out[i, j], act, one)
                 dy[i, j] = g
                 db[j] += g
+            i += 1
         return
     for j in range(d):
         dbeta[j] = 0
         dgamma[j] = 0
-    for i in range(n):
+    i = 0
+    while i + 4 <= n:
+        for j in range(d):
+            g0 = _act_grad(dy[i, j], out[i, j], act, one)
+            g1 = _act_grad(dy[i + 1, j], out[i + 1, j], act, one)
+            g2 = _act_grad(dy[i + 2, j], out[i + 2, j], act, one)
+            g3 = _act_grad(dy[i + 3, j], out[i + 3, j], act, one)
+            dy[i, j] = g0
+            dy[i + 1, j] = g1
+            dy[i + 2, j] = g2
+            dy[i + 3, j] = g3
+            dbeta[j] = dbeta[j] + g0 + g1 + g2 + g3
+            dgamma[j] = dgamma[j] + g0 * xn[i, j] + g1 * xn[i + 1, j] + g2 * xn[i + 2, j] + g3 * xn[i + 3, j]
+        i += 4
+    while i < n:
         for j in range(d):
             g = _act_grad(dy[i, j], out[i, j], act, one)
             dy[i, j] = g
             dbeta[j] += g
             dgamma[j] += g * xn[i, j]
+        i += 1
     a = stats[0]
     e = stats[1]
     std = stats[2]
@@ -148,11 +208,28 @@ def block_backward(dy, out, xn, gamma, stats, nf, dgamma, dbeta, db, act, use_bn
         a[j] = gamma[j] / std[j]
         e[j] = dbeta[j] / nf
         c[j] = dgamma[j] / nf
-    for i in range(n):
+    i = 0
+    while i + 4 <= n:
+        for j in range(d):
+            aj = a[j]
+            ej = e[j]
+            cj = c[j]
+            v0 = aj * (dy[i, j] - ej - xn[i, j] * cj)
+            v1 = aj * (dy[i + 1, j] - ej - xn[i + 1, j] * cj)
+            v2 = aj * (dy[i + 2, j] - ej - xn[i + 2, j] * cj)
+            v3 = aj * (dy[i + 3, j] - ej - xn[i + 3, j] * cj)
+            dy[i, j] = v0
+            dy[i + 1, j] = v1
+            dy[i + 2, j] = v2
+            dy[i + 3, j] = v3
+            db[j] = db[j] + v0 + v1 + v2 + v3
+        i += 4
+    while i < n:
         for j in range(d):
             v = a[j] * (dy[i, j] - e[j] - xn[i, j] * c[j])
             dy[i, j] = v
             db[j] += v
+        i += 1
 
 
 @jit
