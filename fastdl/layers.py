@@ -485,7 +485,7 @@ class BatchNormalization:
         # validated-call cache: (x shape, x strides, dtype, gamma, beta, gamma's shape, momentum, consts)
         self._plan: tuple | None = None
         self._own = (None, None, None, None)  # (running_mean, running_var, xn, std) the last training forward set
-        self._xn_bufs: list[np.ndarray] = []  # the two xn buffers that take turns
+        self._xn_pair: tuple = (None, None)  # the two xn buffers that take turns
 
     @staticmethod
     def _stat(s, name: str, gamma: np.ndarray, where: str, copy: bool = True) -> np.ndarray:
@@ -494,17 +494,16 @@ class BatchNormalization:
             fail(where, name, f"of length {gamma.shape[0]} (the length of gamma)", f"shape {s.shape}")
         return np.array(s, dtype=gamma.dtype, copy=True) if copy else contiguous(s, gamma.dtype)
 
-    def _xn_buffer(self, n: int, d: int, dt: np.dtype) -> np.ndarray:
-        """A buffer for this forward's xn that is not the current :attr:`xn` (reused across calls)."""
-        bufs = self._xn_bufs
-        if not bufs or bufs[0].shape != (n, d) or bufs[0].dtype != dt:
-            bufs[:] = [np.empty((n, d), dtype=dt)]
-        cur = self.xn
-        for b in bufs:
-            if b is not cur:
-                return b
-        bufs.append(np.empty((n, d), dtype=dt))
-        return bufs[-1]
+    def _xn_buffer(self, n: int, d: int, dt: np.dtype, checked: bool) -> np.ndarray:
+        """This forward's xn buffer: the one of the pair that is not the current :attr:`xn`.
+
+        ``checked``: the pair is known to fit (a cached call; every training forward of another
+        shape or dtype goes through the full path, which reallocates the pair).
+        """
+        a, b = self._xn_pair
+        if not checked and (a is None or a.shape != (n, d) or a.dtype != dt):
+            self._xn_pair = a, b = np.empty((n, d), dtype=dt), np.empty((n, d), dtype=dt)
+        return b if self.xn is a else a
 
     def forward(self, x, train_flg: bool = True) -> np.ndarray:
         """Normalise ``x`` (``(N, D)`` or ``(N, C, H, W)``); return a new array of x's shape.
@@ -518,7 +517,7 @@ class BatchNormalization:
                 and x.dtype is p[2] and self.gamma is p[3] and self.beta is p[4] and self.momentum is p[6]
                 and self.running_mean is self._own[0] and self.running_var is self._own[1]
                 and p[3].shape == p[5] and p[4].shape == p[5]):
-            return self._train(x, x.shape, p[3], p[4], self._own[0], self._own[1], p[7])
+            return self._train(x, x.shape, p[3], p[4], self._own[0], self._own[1], p[7], True)
         where = "BatchNormalization.forward"
         gamma = _param(self.gamma, "gamma", where, 1)
         beta = _param(self.beta, "beta", where, 1, gamma.dtype, gamma.shape[0])
@@ -541,19 +540,19 @@ class BatchNormalization:
             fail(where, "x", "a batch of at least one row in training mode", f"shape {shape}")
         m = self.momentum
         consts = _bn.consts_for(dt, BN_EPS, x2.shape[0], float(m))
-        out = self._train(x2, shape, gc, bc, rm, rv, consts)
+        out = self._train(x2, shape, gc, bc, rm, rv, consts, False)
         plannable = (isinstance(x, np.ndarray) and x.dtype == dt and x.flags.c_contiguous and gc is gamma
                      and bc is beta and type(m) in (float, int))
         self._plan = (shape, x.strides, dt, gamma, beta, gamma.shape, m, consts) if plannable else None
         return out
 
-    def _train(self, x, shape, gamma, beta, rm, rv, consts) -> np.ndarray:
+    def _train(self, x, shape, gamma, beta, rm, rv, consts, cached: bool) -> np.ndarray:
         """The training forward on validated arrays (``x`` C-contiguous, of ``shape``, in gamma's dtype)."""
         n = shape[0]
         d = gamma.shape[0]
         dt = x.dtype
         out = np.empty(shape, dtype=dt)
-        xn = self._xn_buffer(n, d, dt)
+        xn = self._xn_buffer(n, d, dt, cached)
         stats = np.empty((6, d), dtype=dt)
         if len(shape) == 2:
             bad = _bn.train_forward_into(x, gamma, beta, rm, rv, consts, stats, xn, out)
