@@ -266,6 +266,7 @@ class _Hyper:
 # Replay: what an accepted update learned about its arrays, reused while nothing has changed
 
 
+_is = operator.is_
 _dtype = operator.attrgetter("dtype")
 _pmeta = operator.attrgetter("shape", "dtype", "flags.writeable")
 _gmeta = operator.attrgetter("shape", "dtype")  # (a gradient is only read: it may be read-only)
@@ -293,7 +294,8 @@ class _Plan:
     whole model. The arithmetic is elementwise, so the results are identical either way.
     """
 
-    __slots__ = ("keys", "n", "ids", "pmeta", "gmeta", "gids", "named_stores", "orders", "pflat", "sflat",
+    __slots__ = ("keys", "n", "params", "state_values", "pmeta", "gmeta", "grads", "named_stores", "orders", "pflat",
+                 "sflat",
                  "whole", "gflat", "gwhole", "calls", "cbufs", "consts")
 
     def __init__(self, entries: list, names: tuple, stores: list) -> None:
@@ -307,14 +309,15 @@ class _Plan:
         if params and all(d == dtypes[0] for d in dtypes) and _flat.span(params) is not None:
             self.whole = self._flatten_state(keys, params, stores)
         columns = [[store[k] for k in keys] for store in stores]
-        # identities of the parameters and of every state entry; what may change on those objects
-        self.ids = list(map(id, params + [s for store in stores for s in store.values()]))
+        # the objects (compared by identity) and what may change on them
+        self.params = params
+        self.state_values = [list(store.values()) for store in stores]
         self.pmeta = list(map(_pmeta, params))
         self.gmeta = list(map(_gmeta, params))
         self.pflat = [_flat_inout(p, o)[0] for p, o in zip(params, self.orders)]
         self.sflat = [tuple(_flat_inout(column[i], o)[0] for column in columns)
                       for i, o in enumerate(self.orders)]
-        self.gids = self.gflat = self.gwhole = self.calls = None  # the gradient side: see learn_grads
+        self.grads = self.gflat = self.gwhole = self.calls = None  # the gradient side: see learn_grads
         self.cbufs = {d: np.zeros(4, d) for d in dtypes}
         self.consts = None
 
@@ -370,14 +373,15 @@ class _Plan:
             gl = list(map(grads.__getitem__, keys))
         except KeyError:
             return False
-        ids = list(map(id, pl))
-        for name, store in self.named_stores:
-            if getattr(opt, name) is not store:
-                return False
-            ids += map(id, store.values())  # (every entry, in order: cheaper than a lookup per key)
-        if ids != self.ids or len(params) != self.n or list(map(_pmeta, pl)) != self.pmeta:
+        if len(params) != self.n or not all(map(_is, pl, self.params)):
             return False
-        if list(map(id, gl)) != self.gids:
+        for (name, store), values in zip(self.named_stores, self.state_values):
+            if getattr(opt, name) is not store or len(store) != len(values) or not all(
+                    map(_is, store.values(), values)):  # (every entry in order: cheaper than lookups)
+                return False
+        if list(map(_pmeta, pl)) != self.pmeta:
+            return False
+        if self.grads is None or not all(map(_is, gl, self.grads)):
             return self.learn_grads(gl)  # new gradient objects (a book-style backward pass)
         return list(map(_gmeta, gl)) == self.gmeta
 
@@ -394,7 +398,7 @@ class _Plan:
             found = _flat.span(gl)
             if found is not None and found[2] - found[1] == self.whole[0].size:
                 self.gwhole = found[0][found[1]:found[2]]
-        self.gids, self.gflat = list(map(id, gl)), flat
+        self.grads, self.gflat = gl, flat
         if self.gwhole is not None:  # the kernel calls' arguments, ready for run()
             p, states = self.whole
             self.calls = [(p, self.gwhole, *(states + (p, p))[:2], self.cbufs[p.dtype], p.size)]
