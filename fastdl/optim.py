@@ -23,8 +23,10 @@ Fast paths (same numbers, bit for bit: every rule is elementwise):
 * Repeated calls. An accepted update remembers its layout (1-D views of every parameter and state
   array). The next call with the same parameter objects under the same keys, with unchanged
   shapes, dtypes and writeable flags, and the same state objects, skips the re-validation and
-  goes straight to the kernels (~2-5 us of Python instead of ~15 us per key on the development
-  machine). Anything else, including bad input, takes the full validation first.
+  goes straight to the kernels (on the development machine ~4 us of Python for a 2-array dict
+  and ~12 us for the 22 arrays of the book's 5-hidden-layer batch-norm net, against ~15 us per
+  array for the full validation). Anything else, including bad input, takes the full
+  validation first.
 * Whole model. When the parameters, in ``params``' key order, are views tiling one flat buffer
   back to back (:func:`fastdl._flat.pack` builds such dicts) and the gradients tile another buffer
   the same way, one kernel call steps the whole model (serial or parallel by the total size). The
