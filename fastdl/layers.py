@@ -540,6 +540,7 @@ class BatchNormalization:
             fail(where, "x", "a batch of at least one row in training mode", f"shape {shape}")
         m = self.momentum
         consts = _bn.consts_for(dt, BN_EPS, x2.shape[0], float(m))
+        self._plan = None  # (the xn pair may be reallocated below; a rejected call must not leave a stale plan)
         out = self._train(x2, shape, gc, bc, rm, rv, consts, False)
         plannable = (isinstance(x, np.ndarray) and x.dtype == dt and x.flags.c_contiguous and gc is gamma
                      and bc is beta and type(m) in (float, int))

@@ -126,6 +126,20 @@ def test_kept_xn_survives_the_next_forward_and_a_rejected_one():
     np.testing.assert_array_equal(bn.running_mean, rm)
 
 
+def test_rejected_forward_of_another_shape_leaves_a_consistent_layer():
+    """A forward of a new shape that raises (non-finite statistics) must not leave a cached plan behind."""
+    rng = np.random.default_rng(9)
+    ours, ref = _pair(np.float64, 6)
+    x, dout = rng.standard_normal((5, 6)), rng.standard_normal((5, 6))
+    _step_both(ours, ref, x, dout, np.float64)
+    bad = rng.standard_normal((9, 6))
+    bad[0, 0] = np.nan
+    with fastdl.errstate(nonfinite="raise"), pytest.raises(FloatingPointError):
+        ours.forward(bad, True)
+    for _ in range(2):
+        _step_both(ours, ref, x, dout, np.float64)
+
+
 def test_xn_set_from_outside_is_used_by_backward():
     """A network may point xn/std at its own arrays (fastdl.nets does): backward takes those."""
     rng = np.random.default_rng(8)
