@@ -38,6 +38,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._jit import jit
+from .batchnorm import _col_sqdev
 from .softmax import _softmax_rows, _xent_rows
 
 #: activation codes of the fused kernels
@@ -76,6 +77,7 @@ def block_forward(h, b, gamma, beta, eps, nf, m, om, rm, rv, stats, xn, out, act
             for j in range(d):
                 out[i, j] = _act(h[i, j] + b[j], act, one)
         return 0
+    zero = np.intp(0)  # not the literal 0: a Literal[int] argument is a second signature of the callee
     mu = stats[0]
     var = stats[1]
     std = stats[2]
@@ -84,7 +86,6 @@ def block_forward(h, b, gamma, beta, eps, nf, m, om, rm, rv, stats, xn, out, act
     # the rounding) of adding one row at a time, with a quarter of the accumulator loads and stores
     for j in range(d):
         mu[j] = 0
-        var[j] = 0
     i = 0
     while i + 4 <= n:
         for j in range(d):
@@ -107,21 +108,7 @@ def block_forward(h, b, gamma, beta, eps, nf, m, om, rm, rv, stats, xn, out, act
         i += 1
     for j in range(d):
         mu[j] = mu[j] / nf
-    i = 0
-    while i + 4 <= n:
-        for j in range(d):
-            mj = mu[j]
-            v0 = h[i, j] - mj
-            v1 = h[i + 1, j] - mj
-            v2 = h[i + 2, j] - mj
-            v3 = h[i + 3, j] - mj
-            var[j] = var[j] + v0 * v0 + v1 * v1 + v2 * v2 + v3 * v3
-        i += 4
-    while i < n:
-        for j in range(d):
-            v = h[i, j] - mu[j]
-            var[j] += v * v
-        i += 1
+    _col_sqdev(h, mu, var, zero, d)
     bad = 0
     for j in range(d):
         s = var[j] / nf
@@ -239,8 +226,9 @@ def softmax_xent_grad(z, b, labels, probs, use_probs, eps, nf, one, y, dz, db):
     for i in range(n):
         for j in range(c):
             z[i, j] += b[j]
-    _softmax_rows(z, y, 0, n)
-    s = _xent_rows(y, labels, eps, 0, n)
+    zero = np.intp(0)  # not the literal 0: a Literal[int] argument is a second signature of the callee
+    _softmax_rows(z, y, zero, n)
+    s = _xent_rows(y, labels, eps, zero, n)
     for j in range(c):
         db[j] = 0
     for i in range(n):
