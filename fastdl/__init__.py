@@ -35,6 +35,7 @@ _SUBMODULES = (
 _LAZY_ATTRS = {
     "Trainer": ("fastdl.trainer", "Trainer"),
     "profile": ("fastdl.profiler", "profile"),
+    "profile_step": ("fastdl.profiler", "profile_step"),
     "MultiLayerNet": ("fastdl.nets", "MultiLayerNet"),
     "MultiLayerNetExtend": ("fastdl.nets", "MultiLayerNetExtend"),
     "load_digits": ("fastdl.datasets", "load_digits"),
@@ -52,6 +53,7 @@ __all__ = [
     "load_digits",
     "load_mnist",
     "profile",
+    "profile_step",
     "runtime",
     "threads",
     "warmup",

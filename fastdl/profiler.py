@@ -40,7 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["LayerTiming", "ProfileComparison", "ProfileReport", "compare", "profile", "register_cli"]
+__all__ = ["LayerTiming", "ProfileComparison", "ProfileReport", "StepProfile", "compare", "profile", "profile_step",
+           "register_cli"]
 
 #: arrays of the parameter size read + written by one update, per optimizer class name
 _OPTIMIZER_TRAFFIC = {"SGD": 3, "Momentum": 5, "Nesterov": 5, "AdaGrad": 5, "RMSprop": 5, "Adam": 7}
@@ -372,6 +373,148 @@ def profile(network, x: np.ndarray, t: np.ndarray, optimizer=None, repeat: int =
     return ProfileReport(rows, batch, dtype, int(repeat), label)
 
 
+#: phases of a fused training step (nets.MultiLayerNetExtend's profiler hook), in order, with a description
+STEP_PHASES = (
+    ("validate", "argument checks, buffer lookup"),
+    ("gemm", "every np.dot (forward, dW, dx)"),
+    ("forward", "bias + batch norm + activation kernels"),
+    ("loss", "bias + softmax + cross-entropy + its gradient"),
+    ("backward", "activation + batch-norm backward kernels"),
+    ("other", "Python between the calls, weight decay, layer sync"),
+    ("optimizer", "optimizer.update(params, grads)"),
+)
+
+
+@dataclass
+class StepProfile:
+    """Result of :func:`profile_step`: where one whole training step (``gradient()`` + ``update()``) goes.
+
+    Attributes
+    ----------
+    phases : dict
+        Phase name -> median seconds per step (see ``STEP_PHASES``). A network without the fused
+        step's phase hook gets only ``'gradient'`` and ``'optimizer'``.
+    step_s : float
+        Median seconds of the whole step, timed around ``gradient()`` + ``update()``.
+    fused : bool
+        Whether the network ran fastdl's fused step.
+    """
+
+    phases: dict[str, float]
+    step_s: float
+    batch_size: int
+    dtype: str
+    repeat: int
+    fused: bool
+    label: str = ""
+
+    @property
+    def phase_sum_s(self) -> float:
+        return sum(self.phases.values())
+
+    def share(self, phase: str) -> float:
+        """Fraction of the sum of the phase medians spent in ``phase``."""
+        total = self.phase_sum_s
+        return self.phases.get(phase, 0.0) / total if total > 0 else 0.0
+
+    @property
+    def non_gemm_share(self) -> float | None:
+        """Fraction of the step outside the GEMMs (``None`` without the phase hook)."""
+        return 1.0 - self.share("gemm") if "gemm" in self.phases else None
+
+    def to_dict(self) -> dict:
+        return {"label": self.label, "batch_size": self.batch_size, "dtype": self.dtype, "repeat": self.repeat,
+                "fused": self.fused, "step_s": self.step_s, "phases": dict(self.phases),
+                "non_gemm_share": self.non_gemm_share}
+
+    def __str__(self) -> str:
+        notes = dict(STEP_PHASES, gradient="network.gradient(x, t) (no phase hook: layer path)")
+        head = ["phase", "median", "share", "what"]
+        body = [[k, _fmt_time(v), f"{100 * self.share(k):.1f}%", notes.get(k, "")] for k, v in self.phases.items()]
+        body.append(["sum", _fmt_time(self.phase_sum_s), "100.0%", f"whole step timed alone: {_fmt_time(self.step_s)}"])
+        title = (f"{self.label + ': ' if self.label else ''}training step (gradient + update), batch "
+                 f"{self.batch_size}, {self.dtype}, median of {self.repeat} steps, "
+                 f"{'fused step' if self.fused else 'layer path'}")
+        if self.non_gemm_share is not None:
+            title += f"; outside the GEMMs: {100 * self.non_gemm_share:.1f}%"
+        return title + "\n" + _render(head, body)
+
+
+def profile_step(network, x: np.ndarray, t: np.ndarray, optimizer=None, repeat: int = 50, warmup: int = 5,
+                 label: str = "") -> StepProfile:
+    """Break one real training step down into phases: GEMMs, fused kernels, Python, optimizer.
+
+    Where :func:`profile` calls every layer one by one (the layer path), this times what a training
+    loop runs: ``grads = network.gradient(x, t)`` then ``optimizer.update(network.params, grads)``.
+    On fastdl's fused step (:class:`fastdl.nets.MultiLayerNetExtend`, fastdl backend, no dropout)
+    the network's phase hook splits ``gradient()`` into the phases of ``STEP_PHASES``; ``'other'``
+    is the rest of ``gradient()`` (Python glue, weight decay). Any other network with a
+    ``gradient`` method gets the two phases ``'gradient'`` and ``'optimizer'``. Each phase is the
+    median over ``repeat`` steps after ``warmup`` untimed ones; ``step_s`` is the median of the
+    whole step timed on its own (the hook's clock reads add ~1 us).
+
+    Parameters
+    ----------
+    network : object
+        Has ``gradient(x, t)`` returning a dict of gradients and ``params``.
+    x, t : numpy.ndarray
+        One batch and its targets.
+    optimizer : object, optional
+        Anything with ``update(params, grads)``; it changes the parameters (real steps).
+    repeat, warmup : int
+        Timed and untimed steps.
+    label : str
+        Name shown in the table.
+
+    Returns
+    -------
+    StepProfile
+    """
+    if not callable(getattr(network, "gradient", None)) or not hasattr(network, "params"):
+        raise TypeError("profile_step: network must have a gradient(x, t) method and params; "
+                        f"got {type(network).__name__}")
+    if not isinstance(repeat, int | np.integer) or repeat < 1:
+        raise ValueError(f"profile_step: repeat must be a positive integer; got {repeat!r}")
+    if not isinstance(warmup, int | np.integer) or warmup < 0:
+        raise ValueError(f"profile_step: warmup must be a non-negative integer; got {warmup!r}")
+    hooked = hasattr(network, "_phase_times")
+    clock = time.perf_counter
+    samples: dict[str, list[float]] = {}
+    steps: list[float] = []
+    fused = False
+    saved = getattr(network, "_phase_times", None)
+    try:
+        for step in range(warmup + repeat):
+            pt: dict[str, float] = {}
+            if hooked:
+                network._phase_times = pt
+            t0 = clock()
+            grads = network.gradient(x, t)
+            t1 = clock()
+            if optimizer is not None:
+                optimizer.update(network.params, grads)
+            t2 = clock()
+            if step < warmup:
+                continue
+            if pt:
+                fused = True
+                inner = {k: pt.get(k, 0.0) for k, _ in STEP_PHASES[:-2]}
+                inner["other"] = max(0.0, (t1 - t0) - sum(inner.values()))
+            else:
+                inner = {"gradient": t1 - t0}
+            if optimizer is not None:
+                inner["optimizer"] = t2 - t1
+            for k, v in inner.items():
+                samples.setdefault(k, []).append(v)
+            steps.append(t2 - t0)
+    finally:
+        if hooked:
+            network._phase_times = saved
+    phases = {k: _median(v) for k, v in samples.items()}
+    dtype = next((str(v.dtype) for v in network.params.values() if hasattr(v, "dtype")), str(np.asarray(x).dtype))
+    return StepProfile(phases, _median(steps), int(np.shape(x)[0]), dtype, int(repeat), fused, label)
+
+
 def _plot(reports: list[ProfileReport], path: str | os.PathLike) -> Path:
     import matplotlib
 
@@ -434,6 +577,19 @@ def _cmd_profile(args: argparse.Namespace) -> int:
         print(f"warning: a 100x100 GEMM takes {stall * 1e3:.1f} ms here (normally < 0.1 ms): BLAS threads are "
               "stalling (another process on the cores?); affine timings will be inflated", file=sys.stderr)
     backends = ("reference", "fastdl") if args.compare else (args.backend,)
+    if args.step:
+        steps = []
+        for backend in backends:
+            net, opt = _build(backend, args, dtype)
+            steps.append(profile_step(net, x, t, optimizer=opt, repeat=args.repeat, warmup=args.warmup,
+                                      label=backend))
+            print(steps[-1])
+            print()
+        if args.json:
+            Path(args.json).write_text(json.dumps([s.to_dict() for s in steps], indent=2))
+        if args.plot:
+            print("--plot is not drawn for --step (the table is the report)", file=sys.stderr)
+        return 0
     reports = []
     for backend in backends:
         net, opt = _build(backend, args, dtype)
@@ -476,6 +632,9 @@ def register_cli(subparsers) -> None:
                    default="adam")
     p.add_argument("--backend", choices=("fastdl", "reference"), default="fastdl")
     p.add_argument("--compare", action="store_true", help="reference and fastdl side by side")
+    p.add_argument("--step", action="store_true",
+                   help="time whole steps (gradient() + update()) split into phases: GEMMs, fused kernels, "
+                        "Python, optimizer (instead of calling the layers one by one)")
     p.add_argument("--repeat", type=int, default=50)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)

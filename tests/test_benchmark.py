@@ -103,7 +103,8 @@ def test_quick_bench_writes_json_table_and_png(tmp_path, capsys):
     code = _cli(["bench", "--quick", "--no-torch", "--dtype", "float64", "--no-progress", "--out", str(tmp_path)])
     assert code == 0
     data = json.loads((tmp_path / "bench.json").read_text())
-    assert set(data) == {"info", "peaks", "results", "startup"} and data["startup"] is None  # --quick skips it
+    assert set(data) == {"info", "peaks", "results", "startup", "step_profile"}
+    assert data["startup"] is None and data["step_profile"] is None  # --quick skips both
     assert data["peaks"]["triad_GBps"] > 0 and data["peaks"]["gemm_GFLOPs"]["float64"] > 0
     assert {"numpy", "numba", "numba_threads", "processor", "fastdl"} <= set(data["info"])
     entries = benchmark.default_matrix(quick=True).entries
@@ -125,7 +126,8 @@ def test_target_rows_judge_each_criterion_and_leave_missing_ones_open():
                r("adam-update", "1M", "float32", "fastdl", 1e-4), r("adam-update", "1M", "float32", "torch", 3e-4),
                r("adam-update", "1M", "float32", "reference", 1.9e-3),
                r("adam-update", "8M", "float64", "fastdl", 1e-2, work=0.9e9)]
-    rows = benchmark.target_rows(results, {"triad_GBps": 100.0, "gemm_GFLOPs": {}}, {"import_s": 0.6})
+    rows = benchmark.target_rows(results, {"triad_GBps": 100.0, "gemm_GFLOPs": {}}, {"import_s": 0.6},
+                                 {"float64": {"non_gemm_share": 0.1}, "float32": {"non_gemm_share": 0.2}})
     got = {(row["work"], row["dtype"], row["criterion"]): row["met"] for row in rows}
     assert got[("Adam update, 10K params", "float32", "time")] is True
     assert got[("Adam update, 10K params", "float64", "time")] is False
@@ -135,8 +137,19 @@ def test_target_rows_judge_each_criterion_and_leave_missing_ones_open():
     assert got[("Adam update, 8M params", "float32", "of peak")] is None  # not in this run
     assert got[("start-up: import fastdl", "-", "startup")] is False  # 0.6 s > 0.5 s
     assert got[("training step 784-100x5-10 + BN, b100, Adam", "float64", "x torch")] is None
+    share = "training step 784-100x5-10 + BN: work outside the GEMMs (profiler)"
+    assert got[(share, "float64", "non-GEMM share")] is True and got[(share, "float32", "non-GEMM share")] is False
     table = benchmark.format_targets(rows, markdown=True)
     assert "| Adam update, 10K params | float64 | <= 6 us | 7 us | NO |" in table
+    assert f"| {share} | float32 | <= 15% of the step | 20% | NO |" in table
+
+
+def test_measure_step_profile_splits_the_fused_step():
+    prof = benchmark.measure_step_profile(("float32",), repeat=3)["float32"]
+    assert prof["fused"] and prof["dtype"] == "float32" and prof["batch_size"] == 100
+    assert {"validate", "gemm", "forward", "loss", "backward", "other", "optimizer"} == set(prof["phases"])
+    assert all(v >= 0 for v in prof["phases"].values()) and prof["phases"]["gemm"] > 0
+    assert prof["non_gemm_share"] == pytest.approx(1 - prof["phases"]["gemm"] / sum(prof["phases"].values()))
 
 
 def test_bench_report_reads_a_pytest_benchmark_json(tmp_path, capsys):
@@ -171,7 +184,7 @@ def test_warmup_runs_every_layer_and_optimizer_and_then_compiles_nothing(capsys)
     whats = {s.what for s in steps}
     assert {"Affine", "Relu", "Sigmoid", "BatchNormalization", "Dropout", "SoftmaxWithLoss"} <= whats
     assert {f"optimizer {name}" for name in optim.OPTIMIZERS} <= whats
-    assert {"train step", "train step + batch norm"} <= whats
+    assert {"train step", "train step + batch norm", "train step + weight decay"} <= whats
     assert {s.variant for s in steps} == {"serial"}
     signatures = _jit.compiled_signatures()
     assert sum(signatures.values()) > 0

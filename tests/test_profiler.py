@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from fastdl import profiler, reference
-from fastdl.profiler import ProfileReport, compare, profile
+from fastdl.profiler import ProfileReport, compare, profile, profile_step
 
 
 class BookNet:
@@ -143,3 +143,46 @@ def test_cli_compare_writes_json_and_plot(tmp_path, capsys):
 def test_cli_rejects_bad_hidden_list():
     with pytest.raises(SystemExit):
         _cli(["profile", "--hidden", "10,x"])
+
+
+def test_profile_step_phases_of_the_fused_step(rng):
+    nets = pytest.importorskip("fastdl.nets")
+    from fastdl import optim
+
+    np.random.seed(0)
+    net = nets.MultiLayerNetExtend(20, [12, 12], 3, use_batchnorm=True, weight_decay_lambda=0.01)
+    x, t = rng.standard_normal((6, 20)), rng.integers(0, 3, 6)
+    before = net.params["W1"].copy()
+    prof = profile_step(net, x, t, optimizer=optim.Adam(), repeat=4, warmup=1, label="fastdl")
+    assert prof.fused and net._phase_times is None  # hook switched off again
+    assert list(prof.phases) == [name for name, _ in profiler.STEP_PHASES]
+    assert not np.array_equal(net.params["W1"], before)  # real steps
+    assert prof.non_gemm_share == pytest.approx(1 - prof.phases["gemm"] / prof.phase_sum_s)
+    assert 0 < prof.non_gemm_share < 1 and prof.step_s > 0
+    text = str(prof)
+    assert "fused step" in text and "outside the GEMMs" in text and "gemm" in text
+    assert json.loads(json.dumps(prof.to_dict()))["phases"]["gemm"] == prof.phases["gemm"]
+
+
+def test_profile_step_layer_path_and_bad_arguments(rng):
+    nets = pytest.importorskip("fastdl.nets")
+    np.random.seed(0)
+    net = nets.MultiLayerNetExtend(20, [12], 3, use_dropout=True, dropout_ration=0.2)  # dropout: layer path
+    x, t = rng.standard_normal((6, 20)), rng.integers(0, 3, 6)
+    prof = profile_step(net, x, t, optimizer=reference.SGD(), repeat=2, warmup=0)
+    assert not prof.fused and set(prof.phases) == {"gradient", "optimizer"} and prof.non_gemm_share is None
+    with pytest.raises(TypeError, match="profile_step: network must have a gradient"):
+        profile_step(object(), x, t)
+    with pytest.raises(ValueError, match="profile_step: repeat"):
+        profile_step(net, x, t, repeat=0)
+
+
+def test_cli_step_breakdown(tmp_path, capsys):
+    pytest.importorskip("fastdl.nets")
+    code = _cli(["profile", "--step", "--hidden", "12,12", "--input", "20", "--output", "3", "--batch", "6",
+                 "--batchnorm", "--compare", "--repeat", "2", "--warmup", "1", "--json", str(tmp_path / "s.json")])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "reference: training step" in out and "fastdl: training step" in out and "outside the GEMMs" in out
+    data = json.loads((tmp_path / "s.json").read_text())
+    assert [d["label"] for d in data] == ["reference", "fastdl"] and data[1]["fused"] and not data[0]["fused"]
