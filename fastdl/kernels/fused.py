@@ -38,7 +38,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._jit import jit
-from .batchnorm import _col_sqdev
+from .batchnorm import PW_DOT, PW_SUM, _col_sqdev, _pairwise_col0
 from .softmax import _softmax_rows, _xent_rows
 
 #: activation codes of the fused kernels
@@ -106,6 +106,9 @@ def block_forward(h, b, gamma, beta, eps, nf, m, om, rm, rv, stats, xn, out, act
             h[i, j] = v
             mu[j] += v
         i += 1
+    if d == 1:  # NumPy sums one contiguous column pairwise (see batchnorm._pairwise_col0)
+        mu[0] = 0
+        mu[0] += _pairwise_col0(h, h, mu, np.intp(0), n, np.intp(PW_SUM))
     for j in range(d):
         mu[j] = mu[j] / nf
     _col_sqdev(h, mu, var, zero, d)
@@ -187,6 +190,11 @@ def block_backward(dy, out, xn, gamma, stats, nf, dgamma, dbeta, db, act, use_bn
             dbeta[j] += g
             dgamma[j] += g * xn[i, j]
         i += 1
+    if d == 1:  # NumPy sums one contiguous column pairwise
+        dbeta[0] = 0
+        dbeta[0] += _pairwise_col0(dy, xn, dbeta, np.intp(0), n, np.intp(PW_SUM))
+        dgamma[0] = 0
+        dgamma[0] += _pairwise_col0(dy, xn, dbeta, np.intp(0), n, np.intp(PW_DOT))
     a = stats[0]
     e = stats[1]
     std = stats[2]
