@@ -79,6 +79,7 @@ __all__ = [
     "measure_step_profile",
     "plot_results",
     "register_cli",
+    "RemotePeer",
     "run_matrix",
     "target_rows",
     "warmup",
@@ -533,9 +534,34 @@ def measure(fn: Callable[[], object], *, warmup: int = 2, min_time: float = 0.2,
                          max_samples=max_samples, sample_time=sample_time)["fn"]
 
 
+def _calibrate(fn: Callable[[], object], warmup: int, sample_time: float) -> int:
+    """Calls per sample so that one sample takes about ``sample_time``."""
+    for _ in range(max(1, warmup)):
+        fn()
+    t0 = time.perf_counter()
+    fn()
+    return max(1, int(sample_time / max(time.perf_counter() - t0, 1e-9)))
+
+
+def _run_block(fn: Callable[[], object], number: int, warmup: int, min_samples: int, max_samples: int,
+               block_time: float) -> list[float]:
+    """One timed block: ``warmup`` untimed calls, then samples of ``number`` calls (seconds per call)."""
+    clock = time.perf_counter
+    for _ in range(max(1, warmup)):
+        fn()
+    out: list[float] = []
+    start = clock()
+    while len(out) < min_samples or (clock() - start < block_time and len(out) < max_samples):
+        t0 = clock()
+        for _ in range(number):
+            fn()
+        out.append((clock() - t0) / number)
+    return out
+
+
 def measure_group(fns: dict[str, Callable[[], object]], *, warmup: int = 2, min_time: float = 0.2,
                   min_samples: int = 5, max_samples: int = 50, sample_time: float = 1e-2,
-                  passes: int = 3) -> dict[str, float]:
+                  passes: int = 3, remote: dict | None = None) -> dict[str, float]:
     """Median seconds per call of each callable, in interleaved blocks.
 
     Each implementation takes its samples in a contiguous block (``warmup`` untimed calls, then
@@ -544,31 +570,23 @@ def measure_group(fns: dict[str, Callable[[], object]], *, warmup: int = 2, min_
     timed in its own steady state. Alternating every single call instead measured the switch
     between thread pools (Numba's OpenMP, OpenBLAS, PyTorch's OpenMP each spin-waiting while another
     wants the cores): PyTorch's training step read 13-15 ms that way against 3.7 ms in a block.
+
+    ``remote`` maps more names to :class:`RemotePeer` objects holding a case in another process;
+    each is timed right after the local rotation, in one block of all its samples (this process
+    waits, idle, meanwhile).
     """
-    clock = time.perf_counter
-    numbers = {}
-    for name, fn in fns.items():
-        for _ in range(max(1, warmup)):
-            fn()
-        t0 = clock()
-        fn()
-        numbers[name] = max(1, int(sample_time / max(clock() - t0, 1e-9)))
+    remote = remote or {}
+    numbers = {name: _calibrate(fn, warmup, sample_time) for name, fn in fns.items()}
+    for name, peer in remote.items():
+        numbers[name] = peer.calibrate(warmup, sample_time)
     per_pass_min = -(-min_samples // passes)
     per_pass_max = max(per_pass_min, max_samples // passes)
-    samples: dict[str, list[float]] = {name: [] for name in fns}
+    samples: dict[str, list[float]] = {name: [] for name in numbers}
     for _ in range(passes):
         for name, fn in fns.items():
-            number = numbers[name]
-            for _ in range(max(1, warmup)):
-                fn()
-            start = clock()
-            taken = 0
-            while taken < per_pass_min or (clock() - start < min_time / passes and taken < per_pass_max):
-                t0 = clock()
-                for _ in range(number):
-                    fn()
-                samples[name].append((clock() - t0) / number)
-                taken += 1
+            samples[name] += _run_block(fn, numbers[name], warmup, per_pass_min, per_pass_max, min_time / passes)
+    for name, peer in remote.items():  # right after, but not interleaved (see RemotePeer)
+        samples[name] += peer.block(numbers[name], warmup, passes * per_pass_min, passes * per_pass_max, min_time)
     return {name: statistics.median(v) for name, v in samples.items()}
 
 
@@ -703,73 +721,175 @@ def default_matrix(quick: bool = False, dtypes: Sequence[str] = DTYPES, torch: b
 def run_matrix(matrix: Matrix, *, progress: bool = True, seed: int = 0) -> list[dict]:
     """Time every (op, size, dtype, impl) of ``matrix``; return one result dict per timing.
 
-    ``reference`` and ``fastdl`` of one (op, size, dtype) group are timed together in this process,
-    in rotating blocks (:func:`measure_group`). PyTorch is timed in a separate process, one group
-    after another: in a process where NumPy's OpenBLAS threads have run, PyTorch's OpenMP threads
-    fight them, and its training step measured ~5x slower (3.1 ms alone, ~15 ms beside the NumPy
-    implementations; 5.8 ms with OPENBLAS_NUM_THREADS=1), which would flatter fastdl. Unavailable
-    implementations (torch not installed) are left out.
+    The implementations of one (op, size, dtype) group are timed together, in rotating blocks
+    (:func:`measure_group`). ``reference`` and ``fastdl`` run in this process, in rotating blocks;
+    PyTorch runs in a separate process (a :class:`RemotePeer`), timed right after them, group by
+    group, so that a machine whose speed drifts (a shared host: the same step was measured
+    1.4-3.2 ms minutes apart here) shifts all columns of a row alike. Why a separate process: where
+    NumPy's OpenBLAS threads have run, PyTorch's OpenMP threads fight them, and its training step
+    measured ~5x slower in-process (3.1 ms alone, ~15 ms beside the NumPy implementations; 5.8 ms
+    with OPENBLAS_NUM_THREADS=1), which would flatter fastdl. Why not interleaved with the local
+    blocks: PyTorch's step still read ~2x its time alone that way (6.4 ms vs ~3 ms) even after
+    waiting for this process's threads to go idle.
+    Unavailable implementations (torch not installed) are left out.
     """
+    import importlib.util
+
     from tqdm.auto import tqdm
 
     groups = [(op, size, dtype) for op, size in matrix.entries for dtype in matrix.dtypes]
     results = []
     local_impls = tuple(i for i in matrix.impls if i != "torch")
-    if "torch" in matrix.impls:
-        results += _run_torch_groups([g for g in groups if g[0] not in INTERLEAVE_OPS], matrix.timing,
-                                     seed=seed, progress=progress)
-    bar = tqdm(groups, desc="fastdl bench", unit="group", disable=not progress, file=sys.stderr)
-    for op, size, dtype in bar:
-        bar.set_postfix_str(f"{op} {size} {dtype}", refresh=False)
-        cases = {}
-        if op in INTERLEAVE_OPS:
-            cases = {f"fastdl-{p}": make_interleave_case(op, dtype, p, seed=seed) for p in INTERLEAVE_POLICIES}
-        for impl in () if op in INTERLEAVE_OPS else local_impls:
-            try:
-                cases[impl] = make_case(op, size, dtype, impl, seed=seed)
-            except Unavailable:
-                continue
-        medians = measure_group({impl: c.fn for impl, c in cases.items()}, **matrix.timing)
-        results += [dict(c.meta(), median_s=medians[impl]) for impl, c in cases.items()]
-        del cases
+    peer = None
+    if "torch" in matrix.impls and importlib.util.find_spec("torch") is not None:
+        try:
+            peer = RemotePeer("torch", seed=seed)
+        except RuntimeError as exc:
+            print(f"fastdl bench: {exc}; torch columns left out", file=sys.stderr)
+    try:
+        bar = tqdm(groups, desc="fastdl bench", unit="group", disable=not progress, file=sys.stderr)
+        for op, size, dtype in bar:
+            bar.set_postfix_str(f"{op} {size} {dtype}", refresh=False)
+            cases = {}
+            if op in INTERLEAVE_OPS:
+                cases = {f"fastdl-{p}": make_interleave_case(op, dtype, p, seed=seed) for p in INTERLEAVE_POLICIES}
+            for impl in () if op in INTERLEAVE_OPS else local_impls:
+                try:
+                    cases[impl] = make_case(op, size, dtype, impl, seed=seed)
+                except Unavailable:
+                    continue
+            remote, remote_meta = {}, None
+            if peer is not None and op not in INTERLEAVE_OPS:
+                try:
+                    remote_meta = peer.setup(op, size, dtype)
+                except RuntimeError as exc:
+                    print(f"fastdl bench: {exc}; torch columns left out from here on", file=sys.stderr)
+                    peer.close()
+                    peer = None
+                if remote_meta is not None:
+                    remote["torch"] = peer
+            medians = measure_group({impl: c.fn for impl, c in cases.items()}, remote=remote, **matrix.timing)
+            results += [dict(c.meta(), median_s=medians[impl]) for impl, c in cases.items()]
+            if remote_meta is not None:
+                results.append(dict(remote_meta, median_s=medians["torch"]))
+                peer.drop()
+            del cases
+    finally:
+        if peer is not None:
+            peer.close()
     return results
 
 
-def _run_torch_groups(groups: list[tuple], timing: dict, *, seed: int, progress: bool) -> list[dict]:
-    """Time the ``torch`` implementation of ``groups`` in a fresh Python process (see :func:`run_matrix`)."""
-    import importlib.util
+class RemotePeer:
+    """One implementation's cases, built and timed in a separate Python process on request.
 
-    if importlib.util.find_spec("torch") is None:
-        return []
-    from . import runtime
+    The process (``python -c 'fastdl.benchmark._remote_server()'``) reads one JSON command per
+    line on stdin and answers one JSON line on stdout: ``setup`` builds a case with
+    :func:`make_case` (``null`` when unavailable), ``calibrate`` and ``block`` time it as
+    :func:`measure_group` does locally, ``drop`` frees it. This process blocks on the answer, so
+    the two never time at once. Before each remote call this process first waits until its own
+    threads are idle (:meth:`settle`): OpenBLAS's threads spin-wait ~0.11 s after a GEMM (measured:
+    0.11 s of CPU in a 1 s sleep), and in that time PyTorch's training step read 15 ms against
+    5 ms with them parked.
+    """
 
-    spec = {"groups": groups, "timing": timing, "seed": seed, "threads": runtime.get_num_threads(),
-            "progress": progress}
-    proc = subprocess.run([sys.executable, "-c", "from fastdl.benchmark import _torch_worker; _torch_worker()"],
-                          input=json.dumps(spec), stdout=subprocess.PIPE, text=True, check=False)
-    if proc.returncode != 0:
-        print(f"fastdl bench: the PyTorch process failed (exit {proc.returncode}); torch columns left out",
-              file=sys.stderr)
-        return []
-    return json.loads(proc.stdout)
+    def __init__(self, impl: str, *, seed: int = 0, threads: int | None = None, max_settle: float = 1.0) -> None:
+        from . import runtime
 
+        self.impl, self.seed, self.max_settle = impl, seed, max_settle
+        threads = runtime.get_num_threads() if threads is None else threads
+        self.proc = subprocess.Popen([sys.executable, "-c", "from fastdl.benchmark import _remote_server; "
+                                      f"_remote_server({impl!r}, {int(threads)})"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        self._ask({"cmd": "ping"})
 
-def _torch_worker() -> None:
-    """Entry point of the PyTorch timing process: a JSON spec on stdin, JSON results on stdout."""
-    from tqdm.auto import tqdm
-
-    spec = json.loads(sys.stdin.read())
-    configure_torch_threads(spec["threads"])
-    results = []
-    for op, size, dtype in tqdm(spec["groups"], desc="fastdl bench (torch process)", unit="group",
-                                disable=not spec["progress"], file=sys.stderr):
+    def _ask(self, msg: dict):
         try:
-            case = make_case(op, size, dtype, "torch", seed=spec["seed"])
-        except Unavailable:
-            continue
-        results.append(dict(case.meta(), median_s=measure(case.fn, **spec["timing"])))
-        del case
-    json.dump(results, sys.stdout)
+            self.proc.stdin.write(json.dumps(msg) + "\n")
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline()
+        except (OSError, ValueError) as exc:  # (a broken pipe, or a pipe closed by close())
+            raise RuntimeError(f"the {self.impl} timing process failed ({exc})") from None
+        if not line:
+            raise RuntimeError(f"the {self.impl} timing process exited (code {self.proc.poll()})")
+        answer = json.loads(line)
+        if "error" in answer:
+            raise RuntimeError(f"the {self.impl} timing process: {answer['error']}")
+        return answer["result"]
+
+    def setup(self, op: str, size: str, dtype: str) -> dict | None:
+        """Build the case; its ``meta()`` dict, or None when this implementation lacks it."""
+        return self._ask({"cmd": "setup", "op": op, "size": size, "dtype": dtype, "seed": self.seed})
+
+    def settle(self, step: float = 0.01) -> float:
+        """Sleep until this process's threads used < 10 % of a core over ``step`` s; seconds waited."""
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < self.max_settle:
+            c0 = time.process_time()
+            time.sleep(step)
+            if time.process_time() - c0 < 0.1 * step:
+                break
+        return time.perf_counter() - t0
+
+    def calibrate(self, warmup: int, sample_time: float) -> int:
+        self.settle()
+        return self._ask({"cmd": "calibrate", "warmup": warmup, "sample_time": sample_time})
+
+    def block(self, number: int, warmup: int, min_samples: int, max_samples: int, block_time: float) -> list[float]:
+        self.settle()
+        return self._ask({"cmd": "block", "number": number, "warmup": warmup, "min_samples": min_samples,
+                          "max_samples": max_samples, "block_time": block_time})
+
+    def drop(self) -> None:
+        self._ask({"cmd": "drop"})
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _remote_server(impl: str, threads: int) -> None:
+    """Entry point of a :class:`RemotePeer` process (JSON lines on stdin/stdout)."""
+    out = sys.stdout
+    sys.stdout = sys.stderr  # whatever the cases print must not corrupt the protocol
+    if impl == "torch":
+        configure_torch_threads(threads)
+    case = None
+    for line in sys.stdin:
+        msg = json.loads(line)
+        try:
+            cmd = msg["cmd"]
+            if cmd == "ping":
+                result = None
+            elif cmd == "setup":
+                case = None
+                try:
+                    case = make_case(msg["op"], msg["size"], msg["dtype"], impl, seed=msg["seed"])
+                    result = case.meta()
+                except Unavailable:
+                    result = None
+            elif cmd == "calibrate":
+                result = _calibrate(case.fn, msg["warmup"], msg["sample_time"])
+            elif cmd == "block":
+                result = _run_block(case.fn, msg["number"], msg["warmup"], msg["min_samples"],
+                                    msg["max_samples"], msg["block_time"])
+            elif cmd == "drop":
+                case, result = None, None
+            else:
+                raise ValueError(f"unknown command {cmd!r}")
+            answer = {"result": result}
+        except Exception as exc:  # reported to the caller, which stops using this process
+            answer = {"error": f"{type(exc).__name__}: {exc}"}
+        out.write(json.dumps(answer) + "\n")
+        out.flush()
 
 
 # ----------------------------------------------------------------------------------------------

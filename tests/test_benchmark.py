@@ -207,3 +207,26 @@ def test_warmup_cli_reports_each_step(capsys):
     out = capsys.readouterr().out
     assert "float32" in out and "BatchNormalization" in out and "optimizer adam" in out
     assert "kernel signatures compiled" in out
+
+
+def test_remote_peer_times_a_case_in_another_process():
+    """The cross-process timing run_matrix uses for PyTorch, exercised with the reference (no torch needed)."""
+    peer = benchmark.RemotePeer("reference")
+    try:
+        meta = peer.setup("relu-forward", "100x100", "float64")
+        assert (meta["op"], meta["size"], meta["dtype"], meta["impl"]) == ("relu-forward", "100x100", "float64",
+                                                                            "reference")
+        local = benchmark.make_case("relu-forward", "100x100", "float64", "fastdl").fn
+        medians = benchmark.measure_group({"fastdl": local}, remote={"reference": peer}, warmup=1, min_time=0.01,
+                                          min_samples=3, max_samples=6)
+        assert set(medians) == {"fastdl", "reference"} and all(v > 0 for v in medians.values())
+        peer.drop()
+        with pytest.raises(RuntimeError, match="reference timing process: ValueError: make_case: op"):
+            peer.setup("no-such-op", "100x100", "float64")
+        assert peer.setup("adam-update", "10K", "float32")["impl"] == "reference"  # still serving after an error
+        assert peer.settle() < 1.0
+    finally:
+        peer.close()
+    assert peer.proc.poll() is not None
+    with pytest.raises(RuntimeError, match="timing process"):
+        peer.setup("relu-forward", "100x100", "float64")
