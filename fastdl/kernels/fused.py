@@ -125,11 +125,11 @@ def block_forward(h, b, gamma, beta, eps, nf, m, om, rm, rv, stats, xn, out, act
         for j in range(d):
             rm[j] = m * rm[j] + om * mu[j]
             rv[j] = m * rv[j] + om * var[j]
-    for i in range(n):
+    for i in range(n):  # (the layer's form: off the slow vector divider; one store per loop)
         for j in range(d):
-            v = (h[i, j] - mu[j]) * inv[j]  # (the layer's form: off the slow vector divider)
-            xn[i, j] = v
-            out[i, j] = _act(gamma[j] * v + beta[j], act, one)
+            xn[i, j] = (h[i, j] - mu[j]) * inv[j]
+        for j in range(d):
+            out[i, j] = _act(gamma[j] * xn[i, j] + beta[j], act, one)
     return bad
 
 
