@@ -6,13 +6,22 @@ Run ``pytest bench/`` (add ``--benchmark-json=out.json`` and format it with
 
 Every case is built by :func:`fastdl.benchmark.make_case`, the same code ``fastdl bench`` times.
 Each is called before it is timed (warm-up rounds), so compilation never lands in the numbers.
-torch runs with the same thread count as fastdl and is skipped where it is not installed.
+torch runs with the same thread count as fastdl and is skipped where it is not installed. It is
+imported here before fastdl, so that its OpenMP keeps its own spin count (fastdl sets
+``GOMP_SPINCOUNT=1000`` for the libgomp loaded after it, which made torch's 2-thread ops up to ~10x
+slower). It still runs in this process, beside NumPy's OpenBLAS threads; ``fastdl bench`` times it in
+a process of its own, the fairer comparison.
 """
 
 from __future__ import annotations
 
 import os
 import time
+
+try:  # before fastdl (see above)
+    import torch  # noqa: F401
+except ImportError:
+    pass
 
 import pytest
 

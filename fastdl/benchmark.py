@@ -567,13 +567,12 @@ def measure_group(fns: dict[str, Callable[[], object]], *, warmup: int = 2, min_
     Each implementation takes its samples in a contiguous block (``warmup`` untimed calls, then
     samples of about ``sample_time`` each), and the blocks rotate over ``passes`` passes (A B C A B
     C ...), so a burst of load from elsewhere still hits every implementation while each one is
-    timed in its own steady state. Alternating every single call instead measured the switch
-    between thread pools (Numba's OpenMP, OpenBLAS, PyTorch's OpenMP each spin-waiting while another
-    wants the cores): PyTorch's training step read 13-15 ms that way against 3.7 ms in a block.
+    timed in its own steady state. Alternating every single call instead would time the switch
+    between thread pools (Numba's OpenMP and OpenBLAS each spin-waiting while the other wants the
+    cores) rather than the work.
 
     ``remote`` maps more names to :class:`RemotePeer` objects holding a case in another process;
-    each is timed right after the local rotation, in one block of all its samples (this process
-    waits, idle, meanwhile).
+    each takes its block in every pass after the local ones (this process waits, idle, meanwhile).
     """
     remote = remote or {}
     numbers = {name: _calibrate(fn, warmup, sample_time) for name, fn in fns.items()}
@@ -585,8 +584,8 @@ def measure_group(fns: dict[str, Callable[[], object]], *, warmup: int = 2, min_
     for _ in range(passes):
         for name, fn in fns.items():
             samples[name] += _run_block(fn, numbers[name], warmup, per_pass_min, per_pass_max, min_time / passes)
-    for name, peer in remote.items():  # right after, but not interleaved (see RemotePeer)
-        samples[name] += peer.block(numbers[name], warmup, passes * per_pass_min, passes * per_pass_max, min_time)
+        for name, peer in remote.items():
+            samples[name] += peer.block(numbers[name], warmup, per_pass_min, per_pass_max, min_time / passes)
     return {name: statistics.median(v) for name, v in samples.items()}
 
 
@@ -722,15 +721,13 @@ def run_matrix(matrix: Matrix, *, progress: bool = True, seed: int = 0) -> list[
     """Time every (op, size, dtype, impl) of ``matrix``; return one result dict per timing.
 
     The implementations of one (op, size, dtype) group are timed together, in rotating blocks
-    (:func:`measure_group`). ``reference`` and ``fastdl`` run in this process, in rotating blocks;
-    PyTorch runs in a separate process (a :class:`RemotePeer`), timed right after them, group by
-    group, so that a machine whose speed drifts (a shared host: the same step was measured
-    1.4-3.2 ms minutes apart here) shifts all columns of a row alike. Why a separate process: where
-    NumPy's OpenBLAS threads have run, PyTorch's OpenMP threads fight them, and its training step
-    measured ~5x slower in-process (3.1 ms alone, ~15 ms beside the NumPy implementations; 5.8 ms
-    with OPENBLAS_NUM_THREADS=1), which would flatter fastdl. Why not interleaved with the local
-    blocks: PyTorch's step still read ~2x its time alone that way (6.4 ms vs ~3 ms) even after
-    waiting for this process's threads to go idle.
+    (:func:`measure_group`): ``reference`` and ``fastdl`` in this process, PyTorch in a separate
+    one (a :class:`RemotePeer`) whose block follows theirs in every pass, so that a machine whose
+    speed drifts (a shared host: the same step was measured 1.4-3.2 ms minutes apart here) shifts
+    all columns of a row alike. Why a separate process: beside NumPy's OpenBLAS threads PyTorch's
+    OpenMP threads lose the cores; its 784-100x5-10 batch-norm step read 1.8-5.6 ms in rotating
+    blocks in this process against 1.7-3.0 ms timed alone (torch imported before fastdl, see
+    :class:`RemotePeer`), which would flatter fastdl.
     Unavailable implementations (torch not installed) are left out.
     """
     import importlib.util
@@ -789,8 +786,14 @@ class RemotePeer:
     :func:`measure_group` does locally, ``drop`` frees it. This process blocks on the answer, so
     the two never time at once. Before each remote call this process first waits until its own
     threads are idle (:meth:`settle`): OpenBLAS's threads spin-wait ~0.11 s after a GEMM (measured:
-    0.11 s of CPU in a 1 s sleep), and in that time PyTorch's training step read 15 ms against
-    5 ms with them parked.
+    0.11 s of CPU in a 1 s sleep); without the wait PyTorch's batch-norm training step read
+    4.2-7.5 ms in blocks following fastdl's, with it 1.9-3.2 ms, the same as in one block after
+    all local passes.
+
+    The peer process starts without fastdl's ``GOMP_SPINCOUNT`` default (unless the user set the
+    variable) and, for PyTorch, imports torch before fastdl, so torch's OpenMP runs with its own
+    defaults: with fastdl's spin count PyTorch's 2-thread ops were up to ~10x slower (the step
+    17 ms instead of 2.3 ms), which flattered fastdl in earlier versions of this benchmark.
     """
 
     def __init__(self, impl: str, *, seed: int = 0, threads: int | None = None, max_settle: float = 1.0) -> None:
@@ -798,10 +801,26 @@ class RemotePeer:
 
         self.impl, self.seed, self.max_settle = impl, seed, max_settle
         threads = runtime.get_num_threads() if threads is None else threads
-        self.proc = subprocess.Popen([sys.executable, "-c", "from fastdl.benchmark import _remote_server; "
-                                      f"_remote_server({impl!r}, {int(threads)})"],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        self.proc = subprocess.Popen(self.command(impl, threads), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True, bufsize=1, env=self.environment())
         self._ask({"cmd": "ping"})
+
+    @staticmethod
+    def command(impl: str, threads: int) -> list[str]:
+        """The peer's command line; PyTorch is imported before fastdl (see the class notes)."""
+        first = "import torch; " if impl == "torch" else ""
+        return [sys.executable, "-c", f"{first}from fastdl.benchmark import _remote_server; "
+                f"_remote_server({impl!r}, {int(threads)})"]
+
+    @staticmethod
+    def environment() -> dict[str, str]:
+        """This process's environment without fastdl's ``GOMP_SPINCOUNT`` default (a user's value stays)."""
+        from . import runtime
+
+        env = dict(os.environ)
+        if runtime.USER_GOMP_SPINCOUNT is None:
+            env.pop("GOMP_SPINCOUNT", None)
+        return env
 
     def _ask(self, msg: dict):
         try:

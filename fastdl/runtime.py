@@ -16,7 +16,12 @@ must be in the environment before the libraries that read them load:
     cores) that spinning made a 784x100 training-style loop ~8x slower on the 2-core development
     machine (8.7 ms instead of ~1.0 ms per iteration). fastdl sets ``GOMP_SPINCOUNT=1000`` unless
     you set it: the fight disappears and a parallel launch still costs ~3 us (with ``0`` it costs
-    ~20 us). It only takes effect if libgomp has not been loaded yet in the process.
+    ~20 us). It only takes effect if libgomp has not been loaded yet in the process. It applies to
+    every libgomp the process loads afterwards, PyTorch's bundled one included: imported after
+    fastdl, PyTorch's 2-thread CPU ops slowed down by up to ~10x on the development machine (its
+    784-100x5-10 batch-norm training step 17 ms instead of 2.3 ms; batch norm forward 100x100
+    0.9 ms instead of 35 us). Import torch before fastdl, or set ``GOMP_SPINCOUNT`` yourself, when
+    you use both in one process.
 
 ``FASTDL_MALLOC_TUNING`` (glibc on Linux only)
     glibc serves every allocation above its mmap threshold (dynamic, at most 32 MiB) with fresh
@@ -105,6 +110,10 @@ def _writable_dir(path: Path) -> bool:
         return True
     except OSError:
         return False
+
+
+#: ``GOMP_SPINCOUNT`` as the environment had it before fastdl's default (None: it was unset)
+USER_GOMP_SPINCOUNT = os.environ.get("GOMP_SPINCOUNT")
 
 
 def _configure_environment() -> str:

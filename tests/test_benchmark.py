@@ -230,3 +230,17 @@ def test_remote_peer_times_a_case_in_another_process():
     assert peer.proc.poll() is not None
     with pytest.raises(RuntimeError, match="timing process"):
         peer.setup("relu-forward", "100x100", "float64")
+
+
+def test_remote_peer_leaves_openmp_defaults_to_the_peer(monkeypatch):
+    """fastdl's GOMP_SPINCOUNT made PyTorch's OpenMP ops up to ~10x slower: the peer must not inherit it."""
+    from fastdl import runtime
+
+    monkeypatch.setenv("GOMP_SPINCOUNT", runtime.DEFAULT_GOMP_SPINCOUNT)
+    monkeypatch.setattr(runtime, "USER_GOMP_SPINCOUNT", None)  # the value above is fastdl's default
+    assert "GOMP_SPINCOUNT" not in benchmark.RemotePeer.environment()
+    monkeypatch.setattr(runtime, "USER_GOMP_SPINCOUNT", "1000")  # a user's own setting is passed on
+    assert benchmark.RemotePeer.environment()["GOMP_SPINCOUNT"] == runtime.DEFAULT_GOMP_SPINCOUNT
+    code = benchmark.RemotePeer.command("torch", 2)[-1]
+    assert code.index("import torch") < code.index("fastdl")
+    assert "import torch" not in benchmark.RemotePeer.command("reference", 2)[-1]
