@@ -31,6 +31,10 @@ The fused training step (fastdl backend, no dropout)
     them); the layers' ``dW``/``db``/``dgamma``/``dbeta`` are those arrays; batch norm's
     ``running_mean``/``running_var`` are arrays owned by the network, updated in place; after a
     fused step ``Relu.mask`` is ``None`` (the fused backward reads the ReLU output instead).
+
+Copies
+    ``copy.deepcopy(net)`` and ``pickle`` work on every backend (the backend travels by name): a
+    copy shares no array with the original and builds its own fused step.
 """
 
 from __future__ import annotations
@@ -55,6 +59,24 @@ __all__ = ["LAYER_CLASSES", "MultiLayerNet", "MultiLayerNetExtend", "numerical_g
 LAYER_CLASSES = ("Affine", "Relu", "Sigmoid", "BatchNormalization", "Dropout", "SoftmaxWithLoss")
 
 _BACKEND_MODULES = {"fastdl": "fastdl.layers", "reference": "fastdl.reference"}
+
+
+def _backend_ref(backend):
+    """A picklable stand-in for ``backend``: 'fastdl'/'reference', ('module', name), or the object itself."""
+    if isinstance(backend, ModuleType):
+        for key, name in _BACKEND_MODULES.items():
+            if backend.__name__ == name:
+                return key
+        return ("module", backend.__name__)
+    return backend
+
+
+def _backend_from_ref(ref):
+    if isinstance(ref, str):
+        return resolve_backend(ref)
+    if isinstance(ref, tuple) and len(ref) == 2 and ref[0] == "module":
+        return importlib.import_module(ref[1])
+    return ref
 
 
 def resolve_backend(backend: str | ModuleType | Any | None, where: str = "resolve_backend"):
@@ -493,6 +515,27 @@ class MultiLayerNetExtend:
         base = MultiLayerNetExtend
         return all(getattr(type(self), name) is getattr(base, name)
                    for name in ("predict", "loss", "_weight_decay", "_build_layers", "_init_weight", "_input"))
+
+    # -- copying and pickling ----------------------------------------------------------------------------
+    def __getstate__(self) -> dict:
+        """State for :func:`copy.deepcopy` and :mod:`pickle`: the backend by name, no fused-step buffers.
+
+        A copy rebuilds its own fused step (:meth:`__setstate__`): its ``params`` are again views of
+        one flat buffer of its own, it shares no array with the original, and it adopts the copied
+        batch-norm running statistics on its first step.
+        """
+        state = self.__dict__.copy()
+        state["backend"] = _backend_ref(self.backend)
+        state["_fast"] = None
+        state["_phase_times"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        state = dict(state)
+        state["backend"] = _backend_from_ref(state["backend"])
+        self.__dict__.update(state)
+        if self._fast_eligible():
+            self._fast = _FastStep(self)
 
     # -- construction -------------------------------------------------------------------------------------
     def _init_weight(self, sizes: list[int], stds: list[float]) -> None:

@@ -155,3 +155,53 @@ def test_arguments_are_validated(kw, exc, name):
     args = {"input_size": 9, "hidden_size_list": [8], "output_size": 4, **kw}
     with pytest.raises(exc, match=name):
         MultiLayerNetExtend(**args)
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+@pytest.mark.parametrize("backend", ["fastdl", "reference"])
+def test_a_copied_network_is_independent_and_computes_the_same(how, backend):
+    """deepcopy/pickle of a trained net (its backend is a module, its params views of a flat buffer)."""
+    import copy
+    import pickle
+
+    from fastdl.optim import Adam
+
+    x, t = _data()
+    net = _build(MultiLayerNetExtend, backend, use_batchnorm=True)
+    opt = Adam(lr=0.01)
+    for _ in range(3):
+        opt.update(net.params, net.gradient(x, t))
+    twin = copy.deepcopy(net) if how == "deepcopy" else pickle.loads(pickle.dumps(net))
+    assert twin.backend is net.backend
+    for key, value in net.params.items():
+        assert np.array_equal(twin.params[key], value) and not np.shares_memory(twin.params[key], value)
+    if backend == "fastdl":  # the copy has a fused step of its own
+        assert twin._fast is not None and all(np.shares_memory(v, twin._fast.P) for v in twin.params.values())
+    np.testing.assert_array_equal(twin.predict(x, train_flg=False), net.predict(x, train_flg=False))
+    g_net = {k: v.copy() for k, v in net.gradient(x, t).items()}
+    g_twin = twin.gradient(x, t)
+    for key, value in g_net.items():
+        np.testing.assert_array_equal(g_twin[key], value)
+    before = {k: v.copy() for k, v in net.params.items()}
+    rm_before = net.layers["BatchNorm1"].running_mean.copy()
+    Adam(lr=0.01).update(twin.params, twin.gradient(x, t))
+    for key, value in before.items():
+        np.testing.assert_array_equal(net.params[key], value)
+    np.testing.assert_array_equal(net.layers["BatchNorm1"].running_mean, rm_before)
+    assert not np.array_equal(twin.params["W1"], net.params["W1"])
+
+
+def test_a_network_on_another_module_backend_pickles_by_module_name():
+    import importlib
+    import pickle
+
+    from fastdl.nets import _backend_ref
+
+    module = importlib.import_module("fastdl.reference._layers")  # has the six classes, under another name
+    net = _build(MultiLayerNetExtend, module, use_batchnorm=True)
+    assert _backend_ref(module) == ("module", "fastdl.reference._layers")
+    assert _backend_ref(fastdl.reference) == "reference"
+    twin = pickle.loads(pickle.dumps(net))
+    assert twin.backend is module
+    x, _ = _data()
+    np.testing.assert_array_equal(twin.predict(x, train_flg=False), net.predict(x, train_flg=False))
