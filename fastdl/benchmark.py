@@ -765,7 +765,16 @@ def run_matrix(matrix: Matrix, *, progress: bool = True, seed: int = 0) -> list[
                     peer = None
                 if remote_meta is not None:
                     remote["torch"] = peer
-            medians = measure_group({impl: c.fn for impl, c in cases.items()}, remote=remote, **matrix.timing)
+            local = {impl: c.fn for impl, c in cases.items()}
+            try:
+                medians = measure_group(local, remote=remote, **matrix.timing)
+            except RuntimeError as exc:  # the peer died while timing: this group again without it
+                if not remote:
+                    raise
+                print(f"fastdl bench: {exc}; torch columns left out from here on", file=sys.stderr)
+                peer.close()
+                peer, remote_meta = None, None
+                medians = measure_group(local, **matrix.timing)
             results += [dict(c.meta(), median_s=medians[impl]) for impl, c in cases.items()]
             if remote_meta is not None:
                 results.append(dict(remote_meta, median_s=medians["torch"]))

@@ -244,3 +244,41 @@ def test_remote_peer_leaves_openmp_defaults_to_the_peer(monkeypatch):
     code = benchmark.RemotePeer.command("torch", 2)[-1]
     assert code.index("import torch") < code.index("fastdl")
     assert "import torch" not in benchmark.RemotePeer.command("reference", 2)[-1]
+
+
+def test_run_matrix_goes_on_without_a_peer_that_dies(monkeypatch, capsys):
+    """A PyTorch process that fails mid-run costs the torch columns, not the local results."""
+    import importlib.util
+
+    class Dying:
+        def __init__(self, impl, seed=0):
+            self.closed = False
+
+        def setup(self, op, size, dtype):
+            return {"op": op, "size": size, "dtype": dtype, "impl": "torch"}
+
+        def calibrate(self, warmup, sample_time):
+            return 1
+
+        def block(self, *args):
+            raise RuntimeError("the torch timing process exited (code 1)")
+
+        def drop(self):
+            raise AssertionError("a dead peer is not asked to drop")
+
+        def close(self):
+            self.closed = True
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "torch"
+                        else real_find_spec(name, *a))
+    monkeypatch.setattr(benchmark, "RemotePeer", Dying)
+    matrix = benchmark.Matrix(entries=[("relu-forward", "100x100"), ("relu-backward", "100x100")],
+                              dtypes=("float64",), impls=("reference", "fastdl", "torch"),
+                              timing={"warmup": 1, "min_time": 0.01, "min_samples": 3, "max_samples": 6})
+    results = benchmark.run_matrix(matrix, progress=False)
+    assert sorted((r["op"], r["impl"]) for r in results) == [
+        ("relu-backward", "fastdl"), ("relu-backward", "reference"), ("relu-forward", "fastdl"),
+        ("relu-forward", "reference")]
+    assert all(r["median_s"] > 0 for r in results)
+    assert "torch columns left out from here on" in capsys.readouterr().err
