@@ -51,6 +51,7 @@ import numpy as np
 from . import _checks, _flat, runtime
 from . import layers as _fastdl_layers
 from .init import std_for
+from .kernels import activations as _activations
 from .kernels import fused as _fused
 
 __all__ = ["LAYER_CLASSES", "MultiLayerNet", "MultiLayerNetExtend", "numerical_gradient", "resolve_backend"]
@@ -320,6 +321,7 @@ class _FastStep:
         nf = tp(n)
         eps = tp(_fastdl_layers.BN_EPS)
         act = self.act
+        fwd_act = _fused.LINEAR if act == _fused.SIGMOID else act
         t_gemm = t_fwd = t_bwd = 0.0
         if timed:
             t_valid = clock() - t_start
@@ -334,7 +336,10 @@ class _FastStep:
                 t1 = clock()
             m, om = moms[i]
             bad = _fused.block_forward(h, blk.b, blk.gamma, blk.beta, eps, nf, m, om, blk.rm, blk.rv,
-                                       blk.stats, xns[i], outs[i], act, use_bn)
+                                       blk.stats, xns[i], outs[i], fwd_act, use_bn)
+            if act == _fused.SIGMOID:  # with NumPy's vectorized exp, as the Sigmoid layer does
+                flat = outs[i].reshape(-1)
+                _activations.sigmoid_forward(flat, flat)
             if timed:
                 t2 = clock()
                 t_gemm += t1 - t0

@@ -500,3 +500,19 @@ def test_replaced_parameter_of_wrong_length_is_caught_before_a_kernel(rng):
     bn.gamma = np.ones(7)
     with pytest.raises(ValueError, match="gamma"):
         bn.backward(np.ones((4, 3)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("threshold", [runtime.DEFAULT_PARALLEL_THRESHOLD, 1])  # serial, then parallel
+def test_sigmoid_forward_is_the_references_to_the_bit(dtype, threshold):
+    """NumPy's exp, then one compiled pass: the reference's values exactly, extremes and NaN included."""
+    rng = np.random.default_rng(5)
+    extremes = [-1e4, -100.0, -88.0, 0.0, -0.0, 88.0, 100.0, 1e4, np.inf, -np.inf, np.nan]
+    x = np.concatenate([30 * rng.standard_normal(989), extremes]).astype(dtype).reshape(25, 40)
+    with np.errstate(over="ignore"):
+        expected = R.Sigmoid().forward(x)
+    with warnings.catch_warnings(), runtime.parallel_threshold(threshold):
+        warnings.simplefilter("error")  # exp(-x) overflowing for very negative x is expected: no warning
+        out = L.Sigmoid().forward(x)
+    np.testing.assert_array_equal(out, expected)
+    assert out.dtype == np.dtype(dtype)

@@ -217,3 +217,15 @@ def test_phase_times_hook():
     assert set(times) == {"validate", "gemm", "forward", "loss", "backward", "total"}
     assert all(v > 0 for v in times.values())
     assert sum(v for k, v in times.items() if k != "total") <= times["total"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kw", CONFIGS)
+def test_fused_gradients_are_the_layer_paths_to_the_bit(dtype, kw):
+    """Same kernels, same GEMMs, the sigmoid through the same NumPy exp: identical, not just close."""
+    fused, layered, _ = _trio(dtype, **kw)
+    x, t = _data(dtype=dtype)
+    grads = fused.gradient(x, t)
+    expected = layered.gradient(x, t)
+    for key, value in expected.items():
+        np.testing.assert_array_equal(grads[key], value, err_msg=key)

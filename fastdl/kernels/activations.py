@@ -4,7 +4,7 @@ Formulas (the book's, element by element):
 
 * relu forward: ``mask = x <= 0``; ``out = 0 if mask else x`` (NaN is not ``<= 0``: it passes through)
 * relu backward: ``dx = 0 if mask else dout``
-* sigmoid forward: ``out = 1 / (1 + exp(-x))``
+* sigmoid forward: ``out = 1 / (1 + exp(-x))``, with NumPy's ``exp`` (see :func:`sigmoid_forward`)
 * sigmoid backward: ``dx = dout * (1 - out) * out``
 """
 
@@ -57,17 +57,18 @@ def _relu_bwd_par(dout, mask, dx, nchunks):
 
 
 @jit
-def _sigmoid_fwd(x, out, one, lo, hi):
-    xs, os = x[lo:hi], out[lo:hi]
-    for i in range(xs.size):
-        os[i] = one / (one + np.exp(-xs[i]))
+def _sigmoid_finish(e, one, lo, hi):
+    """``e = 1 / (1 + e)`` in place, ``e`` holding ``exp(-x)``."""
+    es = e[lo:hi]
+    for i in range(es.size):
+        es[i] = one / (one + es[i])
 
 
 @jit(parallel=True)
-def _sigmoid_fwd_par(x, out, one, nchunks):
-    n = x.size
+def _sigmoid_finish_par(e, one, nchunks):
+    n = e.size
     for c in prange(nchunks):
-        _sigmoid_fwd(x, out, one, c * n // nchunks, (c + 1) * n // nchunks)
+        _sigmoid_finish(e, one, c * n // nchunks, (c + 1) * n // nchunks)
 
 
 @jit
@@ -98,10 +99,21 @@ def relu_backward(dout: np.ndarray, mask: np.ndarray, dx: np.ndarray) -> None:
 
 
 def sigmoid_forward(x: np.ndarray, out: np.ndarray) -> None:
-    """Flat arrays: ``out = 1 / (1 + exp(-x))`` in x's dtype."""
+    """Flat arrays: ``out = 1 / (1 + exp(-x))`` in x's dtype (``out`` may be ``x``).
+
+    ``exp`` is NumPy's, run in place on ``out``, then one compiled pass finishes ``1 / (1 + e)``:
+    NumPy's SIMD ``exp`` makes the result the reference's to the bit, where Numba's scalar ``exp``
+    (LLVM does not vectorize it here) differed by up to 4 ulp in float32 and ran 3-5x slower
+    (100x100 float32: 52 -> 14 us; 256x1024: 1.33 -> 0.28 ms, measured on the development machine).
+    The overflow of ``exp(-x)`` for very negative ``x`` is expected (the sigmoid is then 0) and
+    not warned about.
+    """
     n = x.size
     one = x.dtype.type(1)
-    dispatch(_sigmoid_fwd, _sigmoid_fwd_par, n, n, x, out, one)
+    with np.errstate(over="ignore"):
+        np.negative(x, out=out)
+        np.exp(out, out=out)
+    dispatch(_sigmoid_finish, _sigmoid_finish_par, n, n, out, one)
 
 
 def sigmoid_backward(dout: np.ndarray, y: np.ndarray, dx: np.ndarray) -> None:

@@ -13,7 +13,8 @@ Hidden block forward (``h = a_prev @ W`` already in ``h``), :func:`block_forward
         running_mean = m * running_mean + (1 - m) * mu     (in place, only when every mu/var is finite)
         running_var  = m * running_var  + (1 - m) * var
     without: y = h
-    out    = relu(y) = (0 if y <= 0 else y)   or   sigmoid(y) = 1 / (1 + exp(-y))
+    out    = relu(y) = (0 if y <= 0 else y)   or   y itself (LINEAR), for a sigmoid that the caller then
+             applies with NumPy's exp (:func:`fastdl.kernels.activations.sigmoid_forward`), as the layer does
 
 Hidden block backward (``dy`` = gradient of ``out``, overwritten by the gradient of ``h``),
 :func:`block_backward`::
@@ -41,16 +42,17 @@ from .._jit import jit
 from .batchnorm import PW_DOT, PW_SUM, _col_sqdev, _pairwise_col0
 from .softmax import _softmax_rows, _xent_rows
 
-#: activation codes of the fused kernels
-RELU, SIGMOID = 0, 1
+#: activation codes of the fused kernels: block_forward takes RELU or LINEAR (no activation: the
+#: caller applies a sigmoid with NumPy's vectorized exp), block_backward takes RELU or SIGMOID
+RELU, SIGMOID, LINEAR = 0, 1, 2
 
 
 @jit
 def _act(v, act, one):
-    """relu (``0 if v <= 0 else v``: NaN passes) or sigmoid of one value."""
+    """relu (``0 if v <= 0 else v``: NaN passes) of one value, or the value itself (LINEAR)."""
     if act == RELU:
         return one - one if v <= 0 else v  # (a typed zero: a literal 0 would make the result float64)
-    return one / (one + np.exp(-v))
+    return v
 
 
 @jit
