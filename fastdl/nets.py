@@ -353,8 +353,10 @@ class _FastStep:
         if timed:
             t1 = clock()
             t_gemm += t1 - t0
-        s = _fused.softmax_xent_grad(z, out_blk.b, labels, dz if probs is None else probs, probs is not None,
-                                     tp(_fastdl_layers.XENT_EPS), nf, tp(1), y, dz, out_blk.gb)
+        _fused.bias_shift(z, out_blk.b, y)
+        np.exp(y, out=y)  # NumPy's vectorized exp, as the loss layer uses
+        s = _fused.softmax_xent_grad(y, labels, dz if probs is None else probs, probs is not None,
+                                     tp(_fastdl_layers.XENT_EPS), nf, tp(1), dz, out_blk.gb)
         loss = _fastdl_layers._loss_scalar(s, n, dt, "SoftmaxWithLoss.forward")
         if timed:
             t2 = clock()

@@ -25,7 +25,8 @@ Hidden block backward (``dy`` = gradient of ``out``, overwritten by the gradient
     without:         dh = g
     db     = sum_i dh[i]
 
-Output (``z = a @ W`` already in ``z``), :func:`softmax_xent_grad`: ``z += b``, ``y = softmax(z)``,
+Output (``z = a @ W`` already in ``z``): :func:`bias_shift` ``z += b``, ``y = z - rowmax(z)``; the
+caller's NumPy ``exp`` in place on ``y`` (as the loss layer does); :func:`softmax_xent_grad` ``y = y / rowsum(y)``,
 the cross-entropy sum ``sum_i log(y[i, t_i] + eps)`` (returned, float64), ``dz = (y - onehot(t)) / N``
 (or ``(y - t) / N`` for probability targets) and ``db = sum_i dz[i]``.
 
@@ -40,7 +41,7 @@ import numpy as np
 
 from .._jit import jit
 from .batchnorm import PW_DOT, PW_SUM, _col_sqdev, _pairwise_col0
-from .softmax import _softmax_rows, _xent_rows
+from .softmax import _normalize_rows, _shift_rows, _xent_rows
 
 #: activation codes of the fused kernels: block_forward takes RELU or LINEAR (no activation: the
 #: caller applies a sigmoid with NumPy's vectorized exp), block_backward takes RELU or SIGMOID
@@ -230,14 +231,21 @@ def block_backward(dy, out, xn, gamma, stats, nf, dgamma, dbeta, db, act, use_bn
 
 
 @jit
-def softmax_xent_grad(z, b, labels, probs, use_probs, eps, nf, one, y, dz, db):
-    """Bias, softmax, cross-entropy sum (returned) and its gradient with the bias gradient, in one call."""
+def bias_shift(z, b, y):
+    """``z += b`` (the Affine output), then ``y = z - rowmax(z)``: the softmax's exp arguments."""
     n, c = z.shape
     for i in range(n):
         for j in range(c):
             z[i, j] += b[j]
+    _shift_rows(z, y, np.intp(0), n)  # (np.intp, not a literal: see block_forward)
+
+
+@jit
+def softmax_xent_grad(y, labels, probs, use_probs, eps, nf, one, dz, db):
+    """``y`` holding the exps: normalise, cross-entropy sum (returned), its gradient and the bias gradient."""
+    n, c = y.shape
     zero = np.intp(0)  # not the literal 0: a Literal[int] argument is a second signature of the callee
-    _softmax_rows(z, y, zero, n)
+    _normalize_rows(y, zero, n)
     s = _xent_rows(y, labels, eps, zero, n)
     for j in range(c):
         db[j] = 0

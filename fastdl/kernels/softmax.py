@@ -7,9 +7,12 @@ Formulas (the book's)::
     dx      = (y - onehot(t)) / N * dout               (labels)
     dx      = (y - t) / N * dout                       (one-hot / probability targets)
 
-Each row is read once for its maximum, once to write ``exp`` and accumulate the sum (in float64,
-then rounded to the dtype), and once to divide; the loss picks one entry per row. Loss sums are
-accumulated in float64 and returned as a Python float; the caller rounds to the dtype.
+Three steps: a compiled pass writes ``y = x - max`` row by row; NumPy's ``exp`` runs in place on
+``y``; a compiled pass sums each row (in float64, then rounded to the dtype) and divides, and the
+loss picks one entry per row. NumPy's ``exp`` is SIMD, Numba's scalar one is not vectorized here:
+softmax + loss forward 256x1024 float32 ran 1.75 ms with it against 0.89 ms for the NumPy reference,
+and the ``exp`` values now are the reference's to the bit. Loss sums are accumulated in float64 and
+returned as a Python float; the caller rounds to the dtype.
 """
 
 from __future__ import annotations
@@ -22,20 +25,35 @@ from . import dispatch
 
 
 @jit
-def _softmax_rows(x, y, lo, hi):
+def _shift_rows(x, y, lo, hi):
+    """``y[i] = x[i] - max(x[i])`` for rows ``[lo, hi)``."""
     c = x.shape[1]
-    s_typed = np.empty(1, dtype=y.dtype)
     for i in range(lo, hi):
         mx = x[i, 0]
         for j in range(1, c):
             v = x[i, j]
             if v > mx:  # a NaN anywhere in the row makes the whole row NaN below, as in NumPy
                 mx = v
+        for j in range(c):
+            y[i, j] = x[i, j] - mx
+
+
+@jit(parallel=True)
+def _shift_rows_par(x, y, nchunks):
+    n = x.shape[0]
+    for k in prange(nchunks):
+        _shift_rows(x, y, k * n // nchunks, (k + 1) * n // nchunks)
+
+
+@jit
+def _normalize_rows(y, lo, hi):
+    """``y[i] = y[i] / sum(y[i])`` for rows ``[lo, hi)`` (``y`` holding the exps; float64 sums)."""
+    c = y.shape[1]
+    s_typed = np.empty(1, dtype=y.dtype)
+    for i in range(lo, hi):
         s = 0.0
         for j in range(c):
-            e = np.exp(x[i, j] - mx)
-            y[i, j] = e
-            s += e
+            s += y[i, j]
         s_typed[0] = s
         st = s_typed[0]
         for j in range(c):
@@ -43,10 +61,10 @@ def _softmax_rows(x, y, lo, hi):
 
 
 @jit(parallel=True)
-def _softmax_rows_par(x, y, nchunks):
-    n = x.shape[0]
+def _normalize_rows_par(y, nchunks):
+    n = y.shape[0]
     for k in prange(nchunks):
-        _softmax_rows(x, y, k * n // nchunks, (k + 1) * n // nchunks)
+        _normalize_rows(y, k * n // nchunks, (k + 1) * n // nchunks)
 
 
 @jit
@@ -58,21 +76,27 @@ def _xent_rows(y, t, eps, lo, hi):
 
 
 @jit
-def _softmax_xent(x, t, eps, y, lo, hi):
-    _softmax_rows(x, y, lo, hi)
+def _normalize_xent(y, t, eps, lo, hi):
+    _normalize_rows(y, lo, hi)
     return _xent_rows(y, t, eps, lo, hi)
 
 
 @jit(parallel=True)
-def _softmax_xent_par(x, t, eps, y, nchunks):
-    n = x.shape[0]
+def _normalize_xent_par(y, t, eps, nchunks):
+    n = y.shape[0]
     partial = np.zeros(nchunks)
     for k in prange(nchunks):
-        partial[k] = _softmax_xent(x, t, eps, y, k * n // nchunks, (k + 1) * n // nchunks)
+        partial[k] = _normalize_xent(y, t, eps, k * n // nchunks, (k + 1) * n // nchunks)
     s = 0.0
     for k in range(nchunks):
         s += partial[k]
     return s
+
+
+def exps_into(x: np.ndarray, y: np.ndarray) -> None:
+    """``y = exp(x - rowmax(x))`` for C-contiguous 2-D arrays (``y`` may be ``x``): the softmax numerators."""
+    dispatch(_shift_rows, _shift_rows_par, x.shape[0], x.size, x, y)
+    np.exp(y, out=y)  # (arguments <= 0: no overflow)
 
 
 @jit
@@ -151,7 +175,8 @@ def labels_in_range(t: np.ndarray, c: int) -> bool:
 def softmax(x: np.ndarray) -> np.ndarray:
     """New array: row-wise softmax of C-contiguous 2-D ``x`` in its dtype."""
     y = np.empty_like(x)
-    dispatch(_softmax_rows, _softmax_rows_par, x.shape[0], x.size, x, y)
+    exps_into(x, y)
+    dispatch(_normalize_rows, _normalize_rows_par, y.shape[0], y.size, y)
     return y
 
 
@@ -165,8 +190,8 @@ def row_argmax(t: np.ndarray) -> np.ndarray:
 def softmax_xent_forward(x: np.ndarray, labels: np.ndarray, eps: float) -> tuple[np.ndarray, float]:
     """``(y, sum_i log(y[i, labels_i] + eps))`` for C-contiguous ``x`` and ``intp`` labels in range."""
     y = np.empty_like(x)
-    e = x.dtype.type(eps)
-    s = dispatch(_softmax_xent, _softmax_xent_par, x.shape[0], x.size, x, labels, e, y)
+    exps_into(x, y)
+    s = dispatch(_normalize_xent, _normalize_xent_par, y.shape[0], y.size, y, labels, x.dtype.type(eps))
     return y, s
 
 
