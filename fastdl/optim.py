@@ -645,17 +645,20 @@ class Momentum(_Optimizer):
 class Nesterov(_Optimizer):
     """Nesterov accelerated gradient in the book's reformulation (Sutskever et al., 2013).
 
-    Update rule, with velocity ``v`` (``self.v[key]``, zeros on the first update), in this order::
+    Update rule, with velocity ``v`` (``self.v[key]``, zeros on the first update), in this order,
+    as the book's repository has it since its January 2021 fix ("Fix Nesterov update function"):
+    the parameters step with the *old* ``v``, then ``v`` is updated::
 
-        v *= momentum
-        v -= lr * g
         p += (momentum * momentum) * v
         p -= ((1 + momentum) * lr) * g
+        v *= momentum
+        v -= lr * g
 
     This steps the parameters directly instead of evaluating the gradient at the look-ahead
     point ``p + momentum * v`` (the paper's form). PyTorch's ``SGD(nesterov=True)`` uses
-    ``b = momentum * b + g``, ``p -= lr * (g + momentum * b)``, equivalent for a constant ``lr``
-    up to rounding.
+    ``b = momentum * b + g``, ``p -= lr * (g + momentum * b)``, equal for a constant ``lr``
+    up to rounding (``v = -lr * b``). fastdl before 0.2 (and the book's first printing) updated
+    ``v`` first and stepped with the new ``v``, which is not Nesterov's method.
 
     Parameters
     ----------
@@ -912,10 +915,10 @@ def momentum_step(p: np.ndarray, g: np.ndarray, v: np.ndarray, lr: float, moment
 
 
 def nesterov_step(p: np.ndarray, g: np.ndarray, v: np.ndarray, lr: float, momentum: float) -> None:
-    """In-place Nesterov step in the book's form.
+    """In-place Nesterov step in the book's current form (see :class:`Nesterov`).
 
-    ``v *= momentum``; ``v -= lr * g``; ``p += (momentum * momentum) * v``;
-    ``p -= ((1 + momentum) * lr) * g`` (see :class:`Nesterov`).
+    ``p += (momentum * momentum) * v``; ``p -= ((1 + momentum) * lr) * g`` (with the old ``v``);
+    then ``v *= momentum``; ``v -= lr * g``.
 
     Parameters
     ----------

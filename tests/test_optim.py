@@ -704,3 +704,79 @@ def test_plan_replay_notices_new_state_and_dicts(rng):
         ref.update(ref_params, grads)
         for k in params:
             assert_close(params[k], ref_params[k], rtol=1e-12, err_msg=(step, k))
+
+
+# ---------------------------------------------------------------------------------------------
+# Nesterov as the book's repository prints it since its January 2021 fix
+
+
+class _UpstreamNesterov:
+    """The book's ``common/optimizer.py`` Nesterov, written out literally (upstream since January 2021)."""
+
+    def __init__(self, lr=0.01, momentum=0.9):
+        self.lr = lr
+        self.momentum = momentum
+        self.v = None
+
+    def update(self, params, grads):
+        if self.v is None:
+            self.v = {}
+            for key, val in params.items():
+                self.v[key] = np.zeros_like(val)
+        for key in params.keys():
+            params[key] += self.momentum * self.momentum * self.v[key]
+            params[key] -= (1 + self.momentum) * self.lr * grads[key]
+            self.v[key] *= self.momentum
+            self.v[key] -= self.lr * grads[key]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("path", ["per-key", "whole-model", "step-function", "reference"])
+def test_nesterov_is_the_books_current_formula(path, dtype, rng):
+    shapes = {"W1": (7, 5), "b1": (5,), "W2": (5, 3), "b2": (3,)}
+    start = {k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()}
+    upstream, expected = _UpstreamNesterov(), {k: v.copy() for k, v in start.items()}
+    if path == "whole-model":  # parameters and gradients tile flat buffers: one kernel call per step
+        _, params = fastdl._flat.pack(start)
+        gbuf, grads = fastdl._flat.pack({k: np.zeros_like(v) for k, v in start.items()})
+    else:
+        params = {k: v.copy() for k, v in start.items()}
+    opt = reference.Nesterov() if path == "reference" else optim.Nesterov()
+    v = {k: np.zeros_like(a) for k, a in start.items()}
+    for _ in range(100):
+        g = {k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()}
+        upstream.update(expected, g)
+        if path == "step-function":
+            for k in params:
+                optim.nesterov_step(params[k], g[k], v[k], 0.01, 0.9)
+        elif path == "whole-model":
+            for k in grads:
+                grads[k][...] = g[k]
+            opt.update(params, grads)
+        else:
+            opt.update(params, g)
+    for k in shapes:
+        if dtype == np.float64:
+            np.testing.assert_array_equal(params[k], expected[k])  # same operations, same order: same bits
+        else:
+            assert_close(params[k], expected[k], rtol=1e-5)
+    state = v if path == "step-function" else opt.v
+    for k in shapes:
+        assert_close(state[k], upstream.v[k], rtol=1e-12 if dtype == np.float64 else 1e-5)
+
+
+def test_nesterov_equals_pytorch_sgd_nesterov(rng):
+    torch = pytest.importorskip("torch")
+    lr, momentum = 0.05, 0.9
+    p0 = rng.standard_normal((6, 4))
+    params = {"p": p0.copy()}
+    opt = optim.Nesterov(lr=lr, momentum=momentum)
+    tp = torch.tensor(p0.copy(), requires_grad=True)
+    topt = torch.optim.SGD([tp], lr=lr, momentum=momentum, nesterov=True)
+    for _ in range(50):
+        g = rng.standard_normal(p0.shape)
+        opt.update(params, {"p": g})
+        tp.grad = torch.tensor(g)
+        topt.step()
+    # equal up to rounding (v = -lr * b); the old form (new v in the step) is ~1e-2 off here
+    np.testing.assert_allclose(params["p"], tp.detach().numpy(), rtol=1e-10, atol=1e-12)

@@ -91,19 +91,19 @@ def momentum(p, g, v, lr, mom):
 
 @jit
 def nesterov(p, g, v, lr, mom, mom2, lr_next):
-    """``v = v * mom``; ``v -= lr * g``; ``p += mom2 * v``; ``p -= lr_next * g``.
+    """``p += mom2 * v``; ``p -= lr_next * g`` (with the old ``v``); then ``v = v * mom``; ``v -= lr * g``.
 
     ``mom2 = momentum * momentum`` and ``lr_next = (1 + momentum) * lr`` (computed by the caller).
     """
     bad = False
     for i in range(p.size):
         gi = g[i]
-        vi = v[i] * mom
-        vi = vi - lr * gi
-        v[i] = vi
+        vi = v[i]
         x = p[i] + mom2 * vi
         x = x - lr_next * gi
         p[i] = x
+        vi = vi * mom
+        v[i] = vi - lr * gi
         d = x - x
         bad |= d != d
     return count_nonfinite(p) if bad else 0

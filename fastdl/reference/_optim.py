@@ -35,10 +35,10 @@ class Momentum:
 
 
 class Nesterov:
-    """Nesterov momentum in the book's form (Sutskever et al.)::
+    """Nesterov momentum as the book's repository has it since its January 2021 fix (Sutskever et al.)::
 
+        p += momentum * momentum * v; p -= (1 + momentum) * lr * g   # with the old v
         v *= momentum; v -= lr * g
-        p += momentum * momentum * v; p -= (1 + momentum) * lr * g
     """
 
     def __init__(self, lr=0.01, momentum=0.9):
@@ -50,10 +50,10 @@ class Nesterov:
         if self.v is None:
             self.v = {key: np.zeros_like(val) for key, val in params.items()}
         for key in params.keys():
-            self.v[key] *= self.momentum
-            self.v[key] -= self.lr * grads[key]
             params[key] += self.momentum * self.momentum * self.v[key]
             params[key] -= (1 + self.momentum) * self.lr * grads[key]
+            self.v[key] *= self.momentum
+            self.v[key] -= self.lr * grads[key]
 
 
 class AdaGrad:
