@@ -8,8 +8,13 @@ the array, not their own.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
+
+# Keras 3 is a test oracle on its PyTorch backend (no TensorFlow or JAX needed); set before any import of keras
+os.environ.setdefault("KERAS_BACKEND", "torch")
 
 DTYPES = (np.float32, np.float64)
 # batch 1, a small odd shape, the book's 100x100, a large one
