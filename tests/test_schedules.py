@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import pickle
 
-import numpy as np
 import pytest
 
 from fastdl import schedules as S
