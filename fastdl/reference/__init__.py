@@ -7,13 +7,26 @@ writes it, so that a seeded run prints the book's numbers. It is deliberately no
 One deliberate difference: where the book creates float64 state by default (batch norm's running
 statistics as ``np.zeros(D)``), the reference creates it in the dtype of the layer's parameters so
 float32 runs can be compared with float32 runs. For float64, the arithmetic is the book's.
+
+The activations the book lacks (``Tanh``, ``LeakyRelu``, ``PRelu``, ``Elu``, ``Selu``, ``Gelu``, ``Silu``,
+``Mish``; Hands-On ML ch. 11) follow PyTorch's definitions; exact GELU takes ``erf`` from SciPy where it is
+installed (NumPy has none).
 """
 
+from ._activations import Elu, Gelu, LeakyRelu, Mish, PRelu, Selu, Silu, Tanh
 from ._functions import cross_entropy_error, relu, sigmoid, softmax
 from ._layers import Affine, BatchNormalization, Dropout, Relu, Sigmoid, SoftmaxWithLoss
 from ._optim import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
 
 __all__ = [
+    "Elu",
+    "Gelu",
+    "LeakyRelu",
+    "Mish",
+    "PRelu",
+    "Selu",
+    "Silu",
+    "Tanh",
     "SGD",
     "AdaGrad",
     "Adam",
