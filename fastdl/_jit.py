@@ -3,7 +3,10 @@
 Every kernel gets its flags here:
 
 * ``cache=True``: compiled code is stored in :func:`fastdl.runtime.cache_dir`; a cache hit costs
-  a few milliseconds instead of ~0.1-0.35 s of compilation per kernel and signature.
+  a few milliseconds instead of ~0.1-0.35 s of compilation per kernel and signature. When Numba
+  finds no writable place for its cache (a read-only ``NUMBA_CACHE_DIR``, install and home
+  directory: "no locator available"), every kernel is compiled with ``cache=False`` instead, after
+  one :class:`fastdl.runtime.CacheWarning` that names the variables to set.
 * ``error_model='numpy'``: with Numba's default (Python) error model every division gets a
   zero check and the loop does not vectorize (measured: an Adam loop 38 us -> 9 us per 10K).
 * ``nogil=True``: kernels release the GIL, so a user's own threads can overlap them.
@@ -24,6 +27,7 @@ by flags, so two variants of one function would overwrite each other's cache ent
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numba
@@ -40,6 +44,27 @@ KERNELS: dict[str, numba.core.registry.CPUDispatcher] = {}
 
 _BASE_FLAGS = {"cache": True, "nogil": True, "error_model": "numpy"}
 
+#: False once Numba found no writable cache location: later kernels compile uncached
+_CACHE_USABLE = True
+
+
+def _njit(f: Callable, flags: dict):
+    """``numba.njit(**flags)(f)``; without the on-disk cache (and one warning) when it has no writable place."""
+    global _CACHE_USABLE
+    if _CACHE_USABLE:
+        try:
+            return numba.njit(**flags)(f)
+        except RuntimeError as exc:
+            if "no locator available" not in str(exc):
+                raise
+            _CACHE_USABLE = False
+            warnings.warn(
+                f"fastdl: no writable directory for the compiled-kernel cache (tried NUMBA_CACHE_DIR="
+                f"{runtime.cache_dir()!r}, the install and the home directory); kernels are compiled again in "
+                f"every process; {runtime.cache_hint()} to cache them.",
+                runtime.CacheWarning, stacklevel=4)
+    return numba.njit(**dict(flags, cache=False))(f)
+
 
 def jit(func: Callable | None = None, *, parallel: bool = False, fastmath: frozenset | bool = False,
         inline: str = "never"):
@@ -52,7 +77,7 @@ def jit(func: Callable | None = None, *, parallel: bool = False, fastmath: froze
         flags = dict(_BASE_FLAGS, parallel=parallel, inline=inline)
         if fastmath:
             flags["fastmath"] = set(fastmath) if not isinstance(fastmath, bool) else fastmath
-        dispatcher = numba.njit(**flags)(f)
+        dispatcher = _njit(f, flags)
         KERNELS[f"{f.__module__.rsplit('.', 1)[-1]}.{f.__name__}"] = dispatcher
         return dispatcher
 

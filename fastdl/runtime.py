@@ -9,6 +9,9 @@ must be in the environment before the libraries that read them load:
     fastdl uses ``$FASTDL_CACHE_DIR``, else ``$XDG_CACHE_HOME/fastdl/numba`` (``~/.cache/fastdl/numba``;
     ``%LOCALAPPDATA%\\fastdl\\numba`` on Windows, ``~/Library/Caches/fastdl/numba`` on macOS), and
     falls back to a directory under the system temporary directory when that is not writable.
+    When Numba finds no writable place at all (a read-only ``NUMBA_CACHE_DIR``, install and home),
+    kernels run uncached (compiled in every process) after one :class:`CacheWarning` that says to
+    set ``FASTDL_CACHE_DIR`` or ``NUMBA_CACHE_DIR``.
 
 ``GOMP_SPINCOUNT``
     Numba's ``omp`` threading layer uses GNU OpenMP, whose idle threads spin for ~300,000 iterations
@@ -50,16 +53,33 @@ Threading policy
     * BLAS keeps its own threads (fastdl does not change them); see the README for how the
       interleaved loop was measured.
 
+Processes: fork after a parallel kernel
+    Numba's ``omp`` layer uses GNU OpenMP, which is not fork-safe: a child forked from a process
+    that started Numba's OpenMP threads (a parallel kernel, or even asking Numba for its thread
+    count) is killed by Numba ("Terminating: fork() called from a process already using GNU
+    OpenMP") the first time it enters a parallel region, and a ``multiprocessing.Pool`` whose
+    workers die that way waits forever. Fork is the default start method on Linux before Python
+    3.14. fastdl therefore marks every process created by ``os.fork`` (``os.register_at_fork``):
+    in a forked child :func:`use_parallel` is always False and every kernel runs its serial
+    variant (same numbers, one core per worker process, which is what a pool wants anyway).
+    Processes started with ``spawn`` or ``forkserver`` (a fresh interpreter) are not affected;
+    ``spawn`` remains the recommended start method for worker processes.
+
 Non-finite values
     The loss layer and the optimizers check their results for NaN/Inf (a scalar check, or a
     count accumulated inside the kernel's single pass). What happens then follows
     :func:`errstate`: ``'warn'`` (default, a :class:`NonFiniteWarning`, as NumPy warns on
-    overflow), ``'raise'`` (:class:`FloatingPointError`) or ``'ignore'``.
+    overflow), ``'raise'`` (:class:`FloatingPointError`) or ``'ignore'``. Like ``np.errstate``
+    the policy is a context variable: it holds for the current thread (and asyncio task) only;
+    a new thread starts with ``'warn'``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import math
+import numbers
 import operator
 import os
 import sys
@@ -69,6 +89,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = [
+    "CacheWarning",
     "NonFiniteWarning",
     "cache_dir",
     "errstate",
@@ -116,6 +137,17 @@ def _writable_dir(path: Path) -> bool:
 USER_GOMP_SPINCOUNT = os.environ.get("GOMP_SPINCOUNT")
 
 
+#: True when the user set ``NUMBA_CACHE_DIR`` (then it, not ``FASTDL_CACHE_DIR``, decides the cache place)
+USER_NUMBA_CACHE_DIR = bool(os.environ.get("NUMBA_CACHE_DIR"))
+
+
+def cache_hint() -> str:
+    """Which variable to set for a writable kernel cache (for messages)."""
+    if USER_NUMBA_CACHE_DIR:
+        return "set NUMBA_CACHE_DIR to a writable directory"
+    return "set FASTDL_CACHE_DIR (or NUMBA_CACHE_DIR) to a writable directory"
+
+
 def _configure_environment() -> str:
     """Set NUMBA_CACHE_DIR and GOMP_SPINCOUNT (unless the user did); return the cache dir."""
     os.environ.setdefault("GOMP_SPINCOUNT", DEFAULT_GOMP_SPINCOUNT)
@@ -161,6 +193,8 @@ _MALLOC_TUNED = _tune_malloc()
 
 import numba  # noqa: E402  (after the environment is set)
 
+from . import _checks  # noqa: E402
+
 # Numba reads NUMBA_CACHE_DIR when it is first imported; if the user imported it before fastdl,
 # set the config value directly (the cache locator reads it at compile time).
 if not numba.config.CACHE_DIR:
@@ -184,8 +218,21 @@ def _pick_threading_layer() -> str | None:
 
 _THREADING_LAYER = _pick_threading_layer()
 _parallel_threshold = DEFAULT_PARALLEL_THRESHOLD
-_nonfinite_policy = "warn"
 _POLICIES = ("warn", "raise", "ignore")
+#: the non-finite policy of the current thread / asyncio task (see :func:`errstate`)
+_NONFINITE_POLICY: contextvars.ContextVar[str] = contextvars.ContextVar("fastdl_nonfinite_policy", default="warn")
+
+#: True in a process created by ``os.fork`` after fastdl was imported: kernels run serially there
+_FORKED_CHILD = False
+
+
+def _mark_forked_child() -> None:
+    global _FORKED_CHILD
+    _FORKED_CHILD = True
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_mark_forked_child)
 
 
 def cache_dir() -> str:
@@ -232,10 +279,26 @@ def get_parallel_threshold() -> int:
 
 
 def set_parallel_threshold(n: int) -> None:
-    """Set the element count from which parallel kernels run (0: always, a huge value: never)."""
+    """Set the element count from which parallel kernels run (0: always, a huge value: never).
+
+    Parameters
+    ----------
+    n : int
+        A non-negative integer (a float with an integer value such as ``1e6`` is accepted).
+
+    Raises
+    ------
+    TypeError
+        ``n`` is not a real number (``None``, a string, a bool).
+    ValueError
+        ``n`` is negative, not a whole number, NaN or infinite.
+    """
     global _parallel_threshold
-    if int(n) != n or n < 0:
-        raise ValueError(f"set_parallel_threshold: n must be a non-negative integer, got {n!r}")
+    where, expected = "set_parallel_threshold", "a non-negative integer (0: always parallel; 2**62: never)"
+    if isinstance(n, bool) or not isinstance(n, numbers.Real):
+        _checks.fail(where, "n", expected, _checks.describe(n), TypeError)
+    if not math.isfinite(n) or n < 0 or int(n) != n:
+        _checks.fail(where, "n", expected, repr(n))
     _parallel_threshold = int(n)
 
 
@@ -251,9 +314,15 @@ def parallel_threshold(n: int) -> Iterator[None]:
 
 
 def use_parallel(n_elements: int) -> bool:
-    """Driver-level decision: run the parallel variant for a problem of ``n_elements``?"""
+    """Driver-level decision: run the parallel variant for a problem of ``n_elements``?
+
+    False when no fast threading layer exists, below :func:`get_parallel_threshold`, with one
+    thread, and always in a process created by ``os.fork`` (GNU OpenMP is not fork-safe; see the
+    module docstring).
+    """
     return (
         _THREADING_LAYER is not None
+        and not _FORKED_CHILD
         and n_elements >= _parallel_threshold
         and numba.get_num_threads() > 1
     )
@@ -264,39 +333,57 @@ def chunks(n_rows: int) -> int:
     return max(1, min(numba.get_num_threads(), n_rows))
 
 
+class CacheWarning(RuntimeWarning):
+    """Compiled kernels cannot be cached on disk (no writable cache directory): they compile in every process."""
+
+
 class NonFiniteWarning(RuntimeWarning):
     """A loss, statistic or updated parameter became NaN or infinite."""
 
 
 def get_nonfinite_policy() -> str:
-    return _nonfinite_policy
+    """The non-finite policy of the current thread (or asyncio task): ``'warn'``, ``'raise'`` or ``'ignore'``."""
+    return _NONFINITE_POLICY.get()
+
+
+def _check_policy(policy, where: str) -> str:
+    if not isinstance(policy, str) or policy not in _POLICIES:
+        _checks.fail(where, "nonfinite policy", f"one of {_POLICIES}", repr(policy))
+    return policy
 
 
 def set_nonfinite_policy(policy: str) -> None:
-    """``'warn'`` (default), ``'raise'`` or ``'ignore'``: what a detected NaN/Inf does."""
-    global _nonfinite_policy
-    if policy not in _POLICIES:
-        raise ValueError(f"nonfinite policy must be one of {_POLICIES}, got {policy!r}")
-    _nonfinite_policy = policy
+    """``'warn'`` (default), ``'raise'`` or ``'ignore'``: what a detected NaN/Inf does.
+
+    The setting holds for the current thread (and asyncio task) only, as ``np.seterr`` does:
+    other threads keep theirs, and a new thread starts with ``'warn'``. Prefer :func:`errstate`,
+    which restores the previous policy.
+    """
+    _NONFINITE_POLICY.set(_check_policy(policy, "set_nonfinite_policy"))
 
 
 @contextlib.contextmanager
 def errstate(nonfinite: str) -> Iterator[None]:
-    """Like ``np.errstate``: ``with fastdl.errstate(nonfinite='raise'): ...``."""
-    old = _nonfinite_policy
-    set_nonfinite_policy(nonfinite)
+    """Like ``np.errstate``: ``with fastdl.errstate(nonfinite='raise'): ...``.
+
+    The policy is a context variable: it applies to the enclosed code in the current thread (and
+    asyncio task) and to nothing running concurrently in other threads; leaving the block restores
+    the policy the block started with.
+    """
+    token = _NONFINITE_POLICY.set(_check_policy(nonfinite, "errstate"))
     try:
         yield
     finally:
-        set_nonfinite_policy(old)
+        _NONFINITE_POLICY.reset(token)
 
 
 def report_nonfinite(where: str, what: str) -> None:
-    """Report a detected NaN/Inf according to the policy. ``where`` names the call site."""
-    if _nonfinite_policy == "ignore":
+    """Report a detected NaN/Inf according to the current thread's policy. ``where`` names the call site."""
+    policy = _NONFINITE_POLICY.get()
+    if policy == "ignore":
         return
     message = f"{where}: {what}"
-    if _nonfinite_policy == "raise":
+    if policy == "raise":
         raise FloatingPointError(message)
     warnings.warn(message, NonFiniteWarning, stacklevel=3)
 
@@ -311,6 +398,7 @@ def info() -> dict:
         "fastdl_threading_layer": _THREADING_LAYER or "serial-only",
         "numba_threads": numba.get_num_threads(),
         "parallel_threshold": _parallel_threshold,
+        "forked_child_serial": _FORKED_CHILD,
         "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"),
         "malloc_tuning": _MALLOC_TUNED,
         "cache_dir": cache_dir(),

@@ -161,3 +161,129 @@ def test_contiguous_copies_only_when_needed():
     assert c.flags.c_contiguous and c is not f and np.array_equal(c, f)
     c32 = _checks.contiguous(a, np.dtype(np.float32))
     assert c32.dtype == np.float32 and c32.flags.c_contiguous
+
+
+# --- issue 12: per-thread errstate, threshold arguments, fork, unwritable cache ---------------------------
+
+def test_errstate_is_per_thread():
+    """One thread leaving errstate('ignore') must not switch off another thread's 'raise' (as np.errstate)."""
+    import threading
+
+    ignore_entered, raise_entered, ignore_left = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def lax():  # enters 'ignore' first and leaves it while the other thread is inside 'raise'
+        with fastdl.errstate(nonfinite="ignore"):
+            ignore_entered.set()
+            raise_entered.wait(10)
+            seen["lax"] = runtime.get_nonfinite_policy()
+        ignore_left.set()
+
+    def strict():
+        ignore_entered.wait(10)
+        with fastdl.errstate(nonfinite="raise"):
+            raise_entered.set()
+            ignore_left.wait(10)
+            seen["policy"] = runtime.get_nonfinite_policy()
+            try:
+                runtime.report_nonfinite("strict thread", "loss is nan")
+            except FloatingPointError as exc:
+                seen["raised"] = str(exc)
+        seen["after"] = runtime.get_nonfinite_policy()
+
+    threads = [threading.Thread(target=lax), threading.Thread(target=strict)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert seen == {"lax": "ignore", "policy": "raise", "raised": "strict thread: loss is nan", "after": "warn"}
+    assert runtime.get_nonfinite_policy() == "warn"  # the main thread never saw either
+
+
+def test_set_nonfinite_policy_holds_for_the_calling_thread_only():
+    import threading
+
+    seen = []
+    try:
+        runtime.set_nonfinite_policy("ignore")
+        worker = threading.Thread(target=lambda: seen.append(runtime.get_nonfinite_policy()))
+        worker.start()
+        worker.join(20)
+        assert runtime.get_nonfinite_policy() == "ignore"
+    finally:
+        runtime.set_nonfinite_policy("warn")
+    assert seen == ["warn"]
+    with pytest.raises(ValueError, match=r"errstate: nonfinite policy must be one of .*; got None"):
+        with fastdl.errstate(nonfinite=None):
+            pass
+    assert runtime.get_nonfinite_policy() == "warn"
+
+
+@pytest.mark.parametrize(("bad", "exc"), [(float("nan"), ValueError), (float("inf"), ValueError),
+                                          (None, TypeError), ("100", TypeError), (True, TypeError),
+                                          (2.5, ValueError), (-1, ValueError)])
+def test_set_parallel_threshold_rejects_in_house_wording(bad, exc):
+    before = runtime.get_parallel_threshold()
+    with pytest.raises(exc, match=r"^set_parallel_threshold: n must be a non-negative integer .*; got "):
+        runtime.set_parallel_threshold(bad)
+    assert runtime.get_parallel_threshold() == before
+    with runtime.parallel_threshold(1e6):  # a whole float still works
+        assert runtime.get_parallel_threshold() == 1_000_000
+
+
+_FORK_POOL = """
+import multiprocessing as mp, sys
+import numpy as np
+from fastdl import functional as F, runtime
+
+def work(i):
+    x = np.full((512, 64), float(i) - 100.0)       # 32K elements: parallel with threshold 1
+    return (runtime.use_parallel(x.size), float(F.relu(x).sum()), float(F.softmax(x).sum()))
+
+if __name__ == "__main__":
+    runtime.set_parallel_threshold(1)
+    assert runtime.use_parallel(10**6) == (runtime.parallel_available() and runtime.get_num_threads() > 1)
+    parent = work(101)                              # a parallel region in the parent
+    with mp.get_context("fork").Pool(2) as pool:
+        results = pool.map(work, [99, 101, 102, 103])
+    print(parent, results, flush=True)
+    assert [r[0] for r in results] == [False] * 4   # forked children run serial kernels
+    assert [r[1] for r in results] == [0.0, 512 * 64 * 1.0, 512 * 64 * 2.0, 512 * 64 * 3.0]
+    assert np.allclose([r[2] for r in results], 512.0)
+    print("ok")
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+def test_fork_pool_after_a_parallel_kernel_finishes(tmp_path):
+    script = tmp_path / "fork_pool.py"
+    script.write_text(_FORK_POOL)
+    try:
+        out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"the fork pool hung (workers killed by GNU OpenMP?): {exc.stderr!r}")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("ok")
+
+
+def test_unwritable_cache_everywhere_runs_uncached_with_one_warning(tmp_path):
+    # root ignores permission bits: every directory sits below a regular file, so it cannot be created;
+    # NUMBA_CACHE_LOCATOR_CLASSES leaves out Numba's in-tree locator (a read-only install's __pycache__)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    code = ("import warnings, numpy as np\n"
+            "with warnings.catch_warnings(record=True) as caught:\n"
+            "    warnings.simplefilter('always')\n"
+            "    import fastdl\n"
+            "    from fastdl import functional as F, layers\n"
+            "    y = F.relu(np.array([-1.0, 2.0]))\n"
+            "msgs = [str(w.message) for w in caught if 'cache' in str(w.message)]\n"
+            "print(len(msgs)); print(msgs[0] if msgs else ''); print(y.tolist())\n")
+    out = _run_python(code, {"NUMBA_CACHE_DIR": str(blocker / "numba"), "FASTDL_CACHE_DIR": str(blocker / "f"),
+                             "HOME": str(blocker / "home"), "XDG_CACHE_HOME": str(blocker / "xdg"),
+                             "TMPDIR": str(blocker / "tmp"),
+                             "NUMBA_CACHE_LOCATOR_CLASSES": "UserProvidedCacheLocator,UserWideCacheLocator"})
+    count, message, values = out.splitlines()
+    assert count == "1"
+    assert "set NUMBA_CACHE_DIR to a writable directory" in message  # the variable the user set decides
+    assert values == "[0.0, 2.0]"
