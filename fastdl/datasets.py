@@ -3,8 +3,11 @@
 * :func:`load_mnist` reads the four standard MNIST IDX gzip files from a data directory
   (``$FASTDL_DATA``, else ``<user cache>/fastdl/mnist``), downloading missing ones from a list of
   mirrors and checking each file's SHA-256. Parsed arrays are cached as ``mnist.npz`` (loaded with
-  ``allow_pickle=False``; nothing is ever pickled). Offline, the error names the directory where the
-  files can be put by hand.
+  ``allow_pickle=False``; nothing is ever pickled), which records the SHA-256 of the IDX files it
+  was built from and is checked like them on every load (readable, shapes, dtypes, labels 0-9,
+  the recorded hashes equal to :data:`MNIST_FILES`); a bad cache is rebuilt from the IDX files
+  with a :class:`~fastdl.runtime.CacheWarning` naming the file and the reason, and is written
+  atomically. Offline, the error names the directory where the files can be put by hand.
 * :func:`load_digits` gives scikit-learn's bundled 8x8 digits (1,797 images), the offline default of
   the examples and experiments, split into train and test sets per class.
 * :func:`shuffle_dataset` and :func:`train_val_split` are the book's ``shuffle_dataset`` and the
@@ -15,11 +18,13 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import shutil
 import tempfile
 import urllib.error
 import urllib.request
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +62,8 @@ MNIST_MIRRORS = [
 ]
 
 _CACHE_NAME = "mnist.npz"
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: records the source files' sha256
+_N_CLASSES = 10
 _TIMEOUT = 30.0
 
 
@@ -179,36 +185,85 @@ def parse_idx(path: str | os.PathLike, expected_magic: int | None = None) -> np.
     if len(data) < header:
         raise ValueError(f"parse_idx: {path} must hold {ndim} dimension sizes; the file ends early")
     shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    count = int(np.prod(shape))
+    count = math.prod(shape)  # exact (np.prod would wrap around in int64)
+    if count > np.iinfo(np.intp).max:
+        raise ValueError(f"parse_idx: {path} must announce at most {np.iinfo(np.intp).max} elements; "
+                         f"got shape {shape} ({count} elements: a corrupt header)")
     if len(data) - header != count:
         raise ValueError(f"parse_idx: {path} must hold {count} bytes of data for shape {shape}; "
                          f"got {len(data) - header}")
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape).copy()
 
 
+def _check_mnist(dataset: dict[str, np.ndarray]) -> str | None:
+    """Why ``dataset`` is not MNIST-shaped, or ``None``: uint8 ``(N, 28, 28)`` images, uint8 ``(N,)`` labels 0-9."""
+    for part in ("train", "test"):
+        img, lab = dataset[f"{part}_img"], dataset[f"{part}_label"]
+        if img.dtype != np.uint8 or img.ndim != 3 or img.shape[1:] != (28, 28):
+            return f"{part} images must be uint8 of shape (N, 28, 28); got {_checks.describe(img)}"
+        if lab.dtype != np.uint8 or lab.ndim != 1:
+            return f"{part} labels must be uint8 of shape (N,); got {_checks.describe(lab)}"
+        if lab.shape[0] != img.shape[0]:
+            return (f"the {part} set must have as many labels as images; got {lab.shape[0]} labels for "
+                    f"{img.shape[0]} images")
+        if lab.size and int(lab.max()) >= _N_CLASSES:
+            return f"{part} labels must be in 0-{_N_CLASSES - 1}; got {int(lab.max())}"
+    return None
+
+
+def _load_cache(cache: Path) -> tuple[dict[str, np.ndarray] | None, str]:
+    """The checked arrays of ``cache``, or ``(None, why it cannot be used)``."""
+    try:
+        with open(cache, "rb") as fh, np.load(fh, allow_pickle=False) as z:  # (own handle: closed on any error)
+            version = int(z["version"]) if "version" in z.files else None
+            if version != _CACHE_VERSION:
+                return None, f"cache format {version} instead of {_CACHE_VERSION}"
+            for key, (name, sha) in MNIST_FILES.items():
+                recorded = str(z[f"sha256_{key}"])
+                if recorded != sha:
+                    return None, f"built from a {name} with sha256 {recorded}, not {sha}"
+            dataset = {key: z[key] for key in MNIST_FILES}
+    except Exception as exc:  # noqa: BLE001  (truncated, bad CRC, not a zip, object arrays, missing keys...)
+        return None, f"unreadable ({type(exc).__name__}: {exc})"
+    why = _check_mnist(dataset)
+    return (None, why) if why else (dataset, "")
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call ``write(fileobj)`` on a temporary file beside ``path``, flush and fsync it, then rename it to ``path``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def _read_mnist(directory: Path, mirrors: list[str], download: bool) -> dict[str, np.ndarray]:
     cache = directory / _CACHE_NAME
     if cache.exists():
-        try:
-            with np.load(cache, allow_pickle=False) as z:
-                if int(z["version"]) == _CACHE_VERSION:
-                    return {key: z[key] for key in MNIST_FILES}
-        except (OSError, ValueError, KeyError):
-            pass  # unreadable or old cache: parse again
+        dataset, why = _load_cache(cache)
+        if dataset is not None:
+            return dataset
+        from .runtime import CacheWarning
+
+        warnings.warn(f"load_mnist: the cache {cache} is not usable ({why}); rebuilding it from the IDX files",
+                      CacheWarning, stacklevel=3)
     for name, sha in MNIST_FILES.values():  # report a corrupt local file before downloading anything
         if (directory / name).exists():
             _verify_local(directory / name, sha)
     paths = {key: _ensure_file(directory, name, sha, mirrors, download) for key, (name, sha) in MNIST_FILES.items()}
     dataset = {key: parse_idx(p, 0x803 if key.endswith("img") else 0x801) for key, p in paths.items()}
-    for part in ("train", "test"):
-        n_img, n_lab = dataset[f"{part}_img"].shape[0], dataset[f"{part}_label"].shape[0]
-        if n_img != n_lab:
-            raise ValueError(f"load_mnist: the {part} set must have as many labels as images; "
-                             f"got {n_lab} labels for {n_img} images")
+    why = _check_mnist(dataset)
+    if why:
+        raise ValueError(f"load_mnist: the IDX files in {directory}: {why}")
+    hashes = {f"sha256_{key}": np.array(sha) for key, (_, sha) in MNIST_FILES.items()}
     try:
-        tmp = cache.with_suffix(".tmp.npz")
-        np.savez(tmp, version=np.int64(_CACHE_VERSION), **dataset)
-        os.replace(tmp, cache)
+        _atomic_write(cache, lambda fh: np.savez(fh, version=np.int64(_CACHE_VERSION), **hashes, **dataset))
     except OSError:
         pass  # a read-only data directory still works, just without the cache
     return dataset

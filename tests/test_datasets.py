@@ -2,6 +2,8 @@
 
 import gzip
 import hashlib
+import os
+import warnings
 
 import numpy as np
 import pytest
@@ -161,3 +163,127 @@ def test_shuffle_and_validation_split():
         datasets.train_val_split(x, t, 1.5)
     with pytest.raises(ValueError, match="t must"):
         datasets.shuffle_dataset(x, t[:5])
+
+
+# --- the mnist.npz cache is checked like the IDX files, rebuilt when bad, written atomically (issue 12) -----
+
+def _cached_dir(mirror, tmp_path):
+    """A data directory holding the four IDX files and a good cache built from them."""
+    src, arrays = mirror
+    data_dir = tmp_path / "data"
+    datasets.load_mnist(data_dir=data_dir, mirrors=[src.as_uri()])
+    return data_dir, arrays
+
+
+def _write_npz(path, **arrays):
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def _good_cache_arrays(path):
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _mutations():
+    def shapes(a):
+        a["train_img"] = a["train_img"].reshape(N_TRAIN, 784)
+    def labels(a):
+        a["test_label"] = a["test_label"].copy()
+        a["test_label"][0] = 200
+    def floats(a):
+        a["train_img"] = a["train_img"].astype(np.float64)
+    def counts(a):
+        a["train_label"] = a["train_label"][:-1]
+    def hashes(a):  # a cache built from other files (another data set, an older download)
+        a["sha256_test_img"] = np.array("0" * 64)
+    def old_format(a):
+        for key in [k for k in a if k.startswith("sha256_")]:
+            del a[key]
+        a["version"] = np.int64(1)
+    return {"shapes": (shapes, "28, 28"), "label 200": (labels, "labels must be in 0-9; got 200"),
+            "float64 images": (floats, "uint8"), "counts": (counts, "as many labels as images"),
+            "source hashes": (hashes, "sha256"), "format 1": (old_format, "cache format 1")}
+
+
+@pytest.mark.parametrize("case", list(_mutations()))
+def test_bad_cache_contents_are_rebuilt_from_the_idx_files(mirror, tmp_path, case):
+    data_dir, arrays = _cached_dir(mirror, tmp_path)
+    cache = data_dir / "mnist.npz"
+    bad = _good_cache_arrays(cache)
+    mutate, why = _mutations()[case]
+    mutate(bad)
+    _write_npz(cache, **bad)
+    with pytest.warns(RuntimeWarning, match=rf"load_mnist: the cache {cache}.*{why}.*rebuilding") as caught:
+        (x, t), (x_test, t_test) = datasets.load_mnist(normalize=False, data_dir=data_dir, download=False)
+    assert len(caught) == 1
+    np.testing.assert_array_equal(x, arrays["train_img"].reshape(N_TRAIN, 784))
+    np.testing.assert_array_equal(t_test, arrays["test_label"])
+    assert x.dtype == np.uint8
+    # rebuilt: the next load reads the (good) cache without a warning, even without the IDX files
+    for f in data_dir.glob("*.gz"):
+        f.unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (x2, _), _ = datasets.load_mnist(normalize=False, data_dir=data_dir, download=False)
+    np.testing.assert_array_equal(x2, x)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "crc", "not a zip", "pickled"])
+def test_damaged_cache_file_is_named_and_rebuilt(mirror, tmp_path, damage):
+    data_dir, arrays = _cached_dir(mirror, tmp_path)
+    cache = data_dir / "mnist.npz"
+    raw = bytearray(cache.read_bytes())
+    if damage == "truncated":
+        raw = raw[: len(raw) // 2]
+    elif damage == "crc":  # flip one pixel byte inside the stored train images: the zip CRC no longer matches
+        i = raw.find(bytes(arrays["train_img"].reshape(-1)[:64]))
+        assert i > 0
+        raw[i + 10] ^= 0xFF
+    elif damage == "not a zip":
+        raw = bytearray(b"hello")
+    else:  # an object array: would need pickle to load
+        bad = _good_cache_arrays(cache)
+        bad["train_label"] = np.array([object()] * N_TRAIN, dtype=object)
+        _write_npz(cache, **bad)
+        raw = bytearray(cache.read_bytes())
+    cache.write_bytes(bytes(raw))
+    with pytest.warns(RuntimeWarning, match=rf"the cache {cache} is not usable \(unreadable"):
+        (_, t), _ = datasets.load_mnist(data_dir=data_dir, download=False)
+    np.testing.assert_array_equal(t, arrays["train_label"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        datasets.load_mnist(data_dir=data_dir, download=False)  # repaired for good
+
+
+def test_cache_is_written_atomically(mirror, tmp_path, monkeypatch):
+    data_dir, _ = _cached_dir(mirror, tmp_path)
+    cache = data_dir / "mnist.npz"
+    good = cache.read_bytes()
+    cache.write_bytes(b"broken")
+    calls = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: calls.append(fd) or real_fsync(fd))
+
+    def dying_replace(src, dst):  # the process dies between writing and renaming
+        assert os.path.dirname(src) == str(data_dir) and calls  # a temporary file beside it, fsynced first
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(os, "replace", dying_replace)
+    with pytest.warns(RuntimeWarning, match="not usable"):
+        datasets.load_mnist(data_dir=data_dir, download=False)
+    assert cache.read_bytes() == b"broken"                       # the old file is untouched ...
+    assert sorted(p.name for p in data_dir.iterdir() if "mnist" in p.name) == ["mnist.npz"]  # ... no debris
+    monkeypatch.setattr(os, "replace", real_replace)
+    with pytest.warns(RuntimeWarning, match="not usable"):
+        datasets.load_mnist(data_dir=data_dir, download=False)
+    assert cache.read_bytes() == good
+
+
+def test_parse_idx_rejects_sizes_overflowing_int64(tmp_path):
+    path = tmp_path / "huge-idx1-ubyte"
+    # 2**31 * 2**31 * 4 = 2**64 elements: np.prod wraps it to 0 in int64
+    path.write_bytes(bytes([0, 0, 0x08, 3]) + (2**31).to_bytes(4, "big") * 2 + (4).to_bytes(4, "big"))
+    with pytest.raises(ValueError, match=rf"parse_idx: {path} must announce at most \d+ elements; got shape "
+                                         r"\(2147483648, 2147483648, 4\)"):
+        datasets.parse_idx(path)
