@@ -122,15 +122,35 @@ def _default_cache_root() -> Path:
     return base / "fastdl"
 
 
-def _writable_dir(path: Path) -> bool:
+def writable_dir_problem(path: str | os.PathLike) -> str | None:
+    """Create ``path`` (with its parents) and probe it with a small file; return why that failed, or None.
+
+    Parameters
+    ----------
+    path : path-like
+        Directory that must exist (it is created) and accept new files.
+
+    Returns
+    -------
+    str or None
+        ``None`` when ``path`` is a writable directory now, else a short reason such as
+        ``"an existing file"`` or ``"Not a directory"`` (the operating system's words).
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        return "an existing file, not a directory"
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".write-test-{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()
-        return True
-    except OSError:
-        return False
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
+def _writable_dir(path: Path) -> bool:
+    return writable_dir_problem(path) is None
 
 
 #: ``GOMP_SPINCOUNT`` as the environment had it before fastdl's default (None: it was unset)

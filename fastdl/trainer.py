@@ -27,6 +27,7 @@ import importlib
 import json
 import math
 import operator
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -585,8 +586,15 @@ def _load(dataset: str, dtype):
 
 
 def _train_command(args: argparse.Namespace) -> int:
+    from . import runtime
     from .nets import MultiLayerNetExtend
 
+    out = Path(args.out)
+    problem = runtime.writable_dir_problem(out)  # before training: a bad --out must not cost the run
+    if problem:
+        print(f"fastdl train: error: --out must be a writable directory; got {str(out)!r} ({problem})",
+              file=sys.stderr)
+        raise SystemExit(2)
     dtype = np.dtype(args.dtype)
     t0 = time.perf_counter()
     (x_train, t_train), (x_test, t_test) = _load(args.dataset, dtype)
@@ -603,7 +611,6 @@ def _train_command(args: argparse.Namespace) -> int:
     total = time.perf_counter() - t0
     history.config.update(dataset=args.dataset, dtype=dtype.name, backend=args.backend or "fastdl",
                           total_time_s=total)
-    out = Path(args.out)
     stem = f"train-{args.dataset}"
     json_path = history.save_json(out / f"{stem}.json")
     png_path = out / f"{stem}.png"

@@ -169,6 +169,55 @@ def test_train_command_writes_history_and_plot(tmp_path, capsys):
     assert (tmp_path / "train-digits.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+class _Loaded(Exception):
+    """Raised by a stand-in for the data loading that starts every training run."""
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """The train command's data loading replaced: records whether training would have started."""
+    import fastdl.trainer as trainer_module
+
+    started = []
+
+    def load(dataset, dtype):
+        started.append(dataset)
+        raise _Loaded
+
+    monkeypatch.setattr(trainer_module, "_load", load)
+    return started
+
+
+def _bad_out_cases(tmp_path):
+    a_file = tmp_path / "history.json"
+    a_file.write_text("{}")
+    # root ignores permission bits: a directory below a regular file can never be created, whoever runs this
+    return {"a file": (a_file, "an existing file, not a directory"), "below a file": (a_file / "out", "Not a directory")}
+
+
+@pytest.mark.parametrize("case", ["a file", "below a file"])
+def test_train_command_rejects_a_bad_out_before_training(tmp_path, capsys, no_training, case):
+    from fastdl.cli import main
+
+    out, reason = _bad_out_cases(tmp_path)[case]
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--epochs", "1", "--quiet", "--out", str(out)])
+    assert info.value.code == 2
+    assert no_training == []  # nothing was loaded or trained
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert err == f"fastdl train: error: --out must be a writable directory; got {str(out)!r} ({reason})"
+
+
+def test_train_command_creates_out_before_training(tmp_path, no_training):
+    from fastdl.cli import main
+
+    out = tmp_path / "new" / "run1"
+    with pytest.raises(_Loaded):
+        main(["train", "--epochs", "1", "--quiet", "--out", str(out)])
+    assert no_training == ["digits"] and out.is_dir() and list(out.iterdir()) == []
+
+
 def test_history_repr_and_metric():
     h = History({"a": 1})
     h.epochs.append({"epoch": 1, "test_acc": 0.5})
