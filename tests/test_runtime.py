@@ -287,3 +287,26 @@ def test_unwritable_cache_everywhere_runs_uncached_with_one_warning(tmp_path):
     assert count == "1"
     assert "set NUMBA_CACHE_DIR to a writable directory" in message  # the variable the user set decides
     assert values == "[0.0, 2.0]"
+
+
+def test_errstate_is_per_asyncio_task():
+    import asyncio
+
+    async def main():
+        entered, left = asyncio.Event(), asyncio.Event()
+
+        async def lax():
+            with fastdl.errstate(nonfinite="ignore"):
+                entered.set()
+                await asyncio.sleep(0)
+            left.set()
+
+        async def strict():
+            with fastdl.errstate(nonfinite="raise"):
+                await entered.wait()
+                await left.wait()
+                return runtime.get_nonfinite_policy()
+
+        return (await asyncio.gather(lax(), strict()))[1]
+
+    assert asyncio.run(main()) == "raise"
