@@ -192,7 +192,8 @@ def _bad_out_cases(tmp_path):
     a_file = tmp_path / "history.json"
     a_file.write_text("{}")
     # root ignores permission bits: a directory below a regular file can never be created, whoever runs this
-    return {"a file": (a_file, "an existing file, not a directory"), "below a file": (a_file / "out", "Not a directory")}
+    return {"a file": (a_file, "an existing file, not a directory"),
+            "below a file": (a_file / "out", "Not a directory")}
 
 
 @pytest.mark.parametrize("case", ["a file", "below a file"])
