@@ -37,7 +37,7 @@ def _benchmark_disabled(config) -> bool:
 
 def pytest_benchmark_update_machine_info(config, machine_info):
     """Record fastdl's run-time info and (when timing) the machine's peaks in the JSON."""
-    machine_info["fastdl_info"] = fb._info()
+    machine_info["fastdl_info"] = fb.run_info()
     mode = os.environ.get("FASTDL_BENCH_PEAKS", "full")  # full | quick (small arrays, for tests) | off
     if not _benchmark_disabled(config) and mode != "off":
         quick = mode == "quick"

@@ -15,6 +15,7 @@ import importlib
 
 from . import runtime  # first: sets NUMBA_CACHE_DIR / GOMP_SPINCOUNT before Numba loads
 from .runtime import NonFiniteWarning, errstate, threads
+from .warmup import warmup  # eagerly: a lazy name would be replaced by the submodule once it is imported
 
 __version__ = "0.1.0"
 
@@ -40,7 +41,6 @@ _LAZY_ATTRS = {
     "MultiLayerNetExtend": ("fastdl.nets", "MultiLayerNetExtend"),
     "load_digits": ("fastdl.datasets", "load_digits"),
     "load_mnist": ("fastdl.datasets", "load_mnist"),
-    "warmup": ("fastdl.benchmark", "warmup"),
 }
 
 __all__ = [

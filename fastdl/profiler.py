@@ -40,6 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import runtime
+
 __all__ = ["LayerTiming", "ProfileComparison", "ProfileReport", "StepProfile", "compare", "profile", "profile_step",
            "register_cli"]
 
@@ -570,9 +572,7 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(args.seed)
     x = rng.standard_normal((args.batch, args.input)).astype(dtype)
     t = rng.integers(0, args.output, args.batch)
-    from .benchmark import blas_probe
-
-    stall = blas_probe()
+    stall = runtime.blas_probe()
     if stall > 1e-3:
         print(f"warning: a 100x100 GEMM takes {stall * 1e3:.1f} ms here (normally < 0.1 ms): BLAS threads are "
               "stalling (another process on the cores?); affine timings will be inflated", file=sys.stderr)

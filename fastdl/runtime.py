@@ -82,8 +82,10 @@ import math
 import numbers
 import operator
 import os
+import statistics
 import sys
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,6 +93,7 @@ from pathlib import Path
 __all__ = [
     "CacheWarning",
     "NonFiniteWarning",
+    "blas_probe",
     "cache_dir",
     "errstate",
     "get_nonfinite_policy",
@@ -442,3 +445,23 @@ def _cpu_name() -> str:
     import platform
 
     return platform.processor() or "unknown"
+
+
+def blas_probe(n: int = 100, calls: int = 50) -> float:
+    """Median seconds of an ``n x n`` float64 GEMM (``np.dot``): a detector of stalled BLAS threads.
+
+    A 100x100 GEMM normally takes well under 0.1 ms; when another process occupies a core,
+    multi-threaded OpenBLAS can stall for milliseconds per call, and any figure containing GEMMs is
+    then meaningless. ``fastdl bench`` and ``fastdl profile`` warn above 1 ms.
+    """
+    import numpy as np  # in the function, as in info(): this module loads before NumPy and Numba
+
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((n, n)), rng.standard_normal((n, n))
+    out = np.empty((n, n))
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        np.dot(a, b, out=out)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)

@@ -1,0 +1,128 @@
+"""Benchmarks: the op matrix shared by ``bench/`` and ``fastdl bench``, timing, machine peaks, reports.
+
+One definition of every benchmarked call (:func:`make_case`), so the pytest-benchmark suites in
+``bench/`` and the ``fastdl bench`` command time exactly the same work.
+
+Modules
+    ``cases`` the op matrix (layer, optimizer and training-step cases for ``reference``, ``fastdl``
+    and ``torch``, with their work models); ``timing`` medians in rotating blocks; ``peaks`` the
+    machine's triad bandwidth and GEMM throughput; ``peer`` PyTorch timed in a process of its own;
+    ``matrix`` the fixed ``fastdl bench`` matrix and its run; ``report`` tables, markdown, the plot,
+    pytest-benchmark JSON; ``probes`` start-up, compile cost and the training-step profile;
+    ``cli`` the ``fastdl bench`` and ``fastdl warmup`` commands. Warm-up itself is :mod:`fastdl.warmup`.
+
+Ops and sizes
+    Layer ops (``<name>-forward``, ``<name>-backward``, and ``batchnorm-fwd-bwd``) take an input of
+    shape ``N x D``: ``100x100``, ``256x1024``, ``1024x4096``; affine maps ``D`` to ``H = 100, 1024,
+    2048`` features. Optimizer ops (``<name>-update``) update a ``{'W', 'b'}`` dict whose ``W``
+    holds 10K, 1M or 8M values. ``train-step`` and ``train-step-bn`` are ``gradient()`` +
+    ``update()`` of the book's 784-100x5-10 network (batch 100, Adam) without and with batch norm.
+
+Contract
+    Every case carries its work (flops for GEMM-bound ops, compulsory bytes for the rest) and is
+    timed after warm-up calls; medians, ratios from the same run. The methodology (peaks, why
+    PyTorch runs in its own process, timing blocks) and the command behind each figure:
+    ``docs/design-notes.md``, *Benchmark methodology*.
+
+Adding a row
+    * An optimizer: nothing here. Every name of :data:`fastdl.optim.OPTIMIZERS` is an op
+      ``<name>-update`` (its traffic counted from the state arrays it keeps, see
+      :func:`~fastdl.benchmark.cases.state_arrays`); the reference column uses the class of the same
+      name in :mod:`fastdl.reference` when there is one. For a torch column add one line to
+      :data:`TORCH_OPTIMIZERS`: ``"adamw": ("AdamW", {"eps": 1e-7, "weight_decay": 0.004})``.
+    * An activation layer: one line in :data:`LAYER_TABLE`, ``"tanh": activation("Tanh", "tanh")``
+      (layer class name in :mod:`fastdl.layers` and :mod:`fastdl.reference`, ``torch`` function
+      name or None for no torch column, arrays moved forward/backward for the work model).
+    * Any other layer: a :class:`~fastdl.benchmark.cases.LayerOp` with a setup per implementation
+      (``setup(data) -> Calls(forward, backward, fwd_bwd)``, see ``numpy_calls``/``torch_calls``)
+      and a work model (``streams(forward_arrays, backward_arrays)`` or ``gemm_work``).
+    The bench suites, ``fastdl bench`` and the tests pick the new ops up from :data:`LAYER_OPS` /
+    :data:`OPTIMIZER_OPS`, live views of these tables.
+"""
+
+from __future__ import annotations
+
+from ..runtime import blas_probe
+from ..warmup import WarmupStep, warmup
+from .cases import (
+    DTYPES,
+    IMPLS,
+    INTERLEAVE_OPS,
+    INTERLEAVE_POLICIES,
+    LAYER_OPS,
+    LAYER_SIZES,
+    LAYER_TABLE,
+    OPTIMIZER_OPS,
+    PARAM_SIZES,
+    STEP_OPS,
+    STEP_SIZES,
+    TORCH_OPTIMIZERS,
+    Case,
+    LayerOp,
+    Unavailable,
+    activation,
+    make_case,
+    make_interleave_case,
+    sizes_for,
+)
+from .cli import register_cli
+from .matrix import Matrix, default_matrix, run_matrix
+from .peaks import LLC_BYTES, measure_peaks, peak_for
+from .peer import RemotePeer
+from .probes import measure_compile_cost, measure_startup, measure_step_profile
+from .report import (
+    format_markdown,
+    format_table,
+    format_time,
+    load_benchmark_json,
+    plot_results,
+    run_info,
+    table_rows,
+)
+from .timing import configure_torch_threads, measure, measure_group
+
+__all__ = [
+    "DTYPES",
+    "IMPLS",
+    "INTERLEAVE_OPS",
+    "INTERLEAVE_POLICIES",
+    "LAYER_OPS",
+    "LAYER_SIZES",
+    "LAYER_TABLE",
+    "LLC_BYTES",
+    "OPTIMIZER_OPS",
+    "PARAM_SIZES",
+    "STEP_OPS",
+    "STEP_SIZES",
+    "TORCH_OPTIMIZERS",
+    "Case",
+    "LayerOp",
+    "Matrix",
+    "RemotePeer",
+    "Unavailable",
+    "WarmupStep",
+    "activation",
+    "blas_probe",
+    "configure_torch_threads",
+    "default_matrix",
+    "format_markdown",
+    "format_table",
+    "format_time",
+    "load_benchmark_json",
+    "make_case",
+    "make_interleave_case",
+    "measure",
+    "measure_compile_cost",
+    "measure_group",
+    "measure_peaks",
+    "measure_startup",
+    "measure_step_profile",
+    "peak_for",
+    "plot_results",
+    "register_cli",
+    "run_info",
+    "run_matrix",
+    "sizes_for",
+    "table_rows",
+    "warmup",
+]

@@ -1,0 +1,617 @@
+"""The op matrix: one definition of every benchmarked call, for ``reference``, ``fastdl`` and ``torch``.
+
+Two tables drive it (how to add a row: see :mod:`fastdl.benchmark`):
+
+* :data:`LAYER_TABLE` -- layer/activation name -> :class:`LayerOp` (a setup per implementation and
+  a work model). Each row gives the ops ``<name>-forward`` and ``<name>-backward`` (and
+  ``<name>-fwd-bwd`` when ``fwd_bwd`` is set); an implementation without a setup has no column.
+* :data:`TORCH_OPTIMIZERS` -- optimizer name -> its PyTorch twin. The optimizer ops are
+  ``<name>-update`` for every name of :data:`fastdl.optim.OPTIMIZERS`; a name without a twin has no
+  torch column, one without a class of that name in :mod:`fastdl.reference` no reference column.
+
+:data:`LAYER_OPS` and :data:`OPTIMIZER_OPS` are live views of the two tables.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+from .. import _checks, layers, nets, optim, reference, runtime
+
+IMPLS = ("reference", "fastdl", "torch")
+DTYPES = tuple(dt.name for dt in _checks.FLOAT_DTYPES)
+
+#: layer-op size label -> (N, D, H); H is affine's output width (weights of 10K, 1M, 8M values)
+LAYER_SIZES = {"100x100": (100, 100, 100), "256x1024": (256, 1024, 1024), "1024x4096": (1024, 4096, 2048)}
+#: optimizer size label -> shape of W
+PARAM_SIZES = {"10K": (100, 100), "1M": (1024, 1024), "8M": (2048, 4096)}
+STEP_SIZES = {"784-100x5-10-b100": (100, 784, (100,) * 5, 10)}
+STEP_OPS = ("train-step", "train-step-bn")
+#: sizes used only by the interleave loops: 1024x1024 activations (1M values) reach the parallel threshold
+_INTERLEAVE_ONLY_SIZES = {"1024x1024": (1024, 1024, 1024)}
+
+
+class Unavailable(RuntimeError):
+    """An implementation cannot run here (torch not installed, an op without this implementation)."""
+
+
+@dataclass
+class Case:
+    """One benchmarked call: ``fn()`` does the work once.
+
+    Attributes
+    ----------
+    op, size, dtype, impl : str
+        What is timed; ``group`` (``"<op>-<size>-<dtype>"``) puts implementations side by side.
+    fn : callable
+        Zero-argument callable doing the work once (state prepared by :func:`make_case`).
+    work : float
+        Bytes moved (``unit == 'GB/s'``) or floating-point operations (``unit == 'GFLOP/s'``) per call.
+    unit : str
+        ``'GB/s'`` or ``'GFLOP/s'``.
+    state : dict
+        Arrays ``fn`` works on, for inspection (optimizer cases: ``params`` and ``grads``).
+    """
+
+    op: str
+    size: str
+    dtype: str
+    impl: str
+    fn: Callable[[], object]
+    work: float
+    unit: str
+    state: dict = field(default_factory=dict)
+
+    @property
+    def group(self) -> str:
+        return f"{self.op}-{self.size}-{self.dtype}"
+
+    def meta(self) -> dict:
+        """Everything but ``fn`` (stored beside each timing)."""
+        return {"op": self.op, "size": self.size, "dtype": self.dtype, "impl": self.impl,
+                "group": self.group, "work": self.work, "unit": self.unit}
+
+
+def torch_module():
+    """``torch``, imported on first use: it is optional, and importing it takes about a second."""
+    try:
+        import torch
+    except ImportError as exc:
+        raise Unavailable("torch is not installed") from exc
+    return torch
+
+
+# ----------------------------------------------------------------------------------------------
+# layer ops
+# ----------------------------------------------------------------------------------------------
+
+class LayerData(NamedTuple):
+    """The generated input of one layer case: ``x`` of shape ``(n, d)``; ``h`` is affine's output width."""
+
+    rng: np.random.Generator
+    n: int
+    d: int
+    h: int
+    x: np.ndarray
+    dtype: str
+    seed: int
+
+
+class Calls(NamedTuple):
+    """What a setup returns: zero-argument callables. ``backward`` is valid once ``forward`` ran."""
+
+    forward: Callable[[], object]
+    backward: Callable[[], object]
+    fwd_bwd: Callable[[], object]
+
+
+@dataclass(frozen=True)
+class LayerOp:
+    """One row of :data:`LAYER_TABLE`.
+
+    Attributes
+    ----------
+    setups : dict
+        impl (``'reference'``, ``'fastdl'``, ``'torch'``) -> ``setup(data: LayerData) -> Calls``.
+    work : callable
+        ``work(direction, n, d, h, itemsize) -> (amount, unit)``, direction ``'forward'``,
+        ``'backward'`` or ``'fwd-bwd'``: bytes of compulsory traffic (``'GB/s'``) or flops (``'GFLOP/s'``).
+    fwd_bwd : bool
+        Also benchmark ``<name>-fwd-bwd``: forward then backward, the two calls of a training step.
+    """
+
+    setups: dict
+    work: Callable[[str, int, int, int, int], tuple[float, str]]
+    fwd_bwd: bool = False
+
+
+def streams(forward: int, backward: int, mask_bytes: int = 0):
+    """Work model of a memory-bound op: arrays of ``n x d`` values read or written once per direction.
+
+    ``mask_bytes`` adds that many bytes per element in each direction (dropout's boolean mask).
+    """
+    def work(direction: str, n: int, d: int, h: int, itemsize: int) -> tuple[float, str]:
+        arrays = {"forward": forward, "backward": backward, "fwd-bwd": forward + backward}[direction]
+        masks = 2 if direction == "fwd-bwd" else 1
+        return float(arrays * itemsize * n * d + masks * mask_bytes * n * d), "GB/s"
+
+    return work
+
+
+def gemm_work(direction: str, n: int, d: int, h: int, itemsize: int) -> tuple[float, str]:
+    """Work model of affine: 2ndh flops forward, 4ndh backward (dx and dW)."""
+    return float({"forward": 2, "backward": 4, "fwd-bwd": 6}[direction] * n * d * h), "GFLOP/s"
+
+
+def numpy_calls(layer, forward: Callable[[], object], dout) -> Calls:
+    """:class:`Calls` of a book-style layer (reference or fastdl): ``backward`` is ``layer.backward(dout)``."""
+    def backward():
+        return layer.backward(dout)
+
+    return Calls(forward, backward, lambda: (forward(), layer.backward(dout)))
+
+
+def torch_calls(forward: Callable[[], object], inputs: list, data: LayerData, rng: np.random.Generator) -> Calls:
+    """:class:`Calls` of a PyTorch forward: backwards through ``torch.autograd.grad`` on ``inputs``."""
+    torch = torch_module()
+    out = forward()
+    if out.ndim == 0:
+        dout = torch.ones_like(out)
+    else:
+        dout = torch.from_numpy(rng.standard_normal(tuple(out.shape)).astype(data.dtype))
+    return Calls(forward, lambda: torch.autograd.grad(out, inputs, dout, retain_graph=True),
+                 lambda: torch.autograd.grad(forward(), inputs, dout))
+
+
+def _torch_input(data: LayerData):
+    """(torch, its dtype, ``x`` as a tensor needing a gradient, the rng of torch's own draws)."""
+    torch = torch_module()
+    tdt = {"float32": torch.float32, "float64": torch.float64}[data.dtype]
+    return torch, tdt, torch.from_numpy(data.x).requires_grad_(True), np.random.default_rng(data.seed + 1)
+
+
+def _dout(data: LayerData, width: int | None = None) -> np.ndarray:
+    return data.rng.standard_normal((data.n, width or data.d)).astype(data.dtype)
+
+
+def _affine(module):
+    def setup(data: LayerData) -> Calls:
+        W = (0.01 * data.rng.standard_normal((data.d, data.h))).astype(data.dtype)
+        layer = module.Affine(W, np.zeros(data.h, dtype=data.dtype))
+        return numpy_calls(layer, lambda: layer.forward(data.x), _dout(data, data.h))
+
+    return setup
+
+
+def _torch_affine(data: LayerData) -> Calls:
+    torch, tdt, x, rng = _torch_input(data)
+    W = torch.from_numpy((0.01 * rng.standard_normal((data.d, data.h))).astype(data.dtype)).requires_grad_(True)
+    b = torch.zeros(data.h, dtype=tdt, requires_grad=True)
+    return torch_calls(lambda: torch.addmm(b, x, W), [x, W, b], data, rng)
+
+
+def _batchnorm(module):
+    def setup(data: LayerData) -> Calls:
+        layer = module.BatchNormalization(np.ones(data.d, dtype=data.dtype), np.zeros(data.d, dtype=data.dtype))
+        return numpy_calls(layer, lambda: layer.forward(data.x, train_flg=True), _dout(data))
+
+    return setup
+
+
+def _torch_batchnorm(data: LayerData) -> Calls:
+    torch, tdt, x, rng = _torch_input(data)
+    F = torch.nn.functional
+    gamma = torch.ones(data.d, dtype=tdt, requires_grad=True)
+    beta = torch.zeros(data.d, dtype=tdt, requires_grad=True)
+    rm, rv = torch.zeros(data.d, dtype=tdt), torch.ones(data.d, dtype=tdt)
+    return torch_calls(lambda: F.batch_norm(x, rm, rv, gamma, beta, training=True, momentum=0.1, eps=1e-6),
+                       [x, gamma, beta], data, rng)
+
+
+def _dropout(module):
+    def setup(data: LayerData) -> Calls:
+        layer = module.Dropout(0.5)
+        return numpy_calls(layer, lambda: layer.forward(data.x, train_flg=True), _dout(data))
+
+    return setup
+
+
+def _torch_dropout(data: LayerData) -> Calls:
+    torch, _, x, rng = _torch_input(data)
+    return torch_calls(lambda: torch.nn.functional.dropout(x, 0.5, training=True), [x], data, rng)
+
+
+def _softmax_loss(module):
+    def setup(data: LayerData) -> Calls:
+        layer = module.SoftmaxWithLoss()
+        t = data.rng.integers(0, data.d, data.n)
+        return numpy_calls(layer, lambda: layer.forward(data.x, t), 1)
+
+    return setup
+
+
+def _torch_softmax_loss(data: LayerData) -> Calls:
+    torch, _, x, rng = _torch_input(data)
+    t = torch.from_numpy(rng.integers(0, data.d, data.n))
+    return torch_calls(lambda: torch.nn.functional.cross_entropy(x, t), [x], data, rng)
+
+
+def activation(layer_class: str, torch_function: str | None = None, forward: int = 2, backward: int = 3) -> LayerOp:
+    """A :data:`LAYER_TABLE` row for an elementwise activation layer.
+
+    Parameters
+    ----------
+    layer_class : str
+        Class name in :mod:`fastdl.layers` and :mod:`fastdl.reference` (built without arguments).
+    torch_function : str, optional
+        Name in ``torch.nn.functional`` (or ``torch``) of the PyTorch twin; None: no torch column.
+    forward, backward : int
+        Arrays of ``n x d`` values moved per call (the work model).
+    """
+    def numpy_setup(module):
+        def setup(data: LayerData) -> Calls:
+            layer = getattr(module, layer_class)()
+            return numpy_calls(layer, lambda: layer.forward(data.x), _dout(data))
+
+        return setup
+
+    def torch_setup(data: LayerData) -> Calls:
+        torch, _, x, rng = _torch_input(data)
+        fn = getattr(torch, torch_function, None) or getattr(torch.nn.functional, torch_function)
+        return torch_calls(lambda: fn(x), [x], data, rng)
+
+    setups = {"reference": numpy_setup(reference), "fastdl": numpy_setup(layers)}
+    if torch_function is not None:
+        setups["torch"] = torch_setup
+    return LayerOp(setups, streams(forward, backward))
+
+
+#: layer or activation name -> :class:`LayerOp`; the order is the order of the tables.
+LAYER_TABLE: dict[str, LayerOp] = {
+    "affine": LayerOp({"reference": _affine(reference), "fastdl": _affine(layers), "torch": _torch_affine},
+                      gemm_work),
+    "batchnorm": LayerOp({"reference": _batchnorm(reference), "fastdl": _batchnorm(layers),
+                          "torch": _torch_batchnorm}, streams(2, 3), fwd_bwd=True),
+    "relu": activation("Relu", "relu"),
+    "sigmoid": activation("Sigmoid", "sigmoid"),
+    "dropout": LayerOp({"reference": _dropout(reference), "fastdl": _dropout(layers), "torch": _torch_dropout},
+                       streams(2, 2, mask_bytes=1)),
+    "softmax-loss": LayerOp({"reference": _softmax_loss(reference), "fastdl": _softmax_loss(layers),
+                             "torch": _torch_softmax_loss}, streams(2, 2)),
+}
+
+
+def _layer_ops() -> tuple[str, ...]:
+    ops = [f"{name}-{direction}" for name in LAYER_TABLE for direction in ("forward", "backward")]
+    return (*ops, *(f"{name}-fwd-bwd" for name, row in LAYER_TABLE.items() if row.fwd_bwd))
+
+
+def _split_layer_op(op: str) -> tuple[str, str]:
+    """``'batchnorm-fwd-bwd'`` -> ``('batchnorm', 'fwd-bwd')``; ``'relu-forward'`` -> ``('relu', 'forward')``."""
+    if op.endswith("-fwd-bwd"):
+        return op[:-len("-fwd-bwd")], "fwd-bwd"
+    name, direction = op.rsplit("-", 1)
+    return name, direction
+
+
+def _layer_data(size: str, dtype: str, seed: int) -> LayerData:
+    n, d, h = LAYER_SIZES[size] if size in LAYER_SIZES else _INTERLEAVE_ONLY_SIZES[size]
+    rng = np.random.default_rng(seed)
+    return LayerData(rng, n, d, h, rng.standard_normal((n, d)).astype(dtype), dtype, seed)
+
+
+def _layer_case(op: str, size: str, dtype: str, impl: str, seed: int) -> Callable[[], object]:
+    name, direction = _split_layer_op(op)
+    setup = LAYER_TABLE[name].setups.get(impl)
+    if setup is None:
+        raise Unavailable(f"{op} has no {impl} implementation")
+    calls = setup(_layer_data(size, dtype, seed))
+    if direction == "backward":
+        calls.forward()
+    return {"forward": calls.forward, "backward": calls.backward, "fwd-bwd": calls.fwd_bwd}[direction]
+
+
+# ----------------------------------------------------------------------------------------------
+# optimizer ops
+# ----------------------------------------------------------------------------------------------
+
+#: optimizer name (a key of fastdl.optim.OPTIMIZERS) -> (torch.optim class name, keyword arguments) of the
+#: PyTorch optimizer doing the same update. torch's AdaGrad/RMSprop/Adam place eps differently from the
+#: book: compare with torch for speed, with the reference for numbers.
+TORCH_OPTIMIZERS: dict[str, tuple[str, dict]] = {
+    "sgd": ("SGD", {}),
+    "momentum": ("SGD", {"momentum": 0.9}),
+    "nesterov": ("SGD", {"momentum": 0.9, "nesterov": True}),
+    "adagrad": ("Adagrad", {"eps": 1e-7}),
+    "rmsprop": ("RMSprop", {"alpha": 0.99, "eps": 1e-7}),
+    "adam": ("Adam", {"eps": 1e-7}),
+}
+
+
+def _optimizer_name(op: str) -> str:
+    return op[:-len("-update")]
+
+
+def _optimizer_data(size: str, dtype: str, seed: int):
+    rng = np.random.default_rng(seed)
+    rows, cols = PARAM_SIZES[size]
+    params = {"W": (0.01 * rng.standard_normal((rows, cols))).astype(dtype), "b": np.zeros(cols, dtype=dtype)}
+    grads = {k: (0.01 * rng.standard_normal(v.shape)).astype(dtype) for k, v in params.items()}
+    return params, grads
+
+
+def _numpy_optimizer(name: str, impl: str, lr: float):
+    opt = optim.get_optimizer(name, lr=lr)
+    if impl == "fastdl":
+        return opt
+    cls = getattr(reference, type(opt).__name__, None)
+    if cls is None:
+        raise Unavailable(f"fastdl.reference has no {type(opt).__name__}")
+    return cls(lr=lr)
+
+
+@functools.cache
+def state_arrays(name: str) -> int:
+    """Per-parameter state arrays of optimizer ``name`` (Momentum's ``v``: 1, Adam's ``m`` and ``v``: 2).
+
+    Counted after one update of a tiny ``{'W': ...}`` (by the reference class where there is one: no
+    kernel to compile): the attributes holding a dict with a ``'W'`` array, as the book keeps its
+    state. The traffic model of an update is then ``3 + 2 * state_arrays`` arrays: the parameter
+    read and written, the gradient read, each state read and written.
+    """
+    try:
+        opt = _numpy_optimizer(name, "reference", 0.01)
+    except Unavailable:
+        opt = optim.get_optimizer(name)
+    opt.update({"W": np.zeros(4)}, {"W": np.ones(4)})
+    return sum(1 for v in vars(opt).values() if isinstance(v, dict) and isinstance(v.get("W"), np.ndarray))
+
+
+def _numpy_optimizer_case(op: str, size: str, dtype: str, impl: str, seed: int) -> Callable[[], object]:
+    opt = _numpy_optimizer(_optimizer_name(op), impl, 1e-3)
+    params, grads = _optimizer_data(size, dtype, seed)
+    update = lambda: opt.update(params, grads)  # noqa: E731
+    update.state = {"params": params, "grads": grads}
+    return update
+
+
+def torch_optimizer(torch, name: str, params: list, lr: float):
+    """The torch twin of optimizer ``name`` (:data:`TORCH_OPTIMIZERS`), fused on CPU where supported, else foreach."""
+    if name not in TORCH_OPTIMIZERS:
+        raise Unavailable(f"{name} has no torch twin")
+    cls_name, kwargs = TORCH_OPTIMIZERS[name]
+    cls = getattr(torch.optim, cls_name)
+    for variant in ({"fused": True}, {"foreach": True}, {}):
+        try:
+            opt = cls(params, lr=lr, **kwargs, **variant)
+            opt.step()  # fused CPU support is only checked on the first step
+            return opt
+        except (RuntimeError, TypeError, ValueError):
+            continue
+    raise Unavailable(f"torch optimizer for {name} could not be built")  # pragma: no cover
+
+
+def _torch_optimizer_case(op: str, size: str, dtype: str, seed: int) -> Callable[[], object]:
+    torch = torch_module()
+    name = _optimizer_name(op)
+    if name not in TORCH_OPTIMIZERS:
+        raise Unavailable(f"{op} has no torch twin")
+    params, grads = _optimizer_data(size, dtype, seed)
+    tparams = []
+    for key, value in params.items():
+        p = torch.from_numpy(value).requires_grad_(True)
+        p.grad = torch.from_numpy(grads[key])
+        tparams.append(p)
+    return torch_optimizer(torch, name, tparams, 1e-3).step
+
+
+# ----------------------------------------------------------------------------------------------
+# training steps
+# ----------------------------------------------------------------------------------------------
+
+def step_data(dtype: str, seed: int):
+    """``(x, t, (n, d, hidden, classes))`` of the training-step cases (the book's 784-100x5-10, batch 100)."""
+    n, d, hidden, classes = STEP_SIZES["784-100x5-10-b100"]
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, d)).astype(dtype), rng.integers(0, classes, n), (n, d, hidden, classes)
+
+
+def numpy_step_case(op: str, dtype: str, impl: str, seed: int) -> Callable[[], object]:
+    """``gradient()`` + Adam ``update()`` of the book's network on the ``impl`` backend."""
+    x, t, (_, d, hidden, classes) = step_data(dtype, seed)
+    np.random.seed(seed)
+    net = nets.MultiLayerNetExtend(d, list(hidden), classes, use_batchnorm=op == "train-step-bn",
+                                   dtype=np.dtype(dtype), backend=impl)
+    opt = _numpy_optimizer("adam", impl, 1e-3)
+
+    def step():
+        opt.update(net.params, net.gradient(x, t))
+
+    return step
+
+
+def _torch_step_case(op: str, dtype: str, seed: int) -> Callable[[], object]:
+    torch = torch_module()
+    x_np, t_np, (_, d, hidden, classes) = step_data(dtype, seed)
+    torch.manual_seed(seed)
+    modules, width = [], d
+    for h in hidden:
+        modules.append(torch.nn.Linear(width, h))
+        if op == "train-step-bn":
+            modules.append(torch.nn.BatchNorm1d(h, eps=1e-6, momentum=0.1))
+        modules.append(torch.nn.ReLU())
+        width = h
+    modules.append(torch.nn.Linear(width, classes))
+    model = torch.nn.Sequential(*modules).to({"float32": torch.float32, "float64": torch.float64}[dtype])
+    loss_fn = torch.nn.CrossEntropyLoss()
+    x, t = torch.from_numpy(x_np), torch.from_numpy(t_np)
+    opt = torch_optimizer(torch, "adam", list(model.parameters()), 1e-3)
+
+    def step():
+        opt.zero_grad()
+        loss_fn(model(x), t).backward()
+        opt.step()
+
+    return step
+
+
+# ----------------------------------------------------------------------------------------------
+# the matrix's names, work and entry point
+# ----------------------------------------------------------------------------------------------
+
+class _Names(Sequence):
+    """A live, read-only sequence of op names computed from a table (so rows added later show up)."""
+
+    def __init__(self, names: Callable[[], tuple[str, ...]]) -> None:
+        self._names = names
+
+    def __getitem__(self, i):
+        return self._names()[i]
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __contains__(self, op) -> bool:
+        return op in self._names()
+
+    def __repr__(self) -> str:
+        return repr(self._names())
+
+
+#: ``<name>-forward`` / ``-backward`` of every :data:`LAYER_TABLE` row (``-fwd-bwd`` where the row asks)
+LAYER_OPS = _Names(_layer_ops)
+#: ``<name>-update`` for every optimizer of :data:`fastdl.optim.OPTIMIZERS`
+OPTIMIZER_OPS = _Names(lambda: tuple(f"{name}-update" for name in optim.OPTIMIZERS))
+
+
+def work(op: str, size: str, dtype: str) -> tuple[float, str]:
+    """``(amount, unit)`` of one call: bytes of compulsory traffic (``'GB/s'``) or flops (``'GFLOP/s'``)."""
+    item = np.dtype(dtype).itemsize
+    if op in OPTIMIZER_OPS:
+        rows, cols = PARAM_SIZES[size]
+        return float((3 + 2 * state_arrays(_optimizer_name(op))) * item * (rows * cols + cols)), "GB/s"
+    if op in STEP_OPS:
+        n, d, hidden, classes = STEP_SIZES[size]
+        widths = (d, *hidden, classes)
+        macs = sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+        return float(3 * 2 * n * macs), "GFLOP/s"
+    name, direction = _split_layer_op(op)
+    n, d, h = LAYER_SIZES[size] if size in LAYER_SIZES else _INTERLEAVE_ONLY_SIZES[size]
+    return LAYER_TABLE[name].work(direction, n, d, h, item)
+
+
+def sizes_for(op: str) -> tuple[str, ...]:
+    """Size labels an op is defined for."""
+    if op in OPTIMIZER_OPS:
+        return tuple(PARAM_SIZES)
+    if op in STEP_OPS:
+        return tuple(STEP_SIZES)
+    if op in LAYER_OPS:
+        return tuple(LAYER_SIZES)
+    raise ValueError(f"make_case: op must be one of {(*LAYER_OPS, *OPTIMIZER_OPS, *STEP_OPS)}; got {op!r}")
+
+
+def make_case(op: str, size: str, dtype: str, impl: str, *, seed: int = 0) -> Case:
+    """Build one benchmark case (data allocated, layer state prepared, nothing timed).
+
+    Parameters
+    ----------
+    op : str
+        One of :data:`LAYER_OPS`, :data:`OPTIMIZER_OPS`, :data:`STEP_OPS`.
+    size : str
+        A label of :data:`LAYER_SIZES`, :data:`PARAM_SIZES` or ``'784-100x5-10-b100'`` (steps).
+    dtype : str
+        ``'float32'`` or ``'float64'``.
+    impl : str
+        ``'reference'``, ``'fastdl'`` or ``'torch'``.
+    seed : int
+        Seed of the generated data.
+
+    Returns
+    -------
+    Case
+
+    Raises
+    ------
+    ValueError
+        An unknown op, size, dtype or impl.
+    Unavailable
+        When the implementation cannot run here (torch not installed, no twin for this op).
+    """
+    if size not in sizes_for(op):
+        raise ValueError(f"make_case: size must be one of {sizes_for(op)}; got {size!r}")
+    if dtype not in DTYPES:
+        raise ValueError(f"make_case: dtype must be one of {DTYPES}; got {dtype!r}")
+    if impl not in IMPLS:
+        raise ValueError(f"make_case: impl must be one of {IMPLS}; got {impl!r}")
+    if op in OPTIMIZER_OPS:
+        fn = (_torch_optimizer_case(op, size, dtype, seed) if impl == "torch"
+              else _numpy_optimizer_case(op, size, dtype, impl, seed))
+    elif op in STEP_OPS:
+        fn = _torch_step_case(op, dtype, seed) if impl == "torch" else numpy_step_case(op, dtype, impl, seed)
+    else:
+        fn = _layer_case(op, size, dtype, impl, seed)
+    amount, unit = work(op, size, dtype)
+    return Case(op, size, dtype, impl, fn, amount, unit, getattr(fn, "state", {}))
+
+
+#: interleave op -> size; policies force every fastdl kernel serial or parallel (or keep the default)
+INTERLEAVE_OPS = {"interleave-step-bn": "784-100x5-10-b100", "interleave-affine-bn-relu": "256x1024",
+                  "interleave-affine-bn-relu-1M": "1024x1024"}
+INTERLEAVE_POLICIES = {"serial": 2**62, "parallel": 0, "default": None}
+
+
+def make_interleave_case(op: str, dtype: str, policy: str, *, seed: int = 0) -> Case:
+    """A loop alternating BLAS GEMMs with fastdl kernels, under a forced threading policy.
+
+    ``policy='parallel'`` runs every fastdl kernel's parallel variant between the GEMMs
+    (``runtime.parallel_threshold(0)``), ``'serial'`` forces the serial variants, ``'default'``
+    keeps the size threshold. ``interleave-step-bn`` is the 784-100x5-10 training step with batch
+    norm (batch 100, Adam); ``interleave-affine-bn-relu`` is Affine(1024 -> 1024) +
+    BatchNormalization + Relu forward and backward on a 256x1024 batch (1024x1024 for the ``-1M``
+    form, where the default threshold turns the parallel kernels on).
+
+    Returns
+    -------
+    Case
+        ``impl`` is ``'fastdl-<policy>'``.
+    """
+    if op not in INTERLEAVE_OPS:
+        raise ValueError(f"make_interleave_case: op must be one of {tuple(INTERLEAVE_OPS)}; got {op!r}")
+    if policy not in INTERLEAVE_POLICIES:
+        raise ValueError(f"make_interleave_case: policy must be one of {tuple(INTERLEAVE_POLICIES)}; got {policy!r}")
+    size = INTERLEAVE_OPS[op]
+    if op == "interleave-step-bn":
+        body = numpy_step_case("train-step-bn", dtype, "fastdl", seed)
+        amount, unit = work("train-step-bn", size, dtype)
+    else:
+        data = _layer_data(size, dtype, seed)
+        n, d, h, x, rng = data.n, data.d, data.h, data.x, data.rng
+        chain = [layers.Affine((0.03 * rng.standard_normal((d, h))).astype(dtype), np.zeros(h, dtype=dtype)),
+                 layers.BatchNormalization(np.ones(h, dtype=dtype), np.zeros(h, dtype=dtype)), layers.Relu()]
+        dout = rng.standard_normal((n, h)).astype(dtype)
+
+        def body():
+            y = chain[0].forward(x)
+            y = chain[1].forward(y, train_flg=True)
+            chain[2].forward(y)
+            g = chain[2].backward(dout)
+            chain[0].backward(chain[1].backward(g))
+
+        amount, unit = float(6 * n * d * h), "GFLOP/s"
+    threshold = INTERLEAVE_POLICIES[policy]
+    if threshold is None:
+        fn = body
+    else:
+        def fn():
+            with runtime.parallel_threshold(threshold):
+                body()
+    return Case(op, size, dtype, f"fastdl-{policy}", fn, amount, unit)

@@ -1,0 +1,122 @@
+"""The fixed ``fastdl bench`` matrix and its run: every (op, size, dtype) group timed side by side."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from tqdm.auto import tqdm
+
+from .cases import (
+    DTYPES,
+    IMPLS,
+    INTERLEAVE_OPS,
+    INTERLEAVE_POLICIES,
+    LAYER_OPS,
+    LAYER_SIZES,
+    OPTIMIZER_OPS,
+    PARAM_SIZES,
+    STEP_OPS,
+    Unavailable,
+    make_case,
+    make_interleave_case,
+)
+from .peer import RemotePeer
+from .timing import measure_group
+
+
+@dataclass
+class Matrix:
+    """A list of ``(op, size)`` pairs, the dtypes and the implementations to run, and the timing options."""
+
+    entries: list[tuple[str, str]]
+    dtypes: tuple[str, ...] = DTYPES
+    impls: tuple[str, ...] = IMPLS
+    timing: dict = field(default_factory=dict)
+
+
+def default_matrix(quick: bool = False, dtypes: Sequence[str] = DTYPES, torch: bool = True) -> Matrix:
+    """The fixed ``fastdl bench`` matrix.
+
+    The default (about 2-3 minutes on 2 cores with a warm kernel cache) covers both training steps
+    (first: see ``docs/design-notes.md``), every layer op at every size except affine at the large
+    one (a 17 GFLOP GEMM that only measures BLAS), every optimizer at every size, and the interleave
+    loops of :func:`~fastdl.benchmark.make_interleave_case` under each threading policy. ``quick`` is
+    a seconds-long subset.
+    """
+    if quick:
+        entries = [("affine-forward", "100x100"), ("relu-backward", "100x100"),
+                   ("batchnorm-forward", "100x100"), ("adam-update", "10K")]
+        timing = {"min_time": 0.02, "min_samples": 3, "max_samples": 5, "warmup": 1}
+    else:
+        entries = [(op, "784-100x5-10-b100") for op in STEP_OPS]
+        entries += [(op, size) for op in LAYER_OPS for size in LAYER_SIZES
+                    if not (op.startswith("affine") and size == "1024x4096")]
+        entries += [(op, size) for op in OPTIMIZER_OPS for size in PARAM_SIZES]
+        entries += [(op, size) for op, size in INTERLEAVE_OPS.items()]
+        timing = {"min_time": 0.12, "min_samples": 7, "max_samples": 40, "warmup": 2}
+    impls = IMPLS if torch else ("reference", "fastdl")
+    return Matrix(entries, tuple(dtypes), impls, timing)
+
+
+def run_matrix(matrix: Matrix, *, progress: bool = True, seed: int = 0) -> list[dict]:
+    """Time every (op, size, dtype, impl) of ``matrix``; return one result dict per timing.
+
+    The implementations of one (op, size, dtype) group are timed together, in rotating blocks
+    (:func:`~fastdl.benchmark.measure_group`): ``reference`` and ``fastdl`` in this process,
+    PyTorch in a separate one (a :class:`~fastdl.benchmark.RemotePeer`) whose block follows theirs
+    in every pass. Implementations unavailable here (torch not installed, an op without a twin) are
+    left out; a peer that fails costs its columns from then on, not the run.
+    """
+    groups = [(op, size, dtype) for op, size in matrix.entries for dtype in matrix.dtypes]
+    results = []
+    local_impls = tuple(i for i in matrix.impls if i != "torch")
+    peer = None
+    if "torch" in matrix.impls and importlib.util.find_spec("torch") is not None:
+        try:
+            peer = RemotePeer("torch", seed=seed)
+        except RuntimeError as exc:
+            print(f"fastdl bench: {exc}; torch columns left out", file=sys.stderr)
+    try:
+        bar = tqdm(groups, desc="fastdl bench", unit="group", disable=not progress, file=sys.stderr)
+        for op, size, dtype in bar:
+            bar.set_postfix_str(f"{op} {size} {dtype}", refresh=False)
+            cases = {}
+            if op in INTERLEAVE_OPS:
+                cases = {f"fastdl-{p}": make_interleave_case(op, dtype, p, seed=seed) for p in INTERLEAVE_POLICIES}
+            for impl in () if op in INTERLEAVE_OPS else local_impls:
+                try:
+                    cases[impl] = make_case(op, size, dtype, impl, seed=seed)
+                except Unavailable:
+                    continue
+            remote, remote_meta = {}, None
+            if peer is not None and op not in INTERLEAVE_OPS:
+                try:
+                    remote_meta = peer.setup(op, size, dtype)
+                except RuntimeError as exc:
+                    print(f"fastdl bench: {exc}; torch columns left out from here on", file=sys.stderr)
+                    peer.close()
+                    peer = None
+                if remote_meta is not None:
+                    remote["torch"] = peer
+            local = {impl: c.fn for impl, c in cases.items()}
+            try:
+                medians = measure_group(local, remote=remote, **matrix.timing)
+            except RuntimeError as exc:  # the peer died while timing: this group again without it
+                if not remote:
+                    raise
+                print(f"fastdl bench: {exc}; torch columns left out from here on", file=sys.stderr)
+                peer.close()
+                peer, remote_meta = None, None
+                medians = measure_group(local, **matrix.timing)
+            results += [dict(c.meta(), median_s=medians[impl]) for impl, c in cases.items()]
+            if remote_meta is not None:
+                results.append(dict(remote_meta, median_s=medians["torch"]))
+                peer.drop()
+            del cases
+    finally:
+        if peer is not None:
+            peer.close()
+    return results
