@@ -1,7 +1,8 @@
 """pytest-benchmark suites: reference vs fastdl vs torch, side by side per op, size and dtype.
 
 Run ``pytest bench/`` (add ``--benchmark-json=out.json`` and format it with
-``fastdl bench report out.json``). A plain ``pytest`` does not collect this directory
+``fastdl bench report out.json``; ``python bench/targets.py out.json`` judges the
+project's targets). A plain ``pytest`` does not collect this directory
 (``testpaths = ["tests"]``); CI runs ``pytest bench/ --benchmark-disable`` so each case runs once.
 
 Every case is built by :func:`fastdl.benchmark.make_case`, the same code ``fastdl bench`` times.

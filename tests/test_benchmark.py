@@ -284,7 +284,7 @@ def test_bench_report_writes_its_plot_beside_the_file_or_into_out(tmp_path, caps
 def test_the_matrix_is_read_from_the_optimizer_registry_and_the_layer_table(monkeypatch):
     """A toy optimizer and a toy activation, added to the two tables alone, become benchmark ops."""
     from fastdl import layers, optim, reference
-    from fastdl.benchmark import cases
+    from fastdl.benchmark import tables
 
     class SignSGD:  # no reference twin, no torch twin
         def __init__(self, lr=0.01):
@@ -327,7 +327,7 @@ def test_the_matrix_is_read_from_the_optimizer_registry_and_the_layer_table(monk
     assert make_case("tanh-forward", "100x100", "float32", "reference").fn().dtype == np.float32
     no_twin = dict(benchmark.LAYER_TABLE["tanh"].setups)
     no_twin.pop("torch")
-    monkeypatch.setitem(benchmark.LAYER_TABLE, "tanh", cases.LayerOp(no_twin, cases.streams(2, 3)))
+    monkeypatch.setitem(benchmark.LAYER_TABLE, "tanh", tables.LayerOp(no_twin, tables.streams(2, 3)))
     with pytest.raises(Unavailable, match="no torch implementation"):
         make_case("tanh-forward", "100x100", "float32", "torch")
 

@@ -4,12 +4,13 @@ One definition of every benchmarked call (:func:`make_case`), so the pytest-benc
 ``bench/`` and the ``fastdl bench`` command time exactly the same work.
 
 Modules
-    ``cases`` the op matrix (layer, optimizer and training-step cases for ``reference``, ``fastdl``
-    and ``torch``, with their work models); ``timing`` medians in rotating blocks; ``peaks`` the
-    machine's triad bandwidth and GEMM throughput; ``peer`` PyTorch timed in a process of its own;
-    ``matrix`` the fixed ``fastdl bench`` matrix and its run; ``report`` tables, markdown, the plot,
-    pytest-benchmark JSON; ``probes`` start-up, compile cost and the training-step profile;
-    ``cli`` the ``fastdl bench`` and ``fastdl warmup`` commands. Warm-up itself is :mod:`fastdl.warmup`.
+    ``tables`` the rows: layer/activation setups per implementation with their work models, the
+    optimizers' torch twins; ``cases`` :func:`make_case`, the training steps and interleave loops;
+    ``timing`` medians in rotating blocks; ``peaks`` the machine's triad bandwidth and GEMM
+    throughput; ``peer`` PyTorch timed in a process of its own; ``matrix`` the fixed ``fastdl
+    bench`` matrix and its run; ``report`` tables, markdown, the plot, pytest-benchmark JSON;
+    ``probes`` start-up, compile cost and the training-step profile; ``cli`` the ``fastdl bench``
+    and ``fastdl warmup`` commands. Warm-up itself is :mod:`fastdl.warmup`.
 
 Ops and sizes
     Layer ops (``<name>-forward``, ``<name>-backward``, and ``batchnorm-fwd-bwd``) take an input of
@@ -33,7 +34,7 @@ Adding a row
     * An activation layer: one line in :data:`LAYER_TABLE`, ``"tanh": activation("Tanh", "tanh")``
       (layer class name in :mod:`fastdl.layers` and :mod:`fastdl.reference`, ``torch`` function
       name or None for no torch column, arrays moved forward/backward for the work model).
-    * Any other layer: a :class:`~fastdl.benchmark.cases.LayerOp` with a setup per implementation
+    * Any other layer: a :class:`~fastdl.benchmark.tables.LayerOp` with a setup per implementation
       (``setup(data) -> Calls(forward, backward, fwd_bwd)``, see ``numpy_calls``/``torch_calls``)
       and a work model (``streams(forward_arrays, backward_arrays)`` or ``gemm_work``).
     The bench suites, ``fastdl bench`` and the tests pick the new ops up from :data:`LAYER_OPS` /
@@ -51,16 +52,11 @@ from .cases import (
     INTERLEAVE_POLICIES,
     LAYER_OPS,
     LAYER_SIZES,
-    LAYER_TABLE,
     OPTIMIZER_OPS,
     PARAM_SIZES,
     STEP_OPS,
     STEP_SIZES,
-    TORCH_OPTIMIZERS,
     Case,
-    LayerOp,
-    Unavailable,
-    activation,
     make_case,
     make_interleave_case,
     sizes_for,
@@ -79,6 +75,7 @@ from .report import (
     run_info,
     table_rows,
 )
+from .tables import LAYER_TABLE, TORCH_OPTIMIZERS, LayerOp, Unavailable, activation
 from .timing import configure_torch_threads, measure, measure_group
 
 __all__ = [

@@ -1,15 +1,9 @@
-"""The op matrix: one definition of every benchmarked call, for ``reference``, ``fastdl`` and ``torch``.
+"""The op matrix: :class:`Case` and :func:`make_case`, one definition of every benchmarked call.
 
-Two tables drive it (how to add a row: see :mod:`fastdl.benchmark`):
-
-* :data:`LAYER_TABLE` -- layer/activation name -> :class:`LayerOp` (a setup per implementation and
-  a work model). Each row gives the ops ``<name>-forward`` and ``<name>-backward`` (and
-  ``<name>-fwd-bwd`` when ``fwd_bwd`` is set); an implementation without a setup has no column.
-* :data:`TORCH_OPTIMIZERS` -- optimizer name -> its PyTorch twin. The optimizer ops are
-  ``<name>-update`` for every name of :data:`fastdl.optim.OPTIMIZERS`; a name without a twin has no
-  torch column, one without a class of that name in :mod:`fastdl.reference` no reference column.
-
-:data:`LAYER_OPS` and :data:`OPTIMIZER_OPS` are live views of the two tables.
+Layer and optimizer ops come from the tables of :mod:`fastdl.benchmark.tables` and from
+:data:`fastdl.optim.OPTIMIZERS`; :data:`LAYER_OPS` and :data:`OPTIMIZER_OPS` are live views of them.
+The training steps (:data:`STEP_OPS`) and the threading-policy loops (:func:`make_interleave_case`)
+are defined here.
 """
 
 from __future__ import annotations
@@ -17,11 +11,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import numpy as np
 
 from .. import _checks, layers, nets, optim, reference, runtime
+from .tables import LAYER_TABLE, TORCH_OPTIMIZERS, LayerData, Unavailable, torch_module, torch_optimizer
 
 IMPLS = ("reference", "fastdl", "torch")
 DTYPES = tuple(dt.name for dt in _checks.FLOAT_DTYPES)
@@ -34,10 +28,6 @@ STEP_SIZES = {"784-100x5-10-b100": (100, 784, (100,) * 5, 10)}
 STEP_OPS = ("train-step", "train-step-bn")
 #: sizes used only by the interleave loops: 1024x1024 activations (1M values) reach the parallel threshold
 _INTERLEAVE_ONLY_SIZES = {"1024x1024": (1024, 1024, 1024)}
-
-
-class Unavailable(RuntimeError):
-    """An implementation cannot run here (torch not installed, an op without this implementation)."""
 
 
 @dataclass
@@ -77,215 +67,6 @@ class Case:
                 "group": self.group, "work": self.work, "unit": self.unit}
 
 
-def torch_module():
-    """``torch``, imported on first use: it is optional, and importing it takes about a second."""
-    try:
-        import torch
-    except ImportError as exc:
-        raise Unavailable("torch is not installed") from exc
-    return torch
-
-
-# ----------------------------------------------------------------------------------------------
-# layer ops
-# ----------------------------------------------------------------------------------------------
-
-class LayerData(NamedTuple):
-    """The generated input of one layer case: ``x`` of shape ``(n, d)``; ``h`` is affine's output width."""
-
-    rng: np.random.Generator
-    n: int
-    d: int
-    h: int
-    x: np.ndarray
-    dtype: str
-    seed: int
-
-
-class Calls(NamedTuple):
-    """What a setup returns: zero-argument callables. ``backward`` is valid once ``forward`` ran."""
-
-    forward: Callable[[], object]
-    backward: Callable[[], object]
-    fwd_bwd: Callable[[], object]
-
-
-@dataclass(frozen=True)
-class LayerOp:
-    """One row of :data:`LAYER_TABLE`.
-
-    Attributes
-    ----------
-    setups : dict
-        impl (``'reference'``, ``'fastdl'``, ``'torch'``) -> ``setup(data: LayerData) -> Calls``.
-    work : callable
-        ``work(direction, n, d, h, itemsize) -> (amount, unit)``, direction ``'forward'``,
-        ``'backward'`` or ``'fwd-bwd'``: bytes of compulsory traffic (``'GB/s'``) or flops (``'GFLOP/s'``).
-    fwd_bwd : bool
-        Also benchmark ``<name>-fwd-bwd``: forward then backward, the two calls of a training step.
-    """
-
-    setups: dict
-    work: Callable[[str, int, int, int, int], tuple[float, str]]
-    fwd_bwd: bool = False
-
-
-def streams(forward: int, backward: int, mask_bytes: int = 0):
-    """Work model of a memory-bound op: arrays of ``n x d`` values read or written once per direction.
-
-    ``mask_bytes`` adds that many bytes per element in each direction (dropout's boolean mask).
-    """
-    def work(direction: str, n: int, d: int, h: int, itemsize: int) -> tuple[float, str]:
-        arrays = {"forward": forward, "backward": backward, "fwd-bwd": forward + backward}[direction]
-        masks = 2 if direction == "fwd-bwd" else 1
-        return float(arrays * itemsize * n * d + masks * mask_bytes * n * d), "GB/s"
-
-    return work
-
-
-def gemm_work(direction: str, n: int, d: int, h: int, itemsize: int) -> tuple[float, str]:
-    """Work model of affine: 2ndh flops forward, 4ndh backward (dx and dW)."""
-    return float({"forward": 2, "backward": 4, "fwd-bwd": 6}[direction] * n * d * h), "GFLOP/s"
-
-
-def numpy_calls(layer, forward: Callable[[], object], dout) -> Calls:
-    """:class:`Calls` of a book-style layer (reference or fastdl): ``backward`` is ``layer.backward(dout)``."""
-    def backward():
-        return layer.backward(dout)
-
-    return Calls(forward, backward, lambda: (forward(), layer.backward(dout)))
-
-
-def torch_calls(forward: Callable[[], object], inputs: list, data: LayerData, rng: np.random.Generator) -> Calls:
-    """:class:`Calls` of a PyTorch forward: backwards through ``torch.autograd.grad`` on ``inputs``."""
-    torch = torch_module()
-    out = forward()
-    if out.ndim == 0:
-        dout = torch.ones_like(out)
-    else:
-        dout = torch.from_numpy(rng.standard_normal(tuple(out.shape)).astype(data.dtype))
-    return Calls(forward, lambda: torch.autograd.grad(out, inputs, dout, retain_graph=True),
-                 lambda: torch.autograd.grad(forward(), inputs, dout))
-
-
-def _torch_input(data: LayerData):
-    """(torch, its dtype, ``x`` as a tensor needing a gradient, the rng of torch's own draws)."""
-    torch = torch_module()
-    tdt = {"float32": torch.float32, "float64": torch.float64}[data.dtype]
-    return torch, tdt, torch.from_numpy(data.x).requires_grad_(True), np.random.default_rng(data.seed + 1)
-
-
-def _dout(data: LayerData, width: int | None = None) -> np.ndarray:
-    return data.rng.standard_normal((data.n, width or data.d)).astype(data.dtype)
-
-
-def _affine(module):
-    def setup(data: LayerData) -> Calls:
-        W = (0.01 * data.rng.standard_normal((data.d, data.h))).astype(data.dtype)
-        layer = module.Affine(W, np.zeros(data.h, dtype=data.dtype))
-        return numpy_calls(layer, lambda: layer.forward(data.x), _dout(data, data.h))
-
-    return setup
-
-
-def _torch_affine(data: LayerData) -> Calls:
-    torch, tdt, x, rng = _torch_input(data)
-    W = torch.from_numpy((0.01 * rng.standard_normal((data.d, data.h))).astype(data.dtype)).requires_grad_(True)
-    b = torch.zeros(data.h, dtype=tdt, requires_grad=True)
-    return torch_calls(lambda: torch.addmm(b, x, W), [x, W, b], data, rng)
-
-
-def _batchnorm(module):
-    def setup(data: LayerData) -> Calls:
-        layer = module.BatchNormalization(np.ones(data.d, dtype=data.dtype), np.zeros(data.d, dtype=data.dtype))
-        return numpy_calls(layer, lambda: layer.forward(data.x, train_flg=True), _dout(data))
-
-    return setup
-
-
-def _torch_batchnorm(data: LayerData) -> Calls:
-    torch, tdt, x, rng = _torch_input(data)
-    F = torch.nn.functional
-    gamma = torch.ones(data.d, dtype=tdt, requires_grad=True)
-    beta = torch.zeros(data.d, dtype=tdt, requires_grad=True)
-    rm, rv = torch.zeros(data.d, dtype=tdt), torch.ones(data.d, dtype=tdt)
-    return torch_calls(lambda: F.batch_norm(x, rm, rv, gamma, beta, training=True, momentum=0.1, eps=1e-6),
-                       [x, gamma, beta], data, rng)
-
-
-def _dropout(module):
-    def setup(data: LayerData) -> Calls:
-        layer = module.Dropout(0.5)
-        return numpy_calls(layer, lambda: layer.forward(data.x, train_flg=True), _dout(data))
-
-    return setup
-
-
-def _torch_dropout(data: LayerData) -> Calls:
-    torch, _, x, rng = _torch_input(data)
-    return torch_calls(lambda: torch.nn.functional.dropout(x, 0.5, training=True), [x], data, rng)
-
-
-def _softmax_loss(module):
-    def setup(data: LayerData) -> Calls:
-        layer = module.SoftmaxWithLoss()
-        t = data.rng.integers(0, data.d, data.n)
-        return numpy_calls(layer, lambda: layer.forward(data.x, t), 1)
-
-    return setup
-
-
-def _torch_softmax_loss(data: LayerData) -> Calls:
-    torch, _, x, rng = _torch_input(data)
-    t = torch.from_numpy(rng.integers(0, data.d, data.n))
-    return torch_calls(lambda: torch.nn.functional.cross_entropy(x, t), [x], data, rng)
-
-
-def activation(layer_class: str, torch_function: str | None = None, forward: int = 2, backward: int = 3) -> LayerOp:
-    """A :data:`LAYER_TABLE` row for an elementwise activation layer.
-
-    Parameters
-    ----------
-    layer_class : str
-        Class name in :mod:`fastdl.layers` and :mod:`fastdl.reference` (built without arguments).
-    torch_function : str, optional
-        Name in ``torch.nn.functional`` (or ``torch``) of the PyTorch twin; None: no torch column.
-    forward, backward : int
-        Arrays of ``n x d`` values moved per call (the work model).
-    """
-    def numpy_setup(module):
-        def setup(data: LayerData) -> Calls:
-            layer = getattr(module, layer_class)()
-            return numpy_calls(layer, lambda: layer.forward(data.x), _dout(data))
-
-        return setup
-
-    def torch_setup(data: LayerData) -> Calls:
-        torch, _, x, rng = _torch_input(data)
-        fn = getattr(torch, torch_function, None) or getattr(torch.nn.functional, torch_function)
-        return torch_calls(lambda: fn(x), [x], data, rng)
-
-    setups = {"reference": numpy_setup(reference), "fastdl": numpy_setup(layers)}
-    if torch_function is not None:
-        setups["torch"] = torch_setup
-    return LayerOp(setups, streams(forward, backward))
-
-
-#: layer or activation name -> :class:`LayerOp`; the order is the order of the tables.
-LAYER_TABLE: dict[str, LayerOp] = {
-    "affine": LayerOp({"reference": _affine(reference), "fastdl": _affine(layers), "torch": _torch_affine},
-                      gemm_work),
-    "batchnorm": LayerOp({"reference": _batchnorm(reference), "fastdl": _batchnorm(layers),
-                          "torch": _torch_batchnorm}, streams(2, 3), fwd_bwd=True),
-    "relu": activation("Relu", "relu"),
-    "sigmoid": activation("Sigmoid", "sigmoid"),
-    "dropout": LayerOp({"reference": _dropout(reference), "fastdl": _dropout(layers), "torch": _torch_dropout},
-                       streams(2, 2, mask_bytes=1)),
-    "softmax-loss": LayerOp({"reference": _softmax_loss(reference), "fastdl": _softmax_loss(layers),
-                             "torch": _torch_softmax_loss}, streams(2, 2)),
-}
-
-
 def _layer_ops() -> tuple[str, ...]:
     ops = [f"{name}-{direction}" for name in LAYER_TABLE for direction in ("forward", "backward")]
     return (*ops, *(f"{name}-fwd-bwd" for name, row in LAYER_TABLE.items() if row.fwd_bwd))
@@ -314,23 +95,6 @@ def _layer_case(op: str, size: str, dtype: str, impl: str, seed: int) -> Callabl
     if direction == "backward":
         calls.forward()
     return {"forward": calls.forward, "backward": calls.backward, "fwd-bwd": calls.fwd_bwd}[direction]
-
-
-# ----------------------------------------------------------------------------------------------
-# optimizer ops
-# ----------------------------------------------------------------------------------------------
-
-#: optimizer name (a key of fastdl.optim.OPTIMIZERS) -> (torch.optim class name, keyword arguments) of the
-#: PyTorch optimizer doing the same update. torch's AdaGrad/RMSprop/Adam place eps differently from the
-#: book: compare with torch for speed, with the reference for numbers.
-TORCH_OPTIMIZERS: dict[str, tuple[str, dict]] = {
-    "sgd": ("SGD", {}),
-    "momentum": ("SGD", {"momentum": 0.9}),
-    "nesterov": ("SGD", {"momentum": 0.9, "nesterov": True}),
-    "adagrad": ("Adagrad", {"eps": 1e-7}),
-    "rmsprop": ("RMSprop", {"alpha": 0.99, "eps": 1e-7}),
-    "adam": ("Adam", {"eps": 1e-7}),
-}
 
 
 def _optimizer_name(op: str) -> str:
@@ -378,22 +142,6 @@ def _numpy_optimizer_case(op: str, size: str, dtype: str, impl: str, seed: int) 
     update = lambda: opt.update(params, grads)  # noqa: E731
     update.state = {"params": params, "grads": grads}
     return update
-
-
-def torch_optimizer(torch, name: str, params: list, lr: float):
-    """The torch twin of optimizer ``name`` (:data:`TORCH_OPTIMIZERS`), fused on CPU where supported, else foreach."""
-    if name not in TORCH_OPTIMIZERS:
-        raise Unavailable(f"{name} has no torch twin")
-    cls_name, kwargs = TORCH_OPTIMIZERS[name]
-    cls = getattr(torch.optim, cls_name)
-    for variant in ({"fused": True}, {"foreach": True}, {}):
-        try:
-            opt = cls(params, lr=lr, **kwargs, **variant)
-            opt.step()  # fused CPU support is only checked on the first step
-            return opt
-        except (RuntimeError, TypeError, ValueError):
-            continue
-    raise Unavailable(f"torch optimizer for {name} could not be built")  # pragma: no cover
 
 
 def _torch_optimizer_case(op: str, size: str, dtype: str, seed: int) -> Callable[[], object]:

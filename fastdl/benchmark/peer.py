@@ -15,7 +15,8 @@ import sys
 import time
 
 from .. import runtime
-from .cases import Unavailable, make_case
+from .cases import make_case
+from .tables import Unavailable
 from .timing import calibrate, configure_torch_threads, run_block
 
 

@@ -15,8 +15,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from .. import __version__, runtime
-from .cases import IMPLS, LAYER_SIZES, PARAM_SIZES, Unavailable, torch_module
+from .cases import IMPLS, LAYER_SIZES, PARAM_SIZES
 from .peaks import peak_for
+from .tables import Unavailable, torch_module
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[object], None]) -> Path:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 
 from .. import runtime
-from .cases import Unavailable, torch_module
+from .tables import Unavailable, torch_module
 
 
 def configure_torch_threads(n: int | None = None) -> None:
