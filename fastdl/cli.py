@@ -7,16 +7,17 @@ Each subcommand lives beside the code it drives; the module named below provides
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 
+from . import benchmark, experiments, profiler, trainer
+
 # module -> the subcommands it registers
 _COMMAND_MODULES = (
-    "fastdl.trainer",      # train
-    "fastdl.experiments",  # experiment
-    "fastdl.benchmark",    # bench, bench report, warmup
-    "fastdl.profiler",     # profile
+    trainer,      # train
+    experiments,  # experiment
+    benchmark,    # bench, bench report, warmup
+    profiler,     # profile
 )
 
 
@@ -36,8 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"fastdl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in _COMMAND_MODULES:
-        importlib.import_module(name).register_cli(sub)
+    for module in _COMMAND_MODULES:
+        module.register_cli(sub)
     info = sub.add_parser("info", help="print versions, threads, cache directory")
     info.set_defaults(func=_info)
     return parser

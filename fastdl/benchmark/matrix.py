@@ -9,20 +9,7 @@ from dataclasses import dataclass, field
 
 from tqdm.auto import tqdm
 
-from .cases import (
-    DTYPES,
-    IMPLS,
-    INTERLEAVE_OPS,
-    INTERLEAVE_POLICIES,
-    LAYER_OPS,
-    LAYER_SIZES,
-    OPTIMIZER_OPS,
-    PARAM_SIZES,
-    STEP_OPS,
-    Unavailable,
-    make_case,
-    make_interleave_case,
-)
+from . import cases
 from .peer import RemotePeer
 from .timing import measure_group
 
@@ -32,12 +19,12 @@ class Matrix:
     """A list of ``(op, size)`` pairs, the dtypes and the implementations to run, and the timing options."""
 
     entries: list[tuple[str, str]]
-    dtypes: tuple[str, ...] = DTYPES
-    impls: tuple[str, ...] = IMPLS
+    dtypes: tuple[str, ...] = cases.DTYPES
+    impls: tuple[str, ...] = cases.IMPLS
     timing: dict = field(default_factory=dict)
 
 
-def default_matrix(quick: bool = False, dtypes: Sequence[str] = DTYPES, torch: bool = True) -> Matrix:
+def default_matrix(quick: bool = False, dtypes: Sequence[str] = cases.DTYPES, torch: bool = True) -> Matrix:
     """The fixed ``fastdl bench`` matrix.
 
     The default (about 2-3 minutes on 2 cores with a warm kernel cache) covers both training steps
@@ -51,13 +38,13 @@ def default_matrix(quick: bool = False, dtypes: Sequence[str] = DTYPES, torch: b
                    ("batchnorm-forward", "100x100"), ("adam-update", "10K")]
         timing = {"min_time": 0.02, "min_samples": 3, "max_samples": 5, "warmup": 1}
     else:
-        entries = [(op, "784-100x5-10-b100") for op in STEP_OPS]
-        entries += [(op, size) for op in LAYER_OPS for size in LAYER_SIZES
+        entries = [(op, "784-100x5-10-b100") for op in cases.STEP_OPS]
+        entries += [(op, size) for op in cases.LAYER_OPS for size in cases.LAYER_SIZES
                     if not (op.startswith("affine") and size == "1024x4096")]
-        entries += [(op, size) for op in OPTIMIZER_OPS for size in PARAM_SIZES]
-        entries += [(op, size) for op, size in INTERLEAVE_OPS.items()]
+        entries += [(op, size) for op in cases.OPTIMIZER_OPS for size in cases.PARAM_SIZES]
+        entries += [(op, size) for op, size in cases.INTERLEAVE_OPS.items()]
         timing = {"min_time": 0.12, "min_samples": 7, "max_samples": 40, "warmup": 2}
-    impls = IMPLS if torch else ("reference", "fastdl")
+    impls = cases.IMPLS if torch else ("reference", "fastdl")
     return Matrix(entries, tuple(dtypes), impls, timing)
 
 
@@ -83,16 +70,17 @@ def run_matrix(matrix: Matrix, *, progress: bool = True, seed: int = 0) -> list[
         bar = tqdm(groups, desc="fastdl bench", unit="group", disable=not progress, file=sys.stderr)
         for op, size, dtype in bar:
             bar.set_postfix_str(f"{op} {size} {dtype}", refresh=False)
-            cases = {}
-            if op in INTERLEAVE_OPS:
-                cases = {f"fastdl-{p}": make_interleave_case(op, dtype, p, seed=seed) for p in INTERLEAVE_POLICIES}
-            for impl in () if op in INTERLEAVE_OPS else local_impls:
+            built = {}
+            if op in cases.INTERLEAVE_OPS:
+                built = {f"fastdl-{p}": cases.make_interleave_case(op, dtype, p, seed=seed)
+                         for p in cases.INTERLEAVE_POLICIES}
+            for impl in () if op in cases.INTERLEAVE_OPS else local_impls:
                 try:
-                    cases[impl] = make_case(op, size, dtype, impl, seed=seed)
-                except Unavailable:
+                    built[impl] = cases.make_case(op, size, dtype, impl, seed=seed)
+                except cases.Unavailable:
                     continue
             remote, remote_meta = {}, None
-            if peer is not None and op not in INTERLEAVE_OPS:
+            if peer is not None and op not in cases.INTERLEAVE_OPS:
                 try:
                     remote_meta = peer.setup(op, size, dtype)
                 except RuntimeError as exc:
@@ -101,7 +89,7 @@ def run_matrix(matrix: Matrix, *, progress: bool = True, seed: int = 0) -> list[
                     peer = None
                 if remote_meta is not None:
                     remote["torch"] = peer
-            local = {impl: c.fn for impl, c in cases.items()}
+            local = {impl: c.fn for impl, c in built.items()}
             try:
                 medians = measure_group(local, remote=remote, **matrix.timing)
             except RuntimeError as exc:  # the peer died while timing: this group again without it
@@ -111,11 +99,11 @@ def run_matrix(matrix: Matrix, *, progress: bool = True, seed: int = 0) -> list[
                 peer.close()
                 peer, remote_meta = None, None
                 medians = measure_group(local, **matrix.timing)
-            results += [dict(c.meta(), median_s=medians[impl]) for impl, c in cases.items()]
+            results += [dict(c.meta(), median_s=medians[impl]) for impl, c in built.items()]
             if remote_meta is not None:
                 results.append(dict(remote_meta, median_s=medians["torch"]))
                 peer.drop()
-            del cases
+            del built
     finally:
         if peer is not None:
             peer.close()
