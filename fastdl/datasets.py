@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _checks
+from ._io import atomic_write
 
 __all__ = [
     "MNIST_FILES",
@@ -229,20 +230,6 @@ def _load_cache(cache: Path) -> tuple[dict[str, np.ndarray] | None, str]:
     return (None, why) if why else (dataset, "")
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(fileobj)`` on a temporary file beside ``path``, flush and fsync it, then rename it to ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _read_mnist(directory: Path, mirrors: list[str], download: bool) -> dict[str, np.ndarray]:
     cache = directory / _CACHE_NAME
     if cache.exists():
@@ -263,7 +250,7 @@ def _read_mnist(directory: Path, mirrors: list[str], download: bool) -> dict[str
         raise ValueError(f"load_mnist: the IDX files in {directory}: {why}")
     hashes = {f"sha256_{key}": np.array(sha) for key, (_, sha) in MNIST_FILES.items()}
     try:
-        _atomic_write(cache, lambda fh: np.savez(fh, version=np.int64(_CACHE_VERSION), **hashes, **dataset))
+        atomic_write(cache, lambda fh: np.savez(fh, version=np.int64(_CACHE_VERSION), **hashes, **dataset))
     except OSError:
         pass  # a read-only data directory still works, just without the cache
     return dataset

@@ -10,12 +10,13 @@ import time
 from pathlib import Path
 
 from .. import runtime
+from .._io import atomic_write
 from ..warmup import warmup
 from .cases import DTYPES
 from .matrix import default_matrix, run_matrix
 from .peaks import LLC_BYTES, measure_peaks
 from .probes import measure_compile_cost, measure_startup, measure_step_profile
-from .report import atomic_write, format_markdown, format_table, load_benchmark_json, plot_results, run_info
+from .report import format_markdown, format_table, load_benchmark_json, plot_results, run_info
 from .timing import configure_torch_threads
 
 

@@ -9,34 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 from .. import __version__, runtime
+from .._io import atomic_write
 from .cases import IMPLS, LAYER_SIZES, PARAM_SIZES
 from .peaks import peak_for
 from .tables import Unavailable, torch_module
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[object], None]) -> Path:
-    """Write ``path`` through a temporary file in its directory (flushed, fsynced, then renamed over it).
-
-    ``write(fh)`` writes the content to a binary file object; a failure leaves ``path`` as it was.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def run_info() -> dict:
