@@ -92,3 +92,12 @@ def positive_number(value, name: str, where: str, *, allow_zero: bool = False,
         rng = f"{'>= 0' if allow_zero else '> 0'}" + (f" and < {upper}" if upper is not None else "")
         fail(where, name, f"a finite number {rng}", repr(value))
     return v
+
+
+def count(value, name: str, where: str, minimum: int = 1) -> int:
+    """An integer (not bool) >= ``minimum`` as an ``int``: TypeError for another type, ValueError below."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        fail(where, name, f"an integer >= {minimum}", describe(value), TypeError)
+    if value < minimum:
+        fail(where, name, f"an integer >= {minimum}", repr(value))
+    return int(value)
