@@ -10,6 +10,8 @@
   atomically. Offline, the error names the directory where the files can be put by hand.
 * :func:`load_digits` gives scikit-learn's bundled 8x8 digits (1,797 images), the offline default of
   the examples and experiments, split into train and test sets per class.
+* :func:`load_diabetes` gives scikit-learn's bundled diabetes regression set (442 patients, 10
+  features), standardized with the training part's statistics.
 * :func:`shuffle_dataset` and :func:`train_val_split` are the book's ``shuffle_dataset`` and the
   validation split of its hyper-parameter search.
 """
@@ -37,6 +39,7 @@ __all__ = [
     "MNIST_MIRRORS",
     "ChecksumError",
     "DatasetUnavailableError",
+    "load_diabetes",
     "load_digits",
     "load_mnist",
     "mnist_dir",
@@ -391,6 +394,61 @@ def load_digits(normalize: bool = True, one_hot_label: bool = False, test_ratio:
             ts = to_one_hot(ts, 10)
         out.append((xs, ts))
     return out[0], out[1]
+
+
+def load_diabetes(normalize: bool = True, test_ratio: float = 0.2, seed: int = 0, *, dtype=np.float64):
+    """scikit-learn's bundled diabetes regression set (442 samples, 10 features), split at random.
+
+    The features are the raw ones (``sklearn.datasets.load_diabetes(scaled=False)``: scikit-learn's
+    default ``scaled=True`` centres and scales with the statistics of all 442 samples, the test part
+    included). With ``normalize`` each feature is standardized with the *training* part's statistics
+    only, ``x = (x - mean_train) / std_train`` (``std`` with ``ddof=0``), applied alike to both parts,
+    so no test-set statistic leaks into the training data. The target (a disease-progression score
+    one year later, 25-346) is never scaled: errors such as RMSE come out in its units.
+
+    Parameters
+    ----------
+    normalize : bool
+        Standardize ``x`` with the training statistics (else the raw features: age in years, BMI, ...).
+    test_ratio : float
+        Share of samples held out, in ``(0, 1)``: ``round(test_ratio * 442)`` test samples.
+    seed : int
+        Seed of the split (a NumPy ``default_rng``; the global generator is not touched).
+    dtype : numpy dtype
+        float64 (default) or float32 for ``x`` and ``t``.
+
+    Returns
+    -------
+    tuple
+        ``((x_train, t_train), (x_test, t_test))`` with ``x`` of shape ``(N, 10)`` and ``t`` a column
+        ``(N, 1)`` (the shape of a one-output network's prediction); with the defaults 354 training
+        and 88 test samples.
+    """
+    where = "load_diabetes"
+    _checks.positive_number(test_ratio, "test_ratio", where, upper=1.0)
+    dtype = np.dtype(dtype)
+    if dtype not in _checks.FLOAT_DTYPES:
+        _checks.fail(where, "dtype", "float32 or float64", str(dtype), TypeError)
+    try:
+        from sklearn.datasets import load_diabetes as _sk_load_diabetes
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise ImportError("load_diabetes needs scikit-learn: pip install 'fastdl[digits]'") from None
+    bunch = _sk_load_diabetes(scaled=False)
+    x = np.asarray(bunch.data, dtype=np.float64)
+    t = np.asarray(bunch.target, dtype=np.float64).reshape(-1, 1)
+    n = x.shape[0]
+    n_test = int(round(float(test_ratio) * n))
+    if not 1 <= n_test < n:
+        _checks.fail(where, "test_ratio", f"a share leaving both parts non-empty for {n} samples", repr(test_ratio))
+    perm = np.random.default_rng(seed).permutation(n)
+    test_idx, train_idx = perm[:n_test], perm[n_test:]
+    x_train, x_test = x[train_idx], x[test_idx]
+    if normalize:
+        mean, std = x_train.mean(axis=0), x_train.std(axis=0)
+        x_train = (x_train - mean) / std
+        x_test = (x_test - mean) / std
+    return ((x_train.astype(dtype, copy=False), t[train_idx].astype(dtype)),
+            (x_test.astype(dtype, copy=False), t[test_idx].astype(dtype)))
 
 
 def shuffle_dataset(x: np.ndarray, t: np.ndarray, seed=None) -> tuple[np.ndarray, np.ndarray]:

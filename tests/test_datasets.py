@@ -287,3 +287,40 @@ def test_parse_idx_rejects_sizes_overflowing_int64(tmp_path):
     with pytest.raises(ValueError, match=rf"parse_idx: {path} must announce at most \d+ elements; got shape "
                                          r"\(2147483648, 2147483648, 4\)"):
         datasets.parse_idx(path)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_load_diabetes_standardized_with_training_statistics(dtype):
+    pytest.importorskip("sklearn")
+    from sklearn.datasets import load_diabetes as sk_load
+
+    (x, t), (xt, tt) = datasets.load_diabetes(dtype=dtype)
+    assert x.shape == (354, 10) and xt.shape == (88, 10) and t.shape == (354, 1) and tt.shape == (88, 1)
+    assert x.dtype == xt.dtype == t.dtype == dtype
+    # the training part is standardized by its own statistics: mean ~0, std ~1 per feature ...
+    np.testing.assert_allclose(x.mean(axis=0), 0, atol=1e-5 if dtype == np.float32 else 1e-12)
+    np.testing.assert_allclose(x.std(axis=0), 1, rtol=1e-5 if dtype == np.float32 else 1e-12)
+    # ... and the test part by the same (training) statistics, not its own
+    assert np.abs(xt.mean(axis=0)).max() > 1e-3
+    raw = sk_load(scaled=False)
+    (rx, rt), (rxt, rtt) = datasets.load_diabetes(normalize=False)
+    mean, std = rx.mean(axis=0), rx.std(axis=0)
+    np.testing.assert_allclose(xt, (rxt - mean) / std, rtol=1e-5 if dtype == np.float32 else 1e-12)
+    # the target is not scaled; train and test together are the whole data set
+    np.testing.assert_array_equal(rt, t.astype(np.float64) if dtype == np.float64 else rt)
+    np.testing.assert_array_equal(np.sort(np.r_[rt[:, 0], rtt[:, 0]]), np.sort(raw.target))
+    assert rx.shape == (354, 10) and np.isin(rx[:, 1], (1.0, 2.0)).all()  # raw: sex coded 1/2
+
+
+def test_load_diabetes_split_and_validation():
+    (x, _), (xt, _) = datasets.load_diabetes(test_ratio=0.5, seed=3)
+    assert x.shape[0] == 221 and xt.shape[0] == 221
+    (a, _), _ = datasets.load_diabetes(seed=1)
+    (b, _), _ = datasets.load_diabetes(seed=1)
+    (c, _), _ = datasets.load_diabetes(seed=2)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    with pytest.raises(ValueError, match="load_diabetes: test_ratio must be"):
+        datasets.load_diabetes(test_ratio=1.0)
+    with pytest.raises(TypeError, match="load_diabetes: dtype must be float32 or float64"):
+        datasets.load_diabetes(dtype=np.int32)
