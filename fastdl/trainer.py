@@ -585,6 +585,26 @@ def _load(dataset: str, dtype):
     return (x_tr.astype(dtype, copy=False), t_tr), (x_te.astype(dtype, copy=False), t_te)
 
 
+def _lr_value(text: str) -> float | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--lr must be a number such as 0.01 or 'auto'; got {text!r}") from None
+
+
+def _auto_lr(args: argparse.Namespace, net, x_train, t_train) -> float:
+    """``--lr auto``: :func:`fastdl.lr_find`'s suggestion (the network is restored afterwards)."""
+    from .lr_finder import lr_find
+
+    found = lr_find(net, x_train, t_train, optimizer=args.optimizer, batch_size=args.batch_size, seed=args.seed,
+                    verbose=not args.quiet)
+    print(f"lr auto: {found.suggestion:.3g} (lr_find: a tenth of the lowest-loss rate {found.lr_min:.3g}, "
+          f"{len(found.lrs)} steps, {found.stop_reason})")
+    return found.suggestion
+
+
 def _train_command(args: argparse.Namespace) -> int:
     from . import runtime
     from .nets import MultiLayerNetExtend
@@ -603,8 +623,9 @@ def _train_command(args: argparse.Namespace) -> int:
                               weight_init_std=args.init, weight_decay_lambda=args.weight_decay,
                               use_dropout=args.dropout > 0, dropout_ratio=args.dropout or 0.5,
                               use_batchnorm=args.batchnorm, dtype=dtype, backend=args.backend)
+    lr = _auto_lr(args, net, x_train, t_train) if args.lr == "auto" else args.lr
     trainer = Trainer(net, x_train, t_train, x_test, t_test, epochs=args.epochs, mini_batch_size=args.batch_size,
-                      optimizer=args.optimizer, optimizer_param={"lr": args.lr}, verbose=not args.quiet,
+                      optimizer=args.optimizer, optimizer_param={"lr": lr}, verbose=not args.quiet,
                       patience=args.patience, restore_best_weights=args.patience is not None,
                       backend=args.backend)
     history = trainer.train()
@@ -614,7 +635,7 @@ def _train_command(args: argparse.Namespace) -> int:
     stem = f"train-{args.dataset}"
     json_path = history.save_json(out / f"{stem}.json")
     png_path = out / f"{stem}.png"
-    plot_history(history, png_path, title=f"{args.dataset}: {net!r}, {args.optimizer} lr={args.lr}")
+    plot_history(history, png_path, title=f"{args.dataset}: {net!r}, {args.optimizer} lr={lr:.3g}")
     n_test = x_test.shape[0]
     print(f"test accuracy {history.final_test_acc:.4f} ({round(history.final_test_acc * n_test)}/{n_test}) | "
           f"{history.iterations} steps, {history.samples_per_s:,.0f} samples/s in training steps | "
@@ -641,7 +662,8 @@ def register_cli(subparsers) -> None:
     p.add_argument("--activation", choices=("relu", "sigmoid"), default="relu")
     p.add_argument("--init", default="relu", help="weight init: relu/he, sigmoid/xavier, glorot, lecun, or a std")
     p.add_argument("--optimizer", default="adam", help="sgd, momentum, nesterov, adagrad, rmsprop, adam (default)")
-    p.add_argument("--lr", type=float, default=0.01, help="learning rate (default 0.01)")
+    p.add_argument("--lr", type=_lr_value, default=0.01,
+                   help="learning rate (default 0.01), or 'auto': fastdl.lr_find's suggestion, printed")
     p.add_argument("--batchnorm", action="store_true", help="batch normalization after each hidden Affine")
     p.add_argument("--dropout", type=float, default=0.0, metavar="RATIO", help="dropout ratio (default 0: none)")
     p.add_argument("--weight-decay", type=float, default=0.0, metavar="LAMBDA", help="L2 strength (default 0)")

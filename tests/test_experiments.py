@@ -76,11 +76,24 @@ def test_hparam_search(tmp_path):
     assert data["best_lr"] == trials[0]["lr"]
 
 
+def test_lr_finder(tmp_path):
+    data, fig = experiments.run("lr-finder", out=tmp_path, steps=20, check_lrs=2, check_epochs=1, hidden=(16,))
+    _assert_png(tmp_path / "lr-finder.png", fig)
+    assert set(data["results"]) == {"SGD", "Momentum", "Adam"}
+    for name, r in data["results"].items():
+        assert 2 <= len(r.lrs) <= 20 and r.lrs[0] == pytest.approx(1e-6)
+        assert data["suggestion"][name] == pytest.approx(r.lr_min / 10)
+        assert data["check"][name].shape == (2,) and np.all((data["check"][name] >= 0) & (data["check"][name] <= 1))
+    np.testing.assert_allclose(data["check_lr"], [1e-3, 10.0])
+    assert fig.axes[0].get_xscale() == "log"
+
+
 def test_registry_and_cli(tmp_path, capsys):
     from fastdl.cli import main
 
     assert set(experiments.EXPERIMENTS) == {"optimizer-paths", "optimizer-compare", "weight-init-hist",
-                                            "weight-init-compare", "batchnorm", "overfit", "hparam-search"}
+                                            "weight-init-compare", "batchnorm", "overfit", "hparam-search",
+                                            "lr-finder", "batch-size", "depth-width"}
     with pytest.raises(ValueError, match="experiment"):
         experiments.get("nope")
     assert main(["experiment", "optimizer-paths", "--out", str(tmp_path)]) == 0

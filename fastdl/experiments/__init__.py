@@ -1,4 +1,4 @@
-"""The chapter-6 studies of *Deep Learning from Scratch* as runnable experiments.
+"""The chapter-6 studies of *Deep Learning from Scratch* (and Hands-On ML ch. 10's) as runnable experiments.
 
 Each study is a module with ``run(dataset='digits', out=None, seed=0, **options) -> (data, figure)``:
 it trains on fastdl, writes ``<out>/<name>.png`` (title, axes, legend), prints a short summary and
@@ -14,6 +14,9 @@ weight-init-compare      training loss with std 0.01, Xavier and He (6.2.4)
 batchnorm                training accuracy with/without batch norm over 16 weight scales (6.3)
 overfit                  train/test accuracy on 300 samples: baseline, weight decay, dropout (6.4)
 hparam-search            random search of lr and weight decay on a validation split (6.5)
+lr-finder                learning-rate range test per optimizer, suggestion checked (Géron ch. 10)
+batch-size               accuracy after a fixed epoch budget and samples/s per batch size (Géron ch. 10)
+depth-width              validation accuracy against parameter count, 1-6 layers x 16-512 (Géron ch. 10)
 =======================  =========================================================================
 
 From the command line: ``fastdl experiment NAME [--dataset digits|mnist] [--out DIR] [--seed S]``,
@@ -38,6 +41,9 @@ EXPERIMENTS = {
     "batchnorm": "fastdl.experiments.batchnorm",
     "overfit": "fastdl.experiments.overfit",
     "hparam-search": "fastdl.experiments.hparam_search",
+    "lr-finder": "fastdl.experiments.lr_finder",
+    "batch-size": "fastdl.experiments.batch_size",
+    "depth-width": "fastdl.experiments.depth_width",
 }
 
 #: Where figures go when no ``out`` is given.
