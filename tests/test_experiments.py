@@ -88,6 +88,21 @@ def test_lr_finder(tmp_path):
     assert fig.axes[0].get_xscale() == "log"
 
 
+def test_batch_size(tmp_path):
+    data, fig = experiments.run("batch-size", out=tmp_path, batch_sizes=(16, 512), epochs=1, seeds=2, hidden=(16,),
+                                timing_seconds=0.01)
+    _assert_png(tmp_path / "batch-size.png", fig)
+    assert data["batch_sizes"] == [16, 512]
+    fixed, scaled = data["accuracy"]
+    assert data["lr"][fixed] == [0.1, 0.1] and data["lr"][scaled] == [0.1 * 16 / 64, 0.8]
+    for acc in data["accuracy"].values():
+        assert acc.shape == (2, 2) and np.all((acc >= 0) & (acc <= 1))
+    assert set(data["samples_per_s"]) == {"fastdl float32", "fastdl float64", "NumPy reference float64"}
+    for speed in data["samples_per_s"].values():
+        assert speed.shape == (2,) and np.all(np.isfinite(speed) & (speed > 0))
+    assert fig.axes[1].get_yscale() == "log"
+
+
 def test_registry_and_cli(tmp_path, capsys):
     from fastdl.cli import main
 
