@@ -103,6 +103,20 @@ def test_batch_size(tmp_path):
     assert fig.axes[1].get_yscale() == "log"
 
 
+def test_depth_width(tmp_path):
+    data, fig = experiments.run("depth-width", out=tmp_path, depths=(1, 3), widths=(8, 32), max_epochs=3, patience=1)
+    _assert_png(tmp_path / "depth-width.png", fig)
+    assert data["val_acc"].shape == data["params"].shape == (2, 2)
+    assert np.all((data["val_acc"] >= 0) & (data["val_acc"] <= 1))
+    # 64-8-10, 64-32-10, 64-8-8-8-10, 64-32-32-32-10 weights and biases
+    np.testing.assert_array_equal(data["params"], [[64 * 8 + 8 + 8 * 10 + 10, 64 * 32 + 32 + 32 * 10 + 10],
+                                                   [64 * 8 + 8 + 2 * (8 * 8 + 8) + 8 * 10 + 10,
+                                                    64 * 32 + 32 + 2 * (32 * 32 + 32) + 32 * 10 + 10]])
+    assert np.all((data["epochs"] >= 2) & (data["epochs"] <= 3))  # early stopping needs 1 + patience epochs
+    assert data["best"] in {(d, w) for d in (1, 3) for w in (8, 32)}
+    assert fig.axes[0].get_xscale() == "log"
+
+
 def test_registry_and_cli(tmp_path, capsys):
     from fastdl.cli import main
 
