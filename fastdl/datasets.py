@@ -345,6 +345,19 @@ def _stratified_split(t: np.ndarray, test_ratio: float, seed) -> tuple[np.ndarra
     return train_idx, test_idx
 
 
+def _sklearn_set(loader: str, test_ratio, dtype, **kwargs):
+    """Validate ``test_ratio`` and ``dtype``, then ``sklearn.datasets.<loader>(**kwargs)``: ``(bunch, dtype)``."""
+    _checks.positive_number(test_ratio, "test_ratio", loader, upper=1.0)
+    dtype = np.dtype(dtype)
+    if dtype not in _checks.FLOAT_DTYPES:
+        _checks.fail(loader, "dtype", "float32 or float64", str(dtype), TypeError)
+    try:
+        import sklearn.datasets
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise ImportError(f"{loader} needs scikit-learn: pip install 'fastdl[digits]'") from None
+    return getattr(sklearn.datasets, loader)(**kwargs), dtype
+
+
 def load_digits(normalize: bool = True, one_hot_label: bool = False, test_ratio: float = 0.2, seed: int = 0,
                 *, flatten: bool = True, dtype=np.float64):
     """scikit-learn's bundled 8x8 handwritten digits (1,797 samples, 64 features, 10 classes), split per class.
@@ -369,16 +382,7 @@ def load_digits(normalize: bool = True, one_hot_label: bool = False, test_ratio:
     tuple
         ``((x_train, t_train), (x_test, t_test))``; with the defaults 1,438 training and 359 test samples.
     """
-    where = "load_digits"
-    _checks.positive_number(test_ratio, "test_ratio", where, upper=1.0)
-    dtype = np.dtype(dtype)
-    if dtype not in _checks.FLOAT_DTYPES:
-        _checks.fail(where, "dtype", "float32 or float64", str(dtype), TypeError)
-    try:
-        from sklearn.datasets import load_digits as _sk_load_digits
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError("load_digits needs scikit-learn: pip install 'fastdl[digits]'") from None
-    bunch = _sk_load_digits()
+    bunch, dtype = _sklearn_set("load_digits", test_ratio, dtype)
     x = bunch.data.astype(np.float64)
     if normalize:
         x /= 16.0
@@ -425,15 +429,7 @@ def load_diabetes(normalize: bool = True, test_ratio: float = 0.2, seed: int = 0
         and 88 test samples.
     """
     where = "load_diabetes"
-    _checks.positive_number(test_ratio, "test_ratio", where, upper=1.0)
-    dtype = np.dtype(dtype)
-    if dtype not in _checks.FLOAT_DTYPES:
-        _checks.fail(where, "dtype", "float32 or float64", str(dtype), TypeError)
-    try:
-        from sklearn.datasets import load_diabetes as _sk_load_diabetes
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError("load_diabetes needs scikit-learn: pip install 'fastdl[digits]'") from None
-    bunch = _sk_load_diabetes(scaled=False)
+    bunch, dtype = _sklearn_set(where, test_ratio, dtype, scaled=False)
     x = np.asarray(bunch.data, dtype=np.float64)
     t = np.asarray(bunch.target, dtype=np.float64).reshape(-1, 1)
     n = x.shape[0]

@@ -180,7 +180,7 @@ class Perceptron:
         Parameters
         ----------
         x : numpy.ndarray
-            ``(n_samples, n_features)``.
+            Samples to classify, one per row.
 
         Returns
         -------

@@ -58,13 +58,9 @@ def smooth_curve(x) -> np.ndarray:
 
 def check_count(value, name: str, where: str, minimum: int = 1) -> int:
     """A positive (>= minimum) integer option, or a ValueError/TypeError in the house wording."""
-    from .._checks import describe, fail
+    from .._checks import count
 
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        fail(where, name, f"an integer >= {minimum}", describe(value), TypeError)
-    if value < minimum:
-        fail(where, name, f"an integer >= {minimum}", repr(value))
-    return int(value)
+    return count(value, name, where, minimum)
 
 
 def train_loss_curves(dataset: str, where: str, networks: dict, optimizers: dict, iterations: int,
