@@ -111,9 +111,9 @@ def register_cli(subparsers) -> None:
         From ``parser.add_subparsers()``.
     """
     p = subparsers.add_parser(
-        "experiment", help="run a chapter-6 study and write its figure",
-        description="Run one of the book's chapter-6 studies (or all) on fastdl; each writes <out>/<name>.png "
-                    "and prints a short summary.")
+        "experiment", help="run a study (the book's chapter 6, Hands-On ML ch. 10) and write its figure",
+        description="Run one of the studies (or all) on fastdl: the book's chapter 6 and Hands-On ML chapter 10; "
+                    "each writes <out>/<name>.png and prints a short summary.")
     p.add_argument("name", choices=(*EXPERIMENTS, "all"), metavar="NAME",
                    help="one of: " + ", ".join(EXPERIMENTS) + ", all")
     p.add_argument("--dataset", choices=("digits", "mnist"), default="digits", help="default: digits (offline)")
