@@ -27,6 +27,7 @@ from .layers import (
     _affine,
     _affine_bwd,
     _affine_input,
+    _bias,
     _bn_input,
     _labels,
     _loss_scalar,
@@ -141,7 +142,7 @@ def cross_entropy_error(y, t):
         y = y.reshape(1, -1)
         t = t if isinstance(t, np.ndarray) else np.asarray(t)
         t = t.reshape(1, -1) if t.size == y.size else t.reshape(-1)
-    yc = _softmax_input(y, where)
+    yc = _softmax_input(y, where, "y")
     labels, _ = _labels(t, yc.shape[0], yc.shape[1], yc.dtype, where)
     return _loss_scalar(_sm.xent(yc, labels, XENT_EPS), yc.shape[0], yc.dtype, where)
 
@@ -188,8 +189,8 @@ def affine(x, W, b) -> np.ndarray:
     """
     where = "affine"
     W = _param(W, "W", where, 2)
-    b = _param(b, "b", where, 1, W.dtype, W.shape[1])
-    x2, _ = _affine_input(x, W, where)
+    x2, _ = _affine_input(x, W, where)  # (x against W first: a transposed W is reported as such)
+    b = _bias(b, W, where)
     return _affine(x2, W, b)
 
 
@@ -216,6 +217,13 @@ def batchnorm_forward(x, gamma, beta, eps: float = BN_EPS):
     ``xn = (x - mu) / std``, ``out = gamma * xn + beta``. 4-D input ``(N, C, H, W)`` is flattened
     to ``(N, C*H*W)`` as the book does. Computes in gamma's dtype.
 
+    Parameters
+    ----------
+    x : ndarray ``(N, D)`` or ``(N, C, H, W)`` with ``N >= 1``
+    gamma, beta : ndarrays ``(D,)``, float32 or float64, the same dtype
+    eps : float > 0
+        Added to the variance under the square root (the book's ``1e-6``).
+
     Returns
     -------
     out : ndarray of x's shape
@@ -224,6 +232,7 @@ def batchnorm_forward(x, gamma, beta, eps: float = BN_EPS):
         What :func:`batchnorm_backward` needs.
     """
     where = "batchnorm_forward"
+    eps = _checks.positive_number(eps, "eps", where)
     gamma = _param(gamma, "gamma", where, 1)
     beta = _param(beta, "beta", where, 1, gamma.dtype, gamma.shape[0])
     x2, shape = _bn_input(x, gamma, where)

@@ -17,11 +17,18 @@ Dtype policy
 Errors
     Integer, bool, complex and float16 arrays raise ``TypeError``; shapes that do not fit raise
     ``ValueError``; ``backward`` before ``forward`` raises ``RuntimeError``. Messages name the
-    argument, what was received and what was expected.
+    argument, what was received and what was expected. A 0-row batch is refused by the layers
+    with parameters.
+
+Threads
+    A layer shared by threads never hands a kernel a wrong-sized array: ``backward`` reads what one
+    forward stored (read once, checked on those references) and raises ``ValueError`` when it does
+    not fit. Which forward it pairs with is then ill-defined: give each thread its own layers.
 """
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -59,6 +66,16 @@ def _param(a, name: str, where: str, ndim: int, dtype=None, shape0: int | None =
     return a
 
 
+def _bias(b, W: np.ndarray, where: str) -> np.ndarray:
+    """The bias of ``W``: a 1-D array of W's dtype and length ``W.shape[1]`` (with a hint when W looks transposed)."""
+    b = _param(b, "b", where, 1, W.dtype)
+    if b.shape[0] != W.shape[1]:
+        hint = ("; its length is W.shape[0]: is W transposed? W must be (inputs, outputs)"
+                if b.shape[0] == W.shape[0] else "")
+        fail(where, "b", f"of length {W.shape[1]} (W.shape[1] with W of shape {W.shape}{hint})", f"shape {b.shape}")
+    return b
+
+
 def _scalar(value, name: str, where: str, dtype: np.dtype):
     """A real scalar (Python or NumPy, or a 0-d float array) as ``dtype.type``."""
     if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype in _checks.FLOAT_DTYPES:
@@ -93,6 +110,9 @@ def _labels(t, n: int, c: int, dtype: np.dtype, where: str) -> tuple[np.ndarray,
             fail(where, "t", f"labels in [0, {c})", f"values in [{t.min()}, {t.max()}]")
         return labels, None
     if t.ndim == 2:
+        if kind in "iu" and t.shape == (n, 1) and c != 1:
+            fail(where, "t", f"integer labels of shape ({n},) or one-hot rows of shape {(n, c)} (labels of "
+                 f"shape (N, 1): pass t.ravel())", f"shape {t.shape}")
         if t.shape != (n, c):
             fail(where, "t", f"of shape {(n, c)} (one-hot rows like x)", f"shape {t.shape}")
         probs = contiguous(t, dtype)
@@ -153,6 +173,8 @@ def _affine_input(x, W: np.ndarray, where: str) -> tuple[np.ndarray, tuple[int, 
     """``x.reshape(N, -1)`` checked against W, C-contiguous in W's dtype, and x's original shape."""
     x = float_array(x, "x", where, min_ndim=2)
     shape = x.shape
+    if shape[0] < 1:
+        fail(where, "x", "a batch of at least one row (N >= 1)", f"shape {shape}")
     x2 = x.reshape(shape[0], -1)
     if x2.shape[1] != W.shape[0]:
         fail(where, "x", f"{W.shape[0]} features per sample (x.reshape(N, -1) @ W with W of shape "
@@ -170,10 +192,10 @@ def _bn_input(x, gamma: np.ndarray, where: str) -> tuple[np.ndarray, tuple[int, 
     return contiguous(x2, gamma.dtype), shape
 
 
-def _softmax_input(x, where: str) -> np.ndarray:
-    x = float_array(x, "x", where, ndim=2)
+def _softmax_input(x, where: str, name: str = "x") -> np.ndarray:
+    x = float_array(x, name, where, ndim=2)
     if x.shape[0] < 1 or x.shape[1] < 1:
-        fail(where, "x", "of shape (N, C) with N >= 1 and C >= 1", f"shape {x.shape}")
+        fail(where, name, "of shape (N, C) with N >= 1 and C >= 1", f"shape {x.shape}")
     return contiguous(x)
 
 
@@ -261,7 +283,7 @@ class Affine:
 
     def __init__(self, W, b) -> None:
         W = _param(W, "W", "Affine", 2)
-        _param(b, "b", "Affine", 1, W.dtype, W.shape[1])
+        _bias(b, W, "Affine")
         self.W = W
         self.b = b
         self.x: np.ndarray | None = None
@@ -277,8 +299,8 @@ class Affine:
         """
         where = "Affine.forward"
         W = _param(self.W, "W", where, 2)
-        b = _param(self.b, "b", where, 1, W.dtype, W.shape[1])
-        x2, shape = _affine_input(x, W, where)
+        x2, shape = _affine_input(x, W, where)  # (x against W first: a transposed W is reported as such)
+        b = _bias(self.b, W, where)
         out = _affine(x2, W, b)
         self.x = x2
         self.original_x_shape = shape
@@ -287,15 +309,18 @@ class Affine:
     def backward(self, dout) -> np.ndarray:
         """Set :attr:`dW` ``= x.T @ dout`` and :attr:`db` ``= dout.sum(0)``; return ``dout @ W.T`` in x's shape."""
         where = "Affine.backward"
-        called_before(self.x, where, "Affine.forward")
+        x2, shape = self.x, self.original_x_shape  # read once (another thread may run forward meanwhile)
+        called_before(x2, where, "Affine.forward")
         W = _param(self.W, "W", where, 2)
-        x2 = self.x
         if W.shape[0] != x2.shape[1] or W.dtype != x2.dtype:
             fail(where, "W", f"of shape ({x2.shape[1]}, M) and dtype {x2.dtype} as in forward",
                  _checks.describe(W))
+        if not shape or shape[0] != x2.shape[0] or math.prod(shape) != x2.size:
+            fail(where, "original_x_shape", f"the shape of the stored input x ({x2.shape[0]} rows of "
+                 f"{x2.shape[1]} values; was the layer used from two threads at once?)", repr(shape))
         dc = _dout(dout, (x2.shape[0], W.shape[1]), W.dtype, where)
         dx, self.dW, self.db = _affine_bwd(dc, x2, W)
-        return dx.reshape(self.original_x_shape)
+        return dx.reshape(shape)
 
 
 class SoftmaxWithLoss:
@@ -320,8 +345,7 @@ class SoftmaxWithLoss:
         self.loss = None
         self.y: np.ndarray | None = None
         self.t = None
-        self._labels: np.ndarray | None = None
-        self._probs: np.ndarray | None = None
+        self._fwd: tuple | None = None  # (y, labels, probs) of one forward, read once by backward
 
     def forward(self, x, t):
         """Return the mean cross-entropy loss of ``softmax(x)`` against ``t``.
@@ -344,17 +368,22 @@ class SoftmaxWithLoss:
         y, s = _sm.softmax_xent_forward(xc, labels, XENT_EPS)
         loss = _loss_scalar(s, xc.shape[0], xc.dtype, where)
         self.y, self.t, self.loss = y, t, loss
-        self._labels, self._probs = labels, probs
+        self._fwd = (y, labels, probs)
         return loss
 
     def backward(self, dout=1) -> np.ndarray:
         """Return a new ``dx`` (x's shape and dtype); ``dout`` is a real scalar (default 1)."""
         where = "SoftmaxWithLoss.backward"
-        called_before(self.y, where, "SoftmaxWithLoss.forward")
-        y = self.y
+        fwd = self._fwd  # one read: y and the targets of one forward, whatever other threads do
+        called_before(fwd, where, "SoftmaxWithLoss.forward")
+        y, labels, probs = fwd
+        if self.y is not y:  # replaced by hand: use it if it fits the stored targets
+            y = float_array(self.y, "y", where, ndim=2)
+            if y.shape != fwd[0].shape:
+                fail(where, "y", f"of shape {fwd[0].shape} (the shape of the forward's softmax)", f"shape {y.shape}")
+            y = contiguous(y, fwd[0].dtype)
         d = _scalar(dout, "dout", where, y.dtype)
-        t = self._labels if self._probs is None else self._probs
-        return _sm.softmax_xent_backward(y, t, d)
+        return _sm.softmax_xent_backward(y, labels if probs is None else probs, d)
 
 
 class Dropout:
@@ -460,6 +489,12 @@ class BatchNormalization:
     Repeated calls with the same arrays (the same ``gamma``/``beta`` objects, the running
     statistics the previous forward set, an ``x`` of the same shape, dtype and C layout) skip the
     full validation: the layer re-checks only identities, shapes and dtypes.
+
+    Threads: calls from several threads at once never hand a kernel an array of the wrong size.
+    Each call reads the cached plan and the last forward's arrays once (one tuple) and checks and
+    uses only those references. Which forward a ``backward`` pairs with is then whichever stored
+    last; a ``backward`` that does not fit it raises ``ValueError``. For meaningful numbers give each
+    thread its own layer.
     """
 
     def __init__(self, gamma, beta, momentum: float = 0.9, running_mean=None, running_var=None) -> None:
@@ -484,8 +519,8 @@ class BatchNormalization:
         self._train_shape: tuple[int, ...] | None = None
         # validated-call cache: (x shape, x strides, dtype, gamma, beta, gamma's shape, momentum, consts)
         self._plan: tuple | None = None
-        self._own = (None, None, None, None)  # (running_mean, running_var, xn, std) the last training forward set
-        self._xn_pair: tuple = (None, None)  # the two xn buffers that take turns
+        self._own = (None,) * 10  # what the last training forward set and backward reads (see _train)
+        self._xn_pair: tuple = (None, None, None, None)  # (input shape, dtype, xn buffer, xn buffer) see _xn_buffer
 
     @staticmethod
     def _stat(s, name: str, gamma: np.ndarray, where: str, copy: bool = True) -> np.ndarray:
@@ -494,16 +529,24 @@ class BatchNormalization:
             fail(where, name, f"of length {gamma.shape[0]} (the length of gamma)", f"shape {s.shape}")
         return np.array(s, dtype=gamma.dtype, copy=True) if copy else contiguous(s, gamma.dtype)
 
-    def _xn_buffer(self, n: int, d: int, dt: np.dtype, checked: bool) -> np.ndarray:
+    def _xn_buffer(self, shape: tuple, n: int, d: int, dt: np.dtype) -> np.ndarray:
         """This forward's xn buffer: the one of the pair that is not the current :attr:`xn`.
 
-        ``checked``: the pair is known to fit (a cached call; every training forward of another
-        shape or dtype goes through the full path, which reallocates the pair).
+        The pair is read once and kept with the input shape and dtype it was made for, so the fit is
+        checked on the very buffers handed to the kernel (another thread may replace the pair at any
+        time). A cached call passes the plan's shape tuple, the one the pair was made with: then two
+        identity checks suffice; otherwise the buffer's shape and dtype are compared.
         """
-        a, b = self._xn_pair
-        if not checked and (a is None or a.shape != (n, d) or a.dtype != dt):
-            self._xn_pair = a, b = np.empty((n, d), dtype=dt), np.empty((n, d), dtype=dt)
-        return b if self.xn is a else a
+        key, kdt, a, b = self._xn_pair
+        buf = b if self.xn is a else a
+        if key is shape and kdt is dt:
+            return buf
+        fits = [c is not None and c.shape == (n, d) and c.dtype == dt for c in (a, b)]
+        if not all(fits):
+            a, b = np.empty((n, d), dtype=dt), np.empty((n, d), dtype=dt)
+            buf = b if self.xn is a else a
+        self._xn_pair = (shape, dt, a, b)  # (both checked: the next call with this shape tuple trusts them)
+        return buf
 
     def forward(self, x, train_flg: bool = True) -> np.ndarray:
         """Normalise ``x`` (``(N, D)`` or ``(N, C, H, W)``); return a new array of x's shape.
@@ -512,12 +555,15 @@ class BatchNormalization:
         uses the running statistics. Non-finite batch statistics are reported through
         :func:`fastdl.runtime.report_nonfinite` (before any state changes).
         """
-        p = self._plan
+        # One read of the plan and of the last forward's arrays: every check below and every array
+        # handed to the kernels are these locals (a check on ``self.`` and a second read for the
+        # kernel could see another thread's state in between).
+        p, own = self._plan, self._own
         if (train_flg and p is not None and type(x) is np.ndarray and x.shape == p[0] and x.strides == p[1]
                 and x.dtype is p[2] and self.gamma is p[3] and self.beta is p[4] and self.momentum is p[6]
-                and self.running_mean is self._own[0] and self.running_var is self._own[1]
+                and self.running_mean is own[0] and self.running_var is own[1] and own[6] is p[3]
                 and p[3].shape == p[5] and p[4].shape == p[5]):
-            return self._train(x, x.shape, p[3], p[4], self._own[0], self._own[1], p[7], True)
+            return self._train(x, p[0], p[1], p[3], p[5], p[4], own[0], own[1], p[7])
         where = "BatchNormalization.forward"
         gamma = _param(self.gamma, "gamma", where, 1)
         beta = _param(self.beta, "beta", where, 1, gamma.dtype, gamma.shape[0])
@@ -540,20 +586,27 @@ class BatchNormalization:
             fail(where, "x", "a batch of at least one row in training mode", f"shape {shape}")
         m = self.momentum
         consts = _bn.consts_for(dt, BN_EPS, x2.shape[0], float(m))
-        self._plan = None  # (the xn pair may be reallocated below; a rejected call must not leave a stale plan)
-        out = self._train(x2, shape, gc, bc, rm, rv, consts, False)
+        self._plan = None  # (a rejected call must not leave a stale plan)
+        out = self._train(x2, shape, None, gc, gc.shape, bc, rm, rv, consts)
         plannable = (isinstance(x, np.ndarray) and x.dtype == dt and x.flags.c_contiguous and gc is gamma
                      and bc is beta and type(m) in (float, int))
         self._plan = (shape, x.strides, dt, gamma, beta, gamma.shape, m, consts) if plannable else None
         return out
 
-    def _train(self, x, shape, gamma, beta, rm, rv, consts, cached: bool) -> np.ndarray:
-        """The training forward on validated arrays (``x`` C-contiguous, of ``shape``, in gamma's dtype)."""
+    def _train(self, x, shape, strides, gamma, gshape, beta, rm, rv, consts) -> np.ndarray:
+        """The training forward on validated arrays (``x`` C-contiguous, of ``shape``, in gamma's dtype).
+
+        ``strides``: the C strides of ``shape`` in this dtype if known (None: taken from the output);
+        ``gshape``: gamma's shape.
+
+        Everything ``backward`` needs is stored as one tuple (:attr:`_own`), so a backward reads
+        the arrays of one forward, never a mix of two threads' forwards.
+        """
         n = shape[0]
         d = gamma.shape[0]
         dt = x.dtype
         out = np.empty(shape, dtype=dt)
-        xn = self._xn_buffer(n, d, dt, cached)
+        xn = self._xn_buffer(shape, n, d, dt)
         stats = np.empty((6, d), dtype=dt)
         if len(shape) == 2:
             bad = _bn.train_forward_into(x, gamma, beta, rm, rv, consts, stats, xn, out)
@@ -562,28 +615,36 @@ class BatchNormalization:
         if bad:
             runtime.report_nonfinite("BatchNormalization.forward",
                                      f"{bad} feature(s) have a non-finite batch mean or variance")
-        self._own = own = (stats[_bn.RM_NEW], stats[_bn.RV_NEW], xn, stats[_bn.STD])
-        self.running_mean, self.running_var, self.xn, self.std = own
+        rm, rv, std = stats[_bn.RM_NEW], stats[_bn.RV_NEW], stats[_bn.STD]
+        # (running_mean, running_var, xn, std, input shape, its C strides, gamma, gamma's shape, consts, dtype)
+        self._own = (rm, rv, xn, std, shape, out.strides if strides is None else strides, gamma, gshape, consts, dt)
+        self.running_mean, self.running_var, self.xn, self.std = rm, rv, xn, std
         self.batch_size = n
         self.input_shape = self._train_shape = shape
         return out
 
     def backward(self, dout) -> np.ndarray:
         """Set :attr:`dgamma`, :attr:`dbeta`; return a new ``dx`` of the training forward's input shape."""
-        p, own = self._plan, self._own
-        shape = self._train_shape
-        if (p is not None and self.xn is own[2] and self.std is own[3] and type(dout) is np.ndarray
-                and dout.shape == shape and dout.strides == p[1] and dout.dtype is p[2] and self.gamma is p[3]
-                and p[3].shape == p[5]):
-            return self._grad(dout, shape, own[2], p[3], own[3], p[7])
+        own = self._own  # one read: the arrays of one forward (see forward)
+        if (self.xn is own[2] and self.std is own[3] and type(dout) is np.ndarray and dout.shape == own[4]
+                and dout.strides == own[5] and dout.dtype is own[9] and self.gamma is own[6]
+                and own[6].shape == own[7]):
+            return self._grad(dout, own[4], own[2], own[6], own[3], own[8])
         where = "BatchNormalization.backward"
-        called_before(self.xn, where, "BatchNormalization.forward (with train_flg=True)")
-        xn = self.xn
+        xn, std, shape = self.xn, self.std, self._train_shape
+        called_before(xn, where, "BatchNormalization.forward (with train_flg=True)")
+        xn = float_array(xn, "xn", where, ndim=2)
         dt = xn.dtype
-        gamma = _param(self.gamma, "gamma", where, 1, shape0=xn.shape[1])
+        n, d = xn.shape
+        std = float_array(std, "std", where, ndim=1)
+        if std.shape != (d,) or shape is None or shape[0] != n or math.prod(shape) != xn.size:
+            fail(where, "the stored forward state (xn, std, input shape)",
+                 "of one training forward (was the layer used from two threads at once, or were xn/std "
+                 "replaced?)", f"xn of shape {xn.shape}, std of shape {std.shape}, input shape {shape}")
+        gamma = _param(self.gamma, "gamma", where, 1, shape0=d)
         dc = _dout(dout, shape, dt, where).reshape(xn.shape)
-        consts = _bn.consts_for(dt, BN_EPS, xn.shape[0], 0.0)
-        return self._grad(dc, shape, contiguous(xn), contiguous(gamma, dt), contiguous(self.std, dt), consts)
+        consts = _bn.consts_for(dt, BN_EPS, n, 0.0)
+        return self._grad(dc, shape, contiguous(xn), contiguous(gamma, dt), contiguous(std, dt), consts)
 
     def _grad(self, dc, shape, xn, gamma, std, consts) -> np.ndarray:
         dt = xn.dtype

@@ -40,6 +40,7 @@ Copies
 from __future__ import annotations
 
 import importlib
+import math
 import operator
 import time
 from collections import OrderedDict
@@ -302,13 +303,13 @@ class _FastStep:
         if not self.still_valid(net):
             return None
         dt = self.dtype
-        x = net._input(x)
+        x = net._input(x, "gradient")
         if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] != net.input_size:
             return None
         n = x.shape[0]
         blocks = self.blocks
         out_blk = blocks[-1]
-        labels, probs = _fastdl_layers._labels(t, n, out_blk.width, dt, "SoftmaxWithLoss.forward")
+        labels, probs = _fastdl_layers._labels(t, n, out_blk.width, dt, f"{type(net).__name__}.gradient")
         use_bn = self.use_bn
         if use_bn:
             moms = self._momenta()
@@ -420,7 +421,7 @@ class _FastStep:
                 blk.act.out = outs[i]
             a = outs[i]
         last = self.last
-        last.y, last.t, last.loss, last._labels, last._probs = y, t, loss, labels, probs
+        last.y, last.t, last.loss, last._fwd = y, t, loss, (y, labels, probs)
 
 
 class MultiLayerNetExtend:
@@ -572,9 +573,32 @@ class MultiLayerNetExtend:
         self._plan = [(layer, "Dropout" in key or "BatchNorm" in key) for key, layer in self.layers.items()]
 
     # -- the book's methods ------------------------------------------------------------------------------
-    def _input(self, x) -> np.ndarray:
+    def _input(self, x, method: str = "predict") -> np.ndarray:
+        """``x`` as an array of the network's dtype; integer and bool data are cast, anything else rejected."""
         x = np.asarray(x)
-        return x if x.dtype == self.dtype else x.astype(self.dtype)
+        if x.dtype == self.dtype:
+            return x
+        if x.dtype.kind not in "biuf":
+            _checks.fail(f"{type(self).__name__}.{method}", "x", "a real array (float, integer or bool; complex "
+                         "values are not cast: take .real yourself if that is what you mean)", f"dtype {x.dtype}",
+                         TypeError)
+        return x.astype(self.dtype)
+
+    def _batch(self, x, t, method: str) -> tuple[np.ndarray, np.ndarray]:
+        """Validate a batch and its targets before any layer runs; return ``(x, labels)``.
+
+        ``x`` in the network's dtype, of shape ``(N, input_size)`` (or ``(N, ...)`` with
+        ``input_size`` values per sample), ``N >= 1``; ``t`` as :class:`SoftmaxWithLoss` takes it.
+        A rejected call has run no layer: batch-norm statistics, dropout's random stream and
+        parameters are as they were.
+        """
+        where = f"{type(self).__name__}.{method}"
+        x = self._input(x, method)
+        if x.ndim < 2 or x.shape[0] < 1 or math.prod(x.shape[1:]) != self.input_size:
+            _checks.fail(where, "x", f"a batch of shape (N, {self.input_size}) with N >= 1 (or (N, ...) with "
+                         f"{self.input_size} values per sample)", f"shape {x.shape}")
+        labels, _ = _fastdl_layers._labels(t, x.shape[0], self.output_size, self.dtype, where)
+        return x, labels
 
     def predict(self, x: np.ndarray, train_flg: bool = False) -> np.ndarray:
         """Scores (before softmax) for a batch ``x``; cast to the network's dtype if needed.
@@ -622,7 +646,14 @@ class MultiLayerNetExtend:
         -------
         float
             The loss (a NumPy scalar of the network's dtype).
+
+        Notes
+        -----
+        ``x`` (real, ``(N, input_size)`` with ``N >= 1``; complex is refused, integers are cast) and
+        ``t`` (labels in ``[0, output_size)`` or one-hot rows) are checked before any layer runs, so
+        a rejected call leaves batch-norm statistics, dropout's random stream and parameters as they were.
         """
+        x, _ = self._batch(x, t, "loss")
         y = self.predict(x, train_flg)
         return self.last_layer.forward(y, t) + self._weight_decay()
 
@@ -639,12 +670,15 @@ class MultiLayerNetExtend:
         Returns
         -------
         float
+
+        Notes
+        -----
+        ``x`` and ``t`` are checked as :meth:`loss` checks them before any layer runs (labels in
+        ``[0, output_size)``, one per row).
         """
+        x, labels = self._batch(x, t, "accuracy")
         y = np.argmax(self.predict(x, train_flg=False), axis=1)
-        t = np.asarray(t)
-        if t.ndim != 1:
-            t = np.argmax(t, axis=1)
-        return float(np.sum(y == t) / float(y.shape[0]))
+        return float(np.sum(y == labels) / float(y.shape[0]))
 
     def numerical_gradient(self, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
         """Gradients by central differences (slow; for checking :meth:`gradient`).
@@ -710,6 +744,7 @@ class MultiLayerNetExtend:
             grads = fast.gradient(self, x, t)
             if grads is not None:
                 return grads
+        x, _ = self._batch(x, t, "gradient")  # (again in loss: a subclass may override it)
         self.loss(x, t, train_flg=True)
         dout = self.last_layer.backward(1)
         for layer in reversed(self.layers.values()):
