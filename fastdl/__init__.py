@@ -37,6 +37,7 @@ _SUBMODULES = (
 
 _LAZY_ATTRS = {
     "Trainer": ("fastdl.trainer", "Trainer"),
+    "CheckpointError": ("fastdl._archive", "CheckpointError"),
     "profile": ("fastdl.profiler", "profile"),
     "profile_step": ("fastdl.profiler", "profile_step"),
     "MultiLayerNet": ("fastdl.nets", "MultiLayerNet"),
@@ -49,6 +50,7 @@ _LAZY_ATTRS = {
 }
 
 __all__ = [
+    "CheckpointError",
     "MultiLayerNet",
     "MultiLayerNetExtend",
     "NonFiniteWarning",

@@ -44,18 +44,21 @@ import math
 import operator
 import time
 from collections import OrderedDict
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from . import _checks, _flat, runtime
+from . import _checks, _flat, _netio, runtime
 from . import layers as _fastdl_layers
+from ._archive import CheckpointError
 from .init import std_for
 from .kernels import activations as _activations
 from .kernels import fused as _fused
 
-__all__ = ["LAYER_CLASSES", "MultiLayerNet", "MultiLayerNetExtend", "numerical_gradient", "resolve_backend"]
+__all__ = ["LAYER_CLASSES", "CheckpointError", "MultiLayerNet", "MultiLayerNetExtend", "load", "numerical_gradient",
+           "resolve_backend"]
 
 #: The layer classes a backend must provide.
 LAYER_CLASSES = ("Affine", "Relu", "Sigmoid", "BatchNormalization", "Dropout", "SoftmaxWithLoss")
@@ -761,6 +764,26 @@ class MultiLayerNetExtend:
                 grads[f"beta{idx}"] = bn.dbeta
         return grads
 
+    def save(self, path) -> Path:
+        """Write the network to an ``.npz`` file, atomically and without pickle; read it with :func:`load`.
+
+        The file holds every entry of ``params``, the batch-norm running statistics and momenta,
+        the state of any dropout ``Generator`` and the constructor arguments (JSON text); see
+        :mod:`fastdl._archive` for the atomic write. Networks on the ``'fastdl'`` and
+        ``'reference'`` backends load as they were saved; another layer module is recorded by
+        name and must be passed to :func:`load` again.
+
+        Parameters
+        ----------
+        path : str or Path
+            Target file (its directory is created; an existing file is replaced whole).
+
+        Returns
+        -------
+        pathlib.Path
+        """
+        return _netio.save(self, path)
+
     def __repr__(self) -> str:
         sizes = [self.input_size, *self.hidden_size_list, self.output_size]
         extras = "".join([", batchnorm" if self.use_batchnorm else "",
@@ -768,6 +791,34 @@ class MultiLayerNetExtend:
                           f", weight_decay={self.weight_decay_lambda}" if self.weight_decay_lambda else ""])
         return (f"{type(self).__name__}({'-'.join(map(str, sizes))}, {self.activation}{extras}, "
                 f"{self.dtype.name}, backend={getattr(self.backend, '__name__', type(self.backend).__name__)})")
+
+
+def load(path, backend=None) -> MultiLayerNetExtend:
+    """Read a network written by :meth:`MultiLayerNetExtend.save` (or the network of a trainer checkpoint).
+
+    The file is read with ``allow_pickle=False`` and verified whole before the network is built:
+    zip CRCs, every array's presence, shape and dtype against the saved constructor arguments.
+    NumPy's global random state is left as it was. Predictions equal the saved network's bit for bit.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.npz`` file.
+    backend : None, str or module
+        Layer implementation; default: the saved one (a module other than ``'fastdl'`` or
+        ``'reference'`` must be given here: names read from a file are not imported).
+
+    Returns
+    -------
+    MultiLayerNet or MultiLayerNetExtend
+
+    Raises
+    ------
+    fastdl.CheckpointError
+        (a ValueError) A missing, truncated or corrupted file, or an array of another shape or
+        dtype than the config implies; the message names the file and the first mismatch.
+    """
+    return _netio.load(path, backend)
 
 
 class MultiLayerNet(MultiLayerNetExtend):

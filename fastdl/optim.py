@@ -39,6 +39,13 @@ The same machinery is available as plain in-place functions for any NumPy loop:
 :func:`sgd_step`, :func:`momentum_step`, :func:`nesterov_step`, :func:`adagrad_step`,
 :func:`rmsprop_step`, :func:`adam_step`.
 
+Saving and resuming: ``opt.state_dict()`` returns copies of the hyper-parameters, step counters
+and state arrays, and ``opt.load_state_dict(d)`` restores them (validated whole before anything
+changes), so a run saved after step k and restored into a new optimizer continues bit for bit. A
+learning-rate schedule or callback joins a :class:`~fastdl.Trainer` checkpoint through the same
+protocol: ``state_dict()`` returning a dict of numbers, strings, lists, dicts and arrays, and
+``load_state_dict(d)``.
+
 :data:`OPTIMIZERS` maps the lower-case names to the classes and :func:`get_optimizer` builds one
 by name, as the book's ``Trainer`` does.
 """
@@ -479,6 +486,109 @@ class _Optimizer:
         args = ", ".join(f"{n}={getattr(self, n)!r}" for n in self._hyper_names)
         return f"{type(self).__name__}({args})"
 
+    # -- saving and restoring (self-contained: reads only the class tables and the state dicts) ------
+    _counter_names: tuple[str, ...] = ()  # step counters kept by state_dict (Adam: ("iter",))
+
+    def state_dict(self) -> dict:
+        """Everything that determines the next steps, as copies: ``{'class', 'hyper', 'counters', 'state'}``.
+
+        ``hyper`` maps each hyper-parameter to its current value (``lr`` as a schedule left it),
+        ``counters`` each step counter (Adam's ``iter``) to an int, ``state`` each state dict
+        (``'v'``, ``'h'``, ``'m'`` ...) to ``None`` (before the first update) or a dict of new arrays
+        (copies, never views of the optimizer's buffers). :meth:`load_state_dict` takes it back.
+
+        Returns
+        -------
+        dict
+        """
+        d = self.__dict__
+        state = {}
+        for name in self._state_names:
+            store = getattr(self, name)
+            state[name] = None if store is None else {k: np.array(v, copy=True, order="K") for k, v in store.items()}
+        return {"class": type(self).__name__, "hyper": {n: d[n] for n in self._hyper_names},
+                "counters": {n: int(getattr(self, n)) for n in self._counter_names}, "state": state}
+
+    def load_state_dict(self, state_dict: Mapping) -> None:
+        """Restore what :meth:`state_dict` returned; the next update continues bit for bit.
+
+        Everything is validated before anything changes (a rejected call changes nothing): the
+        class name when given, exactly this class's hyper-parameters (with the constructor's rules),
+        counters (integers >= 0) and state dicts, each ``None`` or a dict of float32/float64 arrays,
+        the same keys in every dict with one shape and dtype per key. Whether or not this optimizer
+        has stepped: when a state dict holds the same keys, shapes and dtypes, the values are copied
+        into its existing (writeable) arrays, which keeps the whole-model flat buffers; otherwise it
+        is replaced by copies. Shapes against the parameters are checked by the next :meth:`update`.
+
+        Parameters
+        ----------
+        state_dict : mapping
+            As returned by :meth:`state_dict` (of an optimizer of the same class).
+
+        Raises
+        ------
+        TypeError, ValueError
+            Anything missing, extra or malformed; nothing changes.
+        """
+        cls, where = type(self).__name__, f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state_dict, Mapping):
+            _checks.fail(where, "state_dict", "a dict from state_dict()", _checks.describe(state_dict), TypeError)
+        if set(state_dict) - {"class"} != {"hyper", "counters", "state"}:
+            _checks.fail(where, "state_dict", "a dict with the keys 'hyper', 'counters', 'state' (and 'class')",
+                         f"keys {sorted(map(str, state_dict))}")
+        if state_dict.get("class", cls) != cls:
+            _checks.fail(where, "state_dict['class']", repr(cls), repr(state_dict["class"]))
+        parts = {}
+        for part, names in (("hyper", self._hyper_names), ("counters", self._counter_names),
+                            ("state", self._state_names)):
+            given = state_dict[part]
+            if not isinstance(given, Mapping) or set(given) != set(names):
+                _checks.fail(where, f"state_dict[{part!r}]", f"a dict with the keys {list(names)}",
+                             f"keys {sorted(map(str, given))}" if isinstance(given, Mapping) else
+                             _checks.describe(given), TypeError if not isinstance(given, Mapping) else ValueError)
+            parts[part] = given
+        hyper = {n: _check_hyper(v, f"hyper[{n!r}]", where, **_HYPER_RULES[n]) for n, v in parts["hyper"].items()}
+        counters = {}
+        for n, v in parts["counters"].items():
+            is_int = isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
+            if not is_int or not 0 <= v < 2**63:
+                _checks.fail(where, f"counters[{n!r}]", "an integer in [0, 2**63)", _checks.describe(v),
+                             ValueError if is_int else TypeError)
+            counters[n] = int(v)
+        stores = [parts["state"][n] for n in self._state_names]
+        layout = None  # key -> (shape, dtype), the same in every state dict
+        for name, store in zip(self._state_names, stores):
+            if store is None:
+                continue
+            if not isinstance(store, Mapping):
+                _checks.fail(where, f"state[{name!r}]", "None or a dict of arrays", _checks.describe(store), TypeError)
+            for key, a in store.items():
+                if not isinstance(a, np.ndarray) or not _is_float(a.dtype):
+                    _checks.fail(where, f"state[{name!r}][{key!r}]", "a float32 or float64 array",
+                                 _checks.describe(a), TypeError)
+            mine = {k: (a.shape, a.dtype) for k, a in store.items()}
+            if layout is not None and mine != layout:
+                _checks.fail(where, f"state[{name!r}]", "the keys, shapes and dtypes of the other state dicts",
+                             f"{ {k: (s, str(t)) for k, (s, t) in mine.items()} }")
+            layout = mine
+        if layout is not None and any(s is None for s in stores):
+            _checks.fail(where, "state", "all None or all dicts", "a mix")
+        # accepted: assign
+        for name, new in zip(self._state_names, stores):
+            cur = getattr(self, name, None)
+            if new is not None and type(cur) is dict and list(cur) == list(new) and all(
+                    type(c) is np.ndarray and c.shape == a.shape and c.dtype == a.dtype and c.flags.writeable
+                    for c, a in zip(cur.values(), new.values())):
+                for c, a in zip(cur.values(), new.values()):
+                    np.copyto(c, a)  # in place: flat whole-model buffers (and a replay plan) stay valid
+            else:  # new dict objects: the replay plan sees other state objects and re-validates
+                setattr(self, name, None if new is None else
+                        {k: np.array(a, copy=True, order="K") for k, a in new.items()})
+        for n, v in hyper.items():
+            setattr(self, n, v)
+        for n, v in counters.items():
+            setattr(self, n, v)
+
     def update(self, params: dict, grads: dict) -> None:
         """Step every entry of ``params`` in place with the matching entry of ``grads``.
 
@@ -773,6 +883,7 @@ class Adam(_Optimizer):
     _kind = _k.ADAM
     _state_names = ("m", "v")
     _hyper_names = ("lr", "beta1", "beta2", "eps")
+    _counter_names = ("iter",)
 
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-7) -> None:
         self._setup(lr=lr, beta1=beta1, beta2=beta2, eps=eps)

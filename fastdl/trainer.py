@@ -270,6 +270,16 @@ class Trainer:
         into the network's arrays, in place, so its layers keep their references.
     backend : None, str or module
         Where optimizer names are looked up (``None``: :mod:`fastdl.optim`).
+    checkpoint_dir : str or Path, optional
+        Write checkpoints here (see :mod:`fastdl.checkpoint`): every ``checkpoint_every`` epochs,
+        at the end, and on Ctrl-C (SIGINT: the current step finishes, the checkpoint is written,
+        then ``KeyboardInterrupt`` is raised). Needs a :mod:`fastdl.nets` network and an optimizer
+        with ``state_dict()``; a directory that already holds checkpoints is refused (continue
+        that run with :meth:`resume`). ``None`` (default): no checkpoints, Ctrl-C as usual.
+    checkpoint_every : int
+        Epochs between checkpoints (default 1).
+    checkpoint_keep : int
+        Checkpoint files kept (default 2: the latest and the one before).
 
     Attributes
     ----------
@@ -279,13 +289,21 @@ class Trainer:
         Per-epoch metrics, timing, stop reason.
     optimizer : object
         The optimizer instance.
+    checkpoint_objects : dict
+        Name -> object with ``state_dict()``/``load_state_dict(d)`` (a learning-rate schedule, a
+        callback) saved in every checkpoint; give the same names to :meth:`resume`.
+    checkpoint_extra : dict
+        JSON-ready values stored in every checkpoint and restored by :meth:`resume`.
+    last_checkpoint : Path or None
+        The newest checkpoint this trainer wrote or resumed from.
     """
 
     def __init__(self, network, x_train, t_train, x_test, t_test, epochs: int = 20, mini_batch_size: int = 100,
                  optimizer: str | Any = "SGD", optimizer_param: dict | None = None,
                  evaluate_sample_num_per_epoch: int | None = None, verbose: bool = True, *,
                  seed: int | None = None, patience: int | None = None, min_delta: float = 0.0,
-                 monitor: str = "test_acc", restore_best_weights: bool = False, backend=None) -> None:
+                 monitor: str = "test_acc", restore_best_weights: bool = False, backend=None,
+                 checkpoint_dir=None, checkpoint_every: int = 1, checkpoint_keep: int = 2) -> None:
         where = "Trainer"
         for attr in ("params", "gradient", "loss", "accuracy"):
             if not hasattr(network, attr):
@@ -346,6 +364,71 @@ class Trainer:
         self._epoch_samples = 0
         self._bar = None
         self._start = None
+        self.checkpoint_every = _count(checkpoint_every, "checkpoint_every", where)
+        self.checkpoint_keep = _count(checkpoint_keep, "checkpoint_keep", where)
+        self.checkpoint_dir = None
+        if checkpoint_dir is not None:
+            from .checkpoint import check_target
+
+            self.checkpoint_dir = check_target(self, checkpoint_dir, where)
+        self.checkpoint_objects: dict = {}
+        self.checkpoint_extra: dict = {}
+        self.last_checkpoint = None
+        self._last_checkpoint_iter = None
+        self._resume_state = None
+        self._fingerprint = None
+
+    @classmethod
+    def resume(cls, checkpoint, x_train, t_train, x_test, t_test, *, verbose: bool = True,
+               checkpoint_objects: dict | None = None) -> Trainer:
+        """A trainer in the state of a checkpoint: :meth:`train` continues the run where it stopped.
+
+        Network, optimizer and settings come from the checkpoint; the data must be the same (shapes,
+        dtypes, CRC-32 checked). :meth:`train` restores NumPy's global random state, so the run
+        prints and records the numbers of a run never interrupted, bit for bit (history, losses,
+        final weights). New checkpoints go to the checkpoint's directory.
+
+        Parameters
+        ----------
+        checkpoint : str or Path
+            A checkpoint directory (its ``latest``) or one ``ckpt-NNNNNN.npz`` file.
+        x_train, t_train, x_test, t_test : numpy.ndarray
+            The run's data.
+        verbose : bool
+            Progress bar and per-epoch lines.
+        checkpoint_objects : dict, optional
+            The objects saved with the run under the same names (a learning-rate schedule ...):
+            each gets ``load_state_dict(saved)``.
+
+        Returns
+        -------
+        Trainer
+
+        Raises
+        ------
+        fastdl.CheckpointError
+            No checkpoint, or a truncated, corrupted or inconsistent one: the message names the file
+            and the previous good checkpoint. Nothing is changed (all is read and checked first).
+        """
+        from . import checkpoint as _checkpoint
+
+        return _checkpoint.restore(cls, checkpoint, x_train, t_train, x_test, t_test, verbose=verbose,
+                                   checkpoint_objects=checkpoint_objects)
+
+    def save_checkpoint(self) -> Path:
+        """Write a checkpoint of the current state to ``checkpoint_dir`` now (see :mod:`fastdl.checkpoint`).
+
+        Returns
+        -------
+        pathlib.Path
+            The new file.
+        """
+        from .checkpoint import save
+
+        return save(self)
+
+    def _elapsed(self) -> float:
+        return time.perf_counter() - self._start if self._start else 0.0
 
     @staticmethod
     def _data(x, t, xname: str, tname: str, dtype, where: str):
@@ -490,18 +573,38 @@ class Trainer:
         History
             Also available as ``self.history``.
         """
-        if self.seed is not None:
-            np.random.seed(self.seed)
-        self.stopped = False
-        self.history.stop_reason = "running"
-        self._start = time.perf_counter()
+        resume, self._resume_state = self._resume_state, None
+        if resume is not None:  # Trainer.resume: the saved random state instead of the seed
+            np.random.set_state(resume["random_state"])
+            self.stopped = resume["stopped"]
+        else:
+            if self.seed is not None:
+                np.random.seed(self.seed)
+            self.stopped = False
+        if not self.stopped:
+            self.history.stop_reason = "running"
+        self._start = time.perf_counter() - (resume["elapsed_s"] if resume is not None else 0.0)
         if self.verbose:
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=self.max_iter, desc="train", unit="step", dynamic_ncols=True, leave=True)
+            self._bar = tqdm(total=self.max_iter, initial=self.current_iter, desc="train", unit="step",
+                             dynamic_ncols=True, leave=True)
+            if resume is not None:
+                self._bar.write(f"resumed from {resume['path']} (step {self.current_iter}, epoch "
+                                f"{self.current_epoch})")
         try:
-            while self.current_iter < self.max_iter and not self.stopped:
-                self.train_step()
+            if self.checkpoint_dir is None:
+                while self.current_iter < self.max_iter and not self.stopped:
+                    self.train_step()
+            else:
+                from .checkpoint import InterruptGuard, after_step
+
+                with InterruptGuard() as guard:
+                    while self.current_iter < self.max_iter and not self.stopped:
+                        epoch = self.current_epoch
+                        self.train_step()
+                        after_step(self, epoch, guard)
+                    after_step(self, None, guard)
         finally:
             if self._bar is not None:
                 self._bar.close()
@@ -605,10 +708,19 @@ def _auto_lr(args: argparse.Namespace, net, x_train, t_train) -> float:
     return found.suggestion
 
 
+#: the arguments that define a `fastdl train` run (kept in its checkpoints; --resume takes them back)
+_RUN_ARGS = ("dataset", "hidden", "activation", "init", "optimizer", "lr", "batchnorm", "dropout", "weight_decay",
+             "epochs", "batch_size", "patience", "dtype", "backend", "seed", "out")
+
+
 def _train_command(args: argparse.Namespace) -> int:
     from . import runtime
     from .nets import MultiLayerNetExtend
 
+    if args.resume is not None:  # (first: --out may come from the checkpoint)
+        from .checkpoint import adopt_run_args
+
+        adopt_run_args(args, _RUN_ARGS)
     out = Path(args.out)
     problem = runtime.writable_dir_problem(out)  # before training: a bad --out must not cost the run
     if problem:
@@ -618,16 +730,23 @@ def _train_command(args: argparse.Namespace) -> int:
     dtype = np.dtype(args.dtype)
     t0 = time.perf_counter()
     (x_train, t_train), (x_test, t_test) = _load(args.dataset, dtype)
-    np.random.seed(args.seed)
-    net = MultiLayerNetExtend(x_train.shape[1], args.hidden, 10, activation=args.activation,
-                              weight_init_std=args.init, weight_decay_lambda=args.weight_decay,
-                              use_dropout=args.dropout > 0, dropout_ratio=args.dropout or 0.5,
-                              use_batchnorm=args.batchnorm, dtype=dtype, backend=args.backend)
-    lr = _auto_lr(args, net, x_train, t_train) if args.lr == "auto" else args.lr
-    trainer = Trainer(net, x_train, t_train, x_test, t_test, epochs=args.epochs, mini_batch_size=args.batch_size,
-                      optimizer=args.optimizer, optimizer_param={"lr": lr}, verbose=not args.quiet,
-                      patience=args.patience, restore_best_weights=args.patience is not None,
-                      backend=args.backend)
+    if args.resume is not None:
+        trainer = Trainer.resume(args.resume, x_train, t_train, x_test, t_test, verbose=not args.quiet)
+        net = trainer.network
+        lr = trainer.history.config.get("optimizer_param", {}).get("lr", trainer.optimizer.lr)
+    else:
+        np.random.seed(args.seed)
+        net = MultiLayerNetExtend(x_train.shape[1], args.hidden, 10, activation=args.activation,
+                                  weight_init_std=args.init, weight_decay_lambda=args.weight_decay,
+                                  use_dropout=args.dropout > 0, dropout_ratio=args.dropout or 0.5,
+                                  use_batchnorm=args.batchnorm, dtype=dtype, backend=args.backend)
+        lr = _auto_lr(args, net, x_train, t_train) if args.lr == "auto" else args.lr
+        trainer = Trainer(net, x_train, t_train, x_test, t_test, epochs=args.epochs,
+                          mini_batch_size=args.batch_size, optimizer=args.optimizer, optimizer_param={"lr": lr},
+                          verbose=not args.quiet, patience=args.patience,
+                          restore_best_weights=args.patience is not None, backend=args.backend,
+                          checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every)
+        trainer.checkpoint_extra["fastdl_train"] = {key: getattr(args, key) for key in _RUN_ARGS}
     history = trainer.train()
     total = time.perf_counter() - t0
     history.config.update(dataset=args.dataset, dtype=dtype.name, backend=args.backend or "fastdl",
@@ -676,4 +795,10 @@ def register_cli(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seeds weights, mini-batches and dropout (default 0)")
     p.add_argument("--out", default="fastdl-out", help="directory for train-<dataset>.json/.png (default fastdl-out)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    p.add_argument("--checkpoint-dir", default=None, metavar="DIR",
+                   help="write checkpoints to DIR at epoch ends and on Ctrl-C (default: none)")
+    p.add_argument("--checkpoint-every", type=int, default=1, metavar="N", help="epochs between checkpoints (1)")
+    p.add_argument("--resume", default=None, metavar="DIR",
+                   help="continue the run checkpointed in DIR (a directory or one ckpt file) with its own arguments")
     p.set_defaults(func=_train_command)
+    p.set_defaults(run_defaults=vars(p.parse_args([])))
