@@ -54,6 +54,8 @@ _FILE = re.compile(r"ckpt-(\d{6,})\.npz")
 _SETTINGS = ("epochs", "batch_size", "evaluate_sample_num_per_epoch", "seed", "patience", "min_delta", "monitor",
              "restore_best_weights", "checkpoint_every", "checkpoint_keep")
 _DATA = ("x_train", "t_train", "x_test", "t_test")
+_COUNTERS = ("current_iter", "current_epoch", "max_iter", "stopped", "best", "bad_epochs", "epoch_losses",
+             "epoch_step_time", "epoch_samples", "elapsed_s")
 
 
 # -- the directory ------------------------------------------------------------------------------------------
@@ -103,13 +105,14 @@ def read(source: str | os.PathLike, where: str) -> tuple[Path, dict, dict]:
         checkpoint that reads cleanly (or says there is none).
     """
     source = Path(source)
+    if not source.exists():
+        raise CheckpointError(f"{where}: {source} must be a checkpoint directory or file; it does not exist")
     path = latest(source) if source.is_dir() else source
     if path is None:
         raise CheckpointError(f"{where}: {source} must hold a checkpoint (ckpt-NNNNNN.npz and latest); "
                               "found none")
     try:
         docs, arrays = _archive.read(path, (_netio.DOC, DOC))
-        _check_format(docs[DOC], path)
     except CheckpointError as exc:
         raise CheckpointError(f"{where}: {exc}; {_previous_good(path)}") from None
     return path, docs, arrays
@@ -122,8 +125,7 @@ def _previous_good(bad: Path) -> str:
         if int(_FILE.fullmatch(candidate.name).group(1)) >= number or candidate == bad:
             continue
         try:
-            docs, _ = _archive.read(candidate, (_netio.DOC, DOC))
-            _check_format(docs[DOC], candidate)
+            _prepare(candidate, *_archive.read(candidate, (_netio.DOC, DOC)))
         except CheckpointError:
             continue
         return f"the previous good checkpoint is {candidate} (resume from that file)"
@@ -257,6 +259,63 @@ def capture(trainer) -> tuple[dict, dict]:
 
 
 # -- what comes out -----------------------------------------------------------------------------------------
+def _prepare(path: Path, docs: dict, arrays: dict) -> dict:
+    """Everything in a verified archive that does not depend on the caller: new network and optimizer,
+    the parsed trainer state, all checked. Raises CheckpointError naming ``path``."""
+    doc = docs[DOC]
+
+    def bad(reason: str):
+        raise CheckpointError(f"{path}: {reason}")
+
+    _check_format(doc, path)
+    net = _netio.build(docs[_netio.DOC], arrays, path)
+    try:
+        prep = {"net": net, "doc": doc, "counters": {k: doc["counters"][k] for k in _COUNTERS},
+                "history": {k: doc["history"][k] for k in ("config", "epochs", "stop_reason", "best_epoch",
+                                                           "train_time_s")},
+                "settings": {k: doc["settings"][k] for k in _SETTINGS}, "kinds": doc["lists"],
+                "lists": {name: arrays[f"checkpoint.{name}"] for name in doc["lists"]},
+                "opt_state": _archive.unpack_tree(doc["optimizer"], arrays),
+                "config": _archive.unpack_tree(doc["history"]["config"], arrays),
+                "objects": {k: _archive.unpack_tree(v, arrays) for k, v in doc["objects"].items()},
+                "random_state": tuple(_archive.unpack_tree(doc["random_state"], arrays)),
+                "extra": _archive.unpack_tree(doc["extra"], arrays), "best": None}
+        if doc["best_state"] is not None:
+            prep["best"] = {(o, k): _archive.unpack_tree(v, arrays) for o, k, v in doc["best_state"]}
+        opt_state, opt_class = prep["opt_state"], prep["opt_state"]["class"]
+    except (KeyError, TypeError, ValueError) as exc:
+        bad(f"the checkpoint description is incomplete ({type(exc).__name__}: {exc})")
+    try:
+        np.random.RandomState().set_state(prep["random_state"])  # validates without touching the global state
+    except (TypeError, ValueError) as exc:
+        bad(f"random_state is not a NumPy MT19937 state ({exc})")
+    from .optim import OPTIMIZERS
+
+    classes = {c.__name__: c for c in OPTIMIZERS.values()}
+    if opt_class not in classes:
+        bad(f"optimizer class must be one of {tuple(classes)}; got {opt_class!r}")
+    prep["optimizer"] = optimizer = classes[opt_class]()
+    try:
+        optimizer.load_state_dict(opt_state)
+    except (TypeError, ValueError) as exc:
+        bad(f"optimizer state: {exc}")
+    for name, store in opt_state["state"].items():
+        if store is not None and list(store) != list(net.params):
+            bad(f"optimizer state {name!r} must have the network's keys {list(net.params)}; got {list(store)}")
+        for key, a in (store or {}).items():
+            p = net.params[key]
+            if a.shape != p.shape or a.dtype != p.dtype:
+                bad(f"optimizer state[{name!r}][{key!r}] must have shape {p.shape} and dtype {p.dtype} like "
+                    f"params[{key!r}]; got shape {a.shape} and dtype {a.dtype}")
+    counters, lists = prep["counters"], prep["lists"]
+    n_steps, n_epochs = counters["current_iter"], counters["current_epoch"]
+    if not (isinstance(n_steps, int) and isinstance(n_epochs, int) and 0 <= n_steps <= counters["max_iter"]
+            and len(lists["train_loss_list"]) == n_steps and len(lists["train_acc_list"]) == n_epochs
+            and len(lists["test_acc_list"]) == n_epochs and len(prep["history"]["epochs"]) == n_epochs):
+        bad(f"the step and epoch counts ({n_steps}, {n_epochs}) must match the lengths of the saved lists")
+    return prep
+
+
 def restore(cls, source, x_train, t_train, x_test, t_test, *, verbose: bool = True, checkpoint_objects=None,
             where: str = "Trainer.resume"):
     """A ``cls`` (:class:`~fastdl.Trainer`) in the state of the checkpoint ``source``; see ``Trainer.resume``.
@@ -266,66 +325,32 @@ def restore(cls, source, x_train, t_train, x_test, t_test, *, verbose: bool = Tr
     given their state, and NumPy's global random state is set when :meth:`train` starts.
     """
     path, docs, arrays = read(source, where)
-    doc = docs[DOC]
-
-    def bad(reason: str):
-        raise CheckpointError(f"{where}: {path}: {reason}; {_previous_good(path)}")
-
     try:
-        net = _netio.build(docs[_netio.DOC], arrays, path)
-    except CheckpointError as exc:
+        prep = _prepare(path, docs, arrays)
+        settings = prep["settings"]
+        trainer = cls(prep["net"], x_train, t_train, x_test, t_test, epochs=settings["epochs"],
+                      mini_batch_size=settings["batch_size"], optimizer=prep["optimizer"],
+                      evaluate_sample_num_per_epoch=settings["evaluate_sample_num_per_epoch"], verbose=verbose,
+                      seed=settings["seed"], patience=settings["patience"], min_delta=settings["min_delta"],
+                      monitor=settings["monitor"], restore_best_weights=settings["restore_best_weights"],
+                      checkpoint_every=settings["checkpoint_every"], checkpoint_keep=settings["checkpoint_keep"])
+    except (CheckpointError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{where}: {exc}; {_previous_good(path)}") from None
-    try:
-        settings, counters, hist = doc["settings"], doc["counters"], doc["history"]
-        opt_state = _archive.unpack_tree(doc["optimizer"], arrays)
-        config = _archive.unpack_tree(hist["config"], arrays)
-        objects = {k: _archive.unpack_tree(v, arrays) for k, v in doc["objects"].items()}
-        random_state = tuple(_archive.unpack_tree(doc["random_state"], arrays))
-        extra = _archive.unpack_tree(doc["extra"], arrays)
-        best = doc["best_state"]
-        best = None if best is None else {(o, k): _archive.unpack_tree(v, arrays) for o, k, v in best}
-        lists = {name: arrays[f"checkpoint.{name}"] for name in doc["lists"]}
-        kinds = doc["lists"]
-        settings = {k: settings[k] for k in _SETTINGS}
-        opt_class = opt_state["class"]
-    except (KeyError, TypeError, ValueError) as exc:
-        bad(f"the checkpoint description is incomplete ({type(exc).__name__}: {exc})")
-    try:
-        np.random.RandomState().set_state(random_state)  # validates without touching the global state
-    except (TypeError, ValueError) as exc:
-        bad(f"random_state is not a NumPy MT19937 state ({exc})")
-    from .optim import OPTIMIZERS
 
-    classes = {c.__name__: c for c in OPTIMIZERS.values()}
-    if opt_class not in classes:
-        bad(f"optimizer class must be one of {tuple(classes)}; got {opt_class!r}")
-    optimizer = classes[opt_class]()
-    try:
-        optimizer.load_state_dict(opt_state)
-    except (TypeError, ValueError) as exc:
-        bad(f"optimizer state: {exc}")
-    for name, store in opt_state["state"].items():
-        if store is not None and {k: (a.shape, a.dtype) for k, a in store.items()} != {
-                k: (p.shape, p.dtype) for k, p in net.params.items()}:
-            bad(f"optimizer state {name!r} must have the keys, shapes and dtypes of the network's params")
-    trainer = cls(net, x_train, t_train, x_test, t_test, epochs=settings["epochs"],
-                  mini_batch_size=settings["batch_size"], optimizer=optimizer,
-                  evaluate_sample_num_per_epoch=settings["evaluate_sample_num_per_epoch"], verbose=verbose,
-                  seed=settings["seed"], patience=settings["patience"], min_delta=settings["min_delta"],
-                  monitor=settings["monitor"], restore_best_weights=settings["restore_best_weights"],
-                  checkpoint_every=settings["checkpoint_every"], checkpoint_keep=settings["checkpoint_keep"])
+    def bad(reason: str):  # the caller's arguments do not fit the checkpoint
+        raise CheckpointError(f"{where}: {reason} ({path})")
+
+    doc, counters, hist, lists, kinds = prep["doc"], prep["counters"], prep["history"], prep["lists"], prep["kinds"]
+    objects, best, config = prep["objects"], prep["best"], prep["config"]
+    extra, random_state = prep["extra"], prep["random_state"]
     fp = data_fingerprint(trainer)
     for name in _DATA:
         if fp[name] != doc["data"].get(name):
             bad(f"{name} must be the data the run was trained on (shape, dtype, CRC-32 {doc['data'].get(name)}); "
                 f"got {fp[name]}")
-    if counters.get("max_iter") != trainer.max_iter:
-        bad(f"max_iter must be {trainer.max_iter} for these settings and data; got {counters.get('max_iter')}")
+    if counters["max_iter"] != trainer.max_iter:
+        bad(f"max_iter must be {trainer.max_iter} for these settings and data; got {counters['max_iter']}")
     n_steps, n_epochs = counters["current_iter"], counters["current_epoch"]
-    if not (isinstance(n_steps, int) and isinstance(n_epochs, int) and 0 <= n_steps <= trainer.max_iter
-            and len(lists["train_loss_list"]) == n_steps and len(lists["train_acc_list"]) == n_epochs
-            and len(lists["test_acc_list"]) == n_epochs and len(hist["epochs"]) == n_epochs):
-        bad(f"the step and epoch counts ({n_steps}, {n_epochs}) must match the lengths of the saved lists")
     objects_given = dict(checkpoint_objects or {})
     if set(objects_given) != set(objects):
         bad(f"checkpoint_objects must have the names {sorted(objects)} (the objects saved with the run); "

@@ -556,22 +556,25 @@ class _Optimizer:
                              ValueError if is_int else TypeError)
             counters[n] = int(v)
         stores = [parts["state"][n] for n in self._state_names]
-        layout = None  # key -> (shape, dtype), the same in every state dict
+        first = None  # (name, dict): the other state dicts must have its keys, shapes and dtypes
         for name, store in zip(self._state_names, stores):
             if store is None:
                 continue
             if not isinstance(store, Mapping):
                 _checks.fail(where, f"state[{name!r}]", "None or a dict of arrays", _checks.describe(store), TypeError)
+            if first is not None and list(store) != list(first[1]):
+                _checks.fail(where, f"state[{name!r}]", f"a dict with the keys of state[{first[0]!r}], "
+                             f"{list(first[1])}", f"keys {list(store)}")
             for key, a in store.items():
                 if not isinstance(a, np.ndarray) or not _is_float(a.dtype):
                     _checks.fail(where, f"state[{name!r}][{key!r}]", "a float32 or float64 array",
                                  _checks.describe(a), TypeError)
-            mine = {k: (a.shape, a.dtype) for k, a in store.items()}
-            if layout is not None and mine != layout:
-                _checks.fail(where, f"state[{name!r}]", "the keys, shapes and dtypes of the other state dicts",
-                             f"{ {k: (s, str(t)) for k, (s, t) in mine.items()} }")
-            layout = mine
-        if layout is not None and any(s is None for s in stores):
+                like = a if first is None else first[1][key]
+                if a.shape != like.shape or a.dtype != like.dtype:
+                    _checks.fail(where, f"state[{name!r}][{key!r}]", f"of shape {like.shape} and dtype {like.dtype} "
+                                 f"like state[{first[0]!r}][{key!r}]", _checks.describe(a))
+            first = first or (name, store)
+        if first is not None and any(s is None for s in stores):
             _checks.fail(where, "state", "all None or all dicts", "a mix")
         # accepted: assign
         for name, new in zip(self._state_names, stores):

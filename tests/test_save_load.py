@@ -313,9 +313,11 @@ def _bad_state_dicts():
          r"state\['m'\]\['W'\] must be a float32 or float64 array"),
         ("list state", edit(["state", "m", "W"], [[1.0]]), TypeError, r"state\['m'\]\['W'\] must be a float32"),
         ("m and v differ", edit(["state", "v", "W"], np.ones((2, 3))), ValueError,
-         r"state\['v'\] must be the keys, shapes and dtypes of the other state dicts"),
+         r"state\['v'\]\['W'\] must be of shape \(2, 2\) and dtype float64 like state\['m'\]\['W'\]; got shape"),
         ("m and v dtypes", edit(["state", "v", "W"], np.ones((2, 2), np.float32)), ValueError,
-         r"state\['v'\] must be the keys, shapes and dtypes"),
+         r"state\['v'\]\['W'\] must be of shape \(2, 2\) and dtype float64 like"),
+        ("m and v keys", edit(["state", "v"], {"X": np.ones((2, 2))}), ValueError,
+         r"state\['v'\] must be a dict with the keys of state\['m'\], \['W'\]; got keys \['X'\]"),
         ("half None", edit(["state", "v"], None), ValueError, "state must be all None or all dicts"),
         ("extra state", edit(["state", "h"], None), ValueError, r"state_dict\['state'\] must be a dict with the keys"),
     ]
