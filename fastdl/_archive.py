@@ -122,7 +122,7 @@ def read(path: str | os.PathLike, doc_keys: tuple[str, ...]) -> tuple[dict, dict
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             broken = zf.testzip()  # reads every member and checks its CRC-32
         if broken is not None:
-            bad(f"member {broken!r} is damaged (CRC-32 mismatch)")
+            bad(f"member {broken!r} is damaged (its CRC-32 or zip header does not match)")
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             members = {name: z[name] for name in z.files}
     except CheckpointError:

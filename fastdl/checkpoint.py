@@ -27,6 +27,19 @@ Each file and then ``latest`` are written atomically (temporary file in DIR, flu
 ``os.replace``); older files are pruned only after ``latest`` names the new one, keeping the newest
 ``keep`` (default 2: the latest and the one before). A crash at any moment leaves ``latest``
 naming a complete checkpoint. One trainer writes to a directory at a time.
+
+When: ``Trainer.train`` writes one after every ``checkpoint_every``-th epoch's evaluation, one at
+the end of the run, and on SIGINT (Ctrl-C): its handler, installed only while ``train`` runs and
+only in the main thread, lets the current step finish, writes the checkpoint and raises
+``KeyboardInterrupt`` (a second Ctrl-C interrupts at once). ``Trainer.save_checkpoint()`` writes one
+on demand.
+
+Resume: ``Trainer.resume(DIR, x_train, t_train, x_test, t_test)`` rebuilds the network, optimizer
+and trainer, and ``train()`` restores NumPy's random state instead of seeding: the resumed run
+draws the same mini-batches and dropout masks and prints, records and ends with the same numbers
+as a run never interrupted, bit for bit. Reading verifies everything before anything is used; a
+damaged checkpoint raises :class:`CheckpointError` naming it and the newest earlier checkpoint
+that passes the same checks.
 """
 
 from __future__ import annotations
@@ -92,6 +105,8 @@ def write(directory: str | os.PathLike, net, doc: dict, arrays: dict, keep: int)
     _archive.write_atomic(directory / LATEST, lambda fh: fh.write(f"{path.name}\n".encode()))
     for old in files(directory)[:-keep]:
         old.unlink(missing_ok=True)
+    for stale in directory.glob(".ckpt-*.tmp"):  # left by a process killed while writing
+        stale.unlink(missing_ok=True)
     return path
 
 

@@ -12,7 +12,8 @@ What is new
     typo works too); a tqdm progress bar with loss and accuracy (none with ``verbose=False``); ``seed``;
     early stopping (``patience``, ``min_delta``, ``monitor``, ``restore_best_weights``); a run stops on a
     non-finite loss and says so; :class:`History` with per-epoch metrics, wall time, samples/s and
-    :meth:`History.save_json`.
+    :meth:`History.save_json`; checkpoints (``checkpoint_dir``, Ctrl-C) and :meth:`Trainer.resume`, which
+    continues a run bit for bit (see :mod:`fastdl.checkpoint`).
 
 One deliberate fix: the book tests ``current_iter % iter_per_epoch == 0`` with a float
 ``iter_per_epoch``, which is never true again when the training size is not a multiple of the batch
