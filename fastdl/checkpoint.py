@@ -54,7 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _archive, _checks, _netio
+from . import _archive, _checks, _netio, runtime
 from ._archive import CheckpointError
 
 __all__ = ["CheckpointError", "InterruptGuard", "capture", "files", "latest", "read", "restore", "save", "write"]
@@ -187,11 +187,12 @@ def adopt_run_args(args, names: tuple[str, ...]) -> None:
 def check_target(trainer, directory, where: str) -> Path:
     """``directory`` as a Path when ``trainer`` can write checkpoints there (else the house error)."""
     directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        _checks.fail(where, "checkpoint_dir", "a directory", f"the file {directory}")
     if files(directory):
         _checks.fail(where, "checkpoint_dir", "a new or empty directory (continue the run saved there with "
                      "Trainer.resume(checkpoint_dir, ...))", f"{directory} holding checkpoints")
+    problem = runtime.writable_dir_problem(directory)  # (creates it) before training, not after epoch 1
+    if problem:
+        _checks.fail(where, "checkpoint_dir", "a writable directory", f"{str(directory)!r} ({problem})")
     try:
         _netio.config(trainer.network)
     except (AttributeError, TypeError) as exc:

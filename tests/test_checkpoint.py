@@ -142,8 +142,10 @@ def test_checkpoint_arguments_are_checked(digits, tmp_path):
     with pytest.raises(ValueError, match=r"checkpoint_dir must be a new or empty directory .*Trainer.resume"):
         _trainer(digits, checkpoint_dir=tmp_path / "a")
     (tmp_path / "file").write_text("x")
-    with pytest.raises(ValueError, match="checkpoint_dir must be a directory; got the file"):
+    with pytest.raises(ValueError, match="checkpoint_dir must be a writable directory; got .*file' "
+                                         r"\(an existing file, not a directory\)"):
         _trainer(digits, checkpoint_dir=tmp_path / "file")
+    assert (tmp_path / "file").read_text() == "x"
     with pytest.raises(TypeError, match=r"optimizer must be an optimizer with state_dict\(\)"):
         _trainer(digits, checkpoint_dir=tmp_path / "b", backend="reference")
     with pytest.raises(ValueError, match="checkpoint_every must be an integer >= 1"):
@@ -381,7 +383,7 @@ def test_fastdl_train_killed_and_resumed_prints_the_same_numbers(tmp_path, tmp_p
     else:
         assert proc.returncode == -signal.SIGKILL
         assert checkpoint.latest(tmp_path / "b").name == "ckpt-000002.npz"  # epoch 2's
-    assert not (tmp_path / "ob").exists()  # nothing written at the end
+    assert not (tmp_path / "ob" / "train-digits.json").exists()  # nothing written at the end
     # resume with `fastdl train --resume` (in this process: the numbers do not depend on it)
     assert main(["train", "--resume", str(tmp_path / "b")]) == 0
     resumed = capsys.readouterr().out
