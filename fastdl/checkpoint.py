@@ -190,9 +190,6 @@ def check_target(trainer, directory, where: str) -> Path:
     if files(directory):
         _checks.fail(where, "checkpoint_dir", "a new or empty directory (continue the run saved there with "
                      "Trainer.resume(checkpoint_dir, ...))", f"{directory} holding checkpoints")
-    problem = runtime.writable_dir_problem(directory)  # (creates it) before training, not after epoch 1
-    if problem:
-        _checks.fail(where, "checkpoint_dir", "a writable directory", f"{str(directory)!r} ({problem})")
     try:
         _netio.config(trainer.network)
     except (AttributeError, TypeError) as exc:
@@ -201,6 +198,9 @@ def check_target(trainer, directory, where: str) -> Path:
     if not callable(getattr(trainer.optimizer, "state_dict", None)):
         _checks.fail(where, "optimizer", "an optimizer with state_dict() (the fastdl.optim classes) when "
                      "checkpoint_dir is given", type(trainer.optimizer).__name__, TypeError)
+    problem = runtime.writable_dir_problem(directory)  # last (it creates the directory); before training
+    if problem:
+        _checks.fail(where, "checkpoint_dir", "a writable directory", f"{str(directory)!r} ({problem})")
     return directory
 
 

@@ -148,6 +148,7 @@ def test_checkpoint_arguments_are_checked(digits, tmp_path):
     assert (tmp_path / "file").read_text() == "x"
     with pytest.raises(TypeError, match=r"optimizer must be an optimizer with state_dict\(\)"):
         _trainer(digits, checkpoint_dir=tmp_path / "b", backend="reference")
+    assert not (tmp_path / "b").exists()  # a rejected call creates nothing
     with pytest.raises(ValueError, match="checkpoint_every must be an integer >= 1"):
         _trainer(digits, checkpoint_dir=tmp_path / "b", checkpoint_every=0)
     with pytest.raises(ValueError, match="Trainer.save_checkpoint: checkpoint_dir must be set"):
