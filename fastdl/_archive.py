@@ -5,9 +5,9 @@ checkpoints write are ordinary NumPy ``.npz`` files (``np.load(path, allow_pickl
 them): JSON text in 0-d unicode arrays (the descriptions) beside plain numeric arrays. Nothing in
 them is executed when they are read.
 
-Writing (:func:`write`) goes to a temporary file in the target's directory, which is flushed and
-fsynced before ``os.replace`` moves it over the target (then the directory is fsynced where the OS
-allows): a reader sees the old file or the complete new one, never a part.
+Writing (:func:`write`) goes through :func:`fastdl._io.atomic_write` (a temporary file in the
+target's directory, flushed and fsynced, then ``os.replace``; then the directory is fsynced where
+the OS allows): a reader sees the old file or the complete new one, never a part.
 
 Reading (:func:`read`) loads everything into memory before anyone uses it: the zip structure and
 every member's CRC-32 are verified, the JSON descriptions parsed, and every array listed in the
@@ -20,12 +20,13 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
+
+from ._io import atomic_write
 
 __all__ = ["CheckpointError", "pack_tree", "read", "unpack_tree", "write", "write_atomic"]
 
@@ -39,25 +40,14 @@ class CheckpointError(ValueError):
 
 
 def write_atomic(path: str | os.PathLike, write_to: Callable) -> Path:
-    """Write a file through ``write_to(binary_file)`` atomically; return its path.
+    """:func:`fastdl._io.atomic_write` into ``path``'s directory (created if missing), then fsync the directory.
 
-    The data go to a temporary file in ``path``'s directory (created if missing), which is flushed,
-    fsynced and renamed over ``path`` with :func:`os.replace`; on any error (KeyboardInterrupt
-    included) the temporary file is removed and ``path`` is untouched.
+    On any error (KeyboardInterrupt included) ``path`` is untouched and no temporary file is left.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write_to(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    atomic_write(path, write_to)
+    _fsync_dir(path.parent)  # the rename itself survives a power cut
     return path
 
 

@@ -105,7 +105,7 @@ def write(directory: str | os.PathLike, net, doc: dict, arrays: dict, keep: int)
     _archive.write_atomic(directory / LATEST, lambda fh: fh.write(f"{path.name}\n".encode()))
     for old in files(directory)[:-keep]:
         old.unlink(missing_ok=True)
-    for stale in directory.glob(".ckpt-*.tmp"):  # left by a process killed while writing
+    for stale in [*directory.glob("ckpt-*.npz.*.part"), *directory.glob(f"{LATEST}.*.part")]:  # killed writes
         stale.unlink(missing_ok=True)
     return path
 

@@ -300,7 +300,7 @@ def test_a_write_killed_midway_leaves_the_previous_checkpoint(digits, tmp_path, 
     assert checkpoint.latest(tmp_path) == newest
     assert Trainer.resume(tmp_path, *digits[0], *digits[1], verbose=False).current_iter == trainer.current_iter
     # what a SIGKILL during a write leaves (a temporary file) is cleared by the next checkpoint
-    (tmp_path / ".ckpt-000004.npz.x1y2.tmp").write_bytes(b"PK\x03\x04")
+    (tmp_path / "ckpt-000004.npz.x1y2.part").write_bytes(b"PK\x03\x04")
     assert trainer.save_checkpoint().name == "ckpt-000004.npz"
     assert sorted(p.name for p in tmp_path.iterdir()) == [newest.name, "ckpt-000004.npz", "latest"]
 
