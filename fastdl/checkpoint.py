@@ -66,7 +66,7 @@ LATEST = "latest"
 _FILE = re.compile(r"ckpt-(\d{6,})\.npz")
 _SETTINGS = ("epochs", "batch_size", "evaluate_sample_num_per_epoch", "seed", "patience", "min_delta", "monitor",
              "restore_best_weights", "checkpoint_every", "checkpoint_keep")
-_DATA = ("x_train", "t_train", "x_test", "t_test")
+_DATA = ("x_train", "t_train", "x_test", "t_test", "x_val", "t_val")
 _COUNTERS = ("current_iter", "current_epoch", "max_iter", "stopped", "best", "bad_epochs", "epoch_losses",
              "epoch_step_time", "epoch_samples", "elapsed_s")
 
@@ -220,9 +220,10 @@ def after_step(trainer, epoch_before: int | None, guard: InterruptGuard) -> None
 
 
 def data_fingerprint(trainer) -> dict:
-    """The fingerprints of the trainer's four data arrays (computed once per trainer)."""
+    """The fingerprints of the trainer's data arrays (computed once per trainer; None: no validation data)."""
     if trainer._fingerprint is None:
-        trainer._fingerprint = {n: fingerprint(getattr(trainer, n)) for n in _DATA}
+        trainer._fingerprint = {n: None if getattr(trainer, n, None) is None else fingerprint(getattr(trainer, n))
+                                for n in _DATA}
     return trainer._fingerprint
 
 
@@ -333,7 +334,7 @@ def _prepare(path: Path, docs: dict, arrays: dict) -> dict:
 
 
 def restore(cls, source, x_train, t_train, x_test, t_test, *, verbose: bool = True, checkpoint_objects=None,
-            where: str = "Trainer.resume"):
+            validation_data=None, callbacks=None, where: str = "Trainer.resume"):
     """A ``cls`` (:class:`~fastdl.Trainer`) in the state of the checkpoint ``source``; see ``Trainer.resume``.
 
     Everything is read and checked into new objects first (network, optimizer, trainer, the state
@@ -349,7 +350,8 @@ def restore(cls, source, x_train, t_train, x_test, t_test, *, verbose: bool = Tr
                       evaluate_sample_num_per_epoch=settings["evaluate_sample_num_per_epoch"], verbose=verbose,
                       seed=settings["seed"], patience=settings["patience"], min_delta=settings["min_delta"],
                       monitor=settings["monitor"], restore_best_weights=settings["restore_best_weights"],
-                      checkpoint_every=settings["checkpoint_every"], checkpoint_keep=settings["checkpoint_keep"])
+                      checkpoint_every=settings["checkpoint_every"], checkpoint_keep=settings["checkpoint_keep"],
+                      validation_data=validation_data, callbacks=callbacks)
     except (CheckpointError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{where}: {exc}; {_previous_good(path)}") from None
 
@@ -361,13 +363,13 @@ def restore(cls, source, x_train, t_train, x_test, t_test, *, verbose: bool = Tr
     extra, random_state = prep["extra"], prep["random_state"]
     fp = data_fingerprint(trainer)
     for name in _DATA:
-        if fp[name] != doc["data"].get(name):
+        if fp[name] != doc["data"].get(name):  # (a checkpoint without validation data has None for x_val)
             bad(f"{name} must be the data the run was trained on (shape, dtype, CRC-32 {doc['data'].get(name)}); "
                 f"got {fp[name]}")
     if counters["max_iter"] != trainer.max_iter:
         bad(f"max_iter must be {trainer.max_iter} for these settings and data; got {counters['max_iter']}")
     n_steps, n_epochs = counters["current_iter"], counters["current_epoch"]
-    objects_given = dict(checkpoint_objects or {})
+    objects_given = {**trainer.checkpoint_objects, **dict(checkpoint_objects or {})}  # callbacks[i] included
     if set(objects_given) != set(objects):
         bad(f"checkpoint_objects must have the names {sorted(objects)} (the objects saved with the run); "
             f"got {sorted(objects_given)}")

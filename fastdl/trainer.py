@@ -40,7 +40,7 @@ from . import _checks
 __all__ = ["MONITORS", "History", "Trainer", "make_optimizer", "plot_history", "register_cli"]
 
 #: Metrics early stopping can watch, and whether larger is better.
-MONITORS = {"test_acc": True, "train_acc": True, "train_loss": False}
+MONITORS = {"test_acc": True, "train_acc": True, "train_loss": False, "val_acc": True, "val_loss": False}
 
 _BOOK_ALIASES = {"rmsprpo": "rmsprop"}  # the book's optimizer_class_dict spells it so
 
@@ -263,9 +263,9 @@ class Trainer:
         ``min_delta``; ``None`` disables early stopping.
     min_delta : float
         Smallest change that counts as an improvement.
-    monitor : {'test_acc', 'train_acc', 'train_loss'}
-        Watched metric (``'test_acc'`` is the accuracy on the data given as the test set; pass a
-        validation set there to keep the test set unseen).
+    monitor : {'test_acc', 'train_acc', 'train_loss', 'val_acc', 'val_loss'}
+        Watched metric (``'test_acc'`` is the accuracy on the data given as the test set; the
+        ``val_`` metrics need ``validation_data`` and keep the test set unseen).
     restore_best_weights : bool
         On early stopping, copy the best parameters (and batch-norm running statistics) back
         into the network's arrays, in place, so its layers keep their references.
@@ -281,6 +281,16 @@ class Trainer:
         Epochs between checkpoints (default 1).
     checkpoint_keep : int
         Checkpoint files kept (default 2: the latest and the one before).
+    validation_data : tuple (x_val, t_val), optional
+        Evaluated after every epoch as ``val_loss`` (the network's ``loss``, weight decay included,
+        as Keras' ``val_loss`` includes regularization) and ``val_acc``; take it from the training
+        data (:func:`fastdl.datasets.train_val_split`), never from the test set.
+    callbacks : list, optional
+        Objects with ``on_train_begin(trainer)`` and/or ``on_epoch_end(epoch, logs, trainer)``
+        (see :mod:`fastdl.callbacks`, e.g. ``ReduceLROnPlateau``), called in order after each
+        epoch's evaluation and before early stopping; ``logs`` holds the epoch's metrics. What a
+        callback adds to ``logs`` (``learning_rate``) is recorded in the history. Callbacks with
+        ``state_dict()`` are saved in checkpoints as ``'callbacks[i]'``.
 
     Attributes
     ----------
@@ -304,7 +314,8 @@ class Trainer:
                  evaluate_sample_num_per_epoch: int | None = None, verbose: bool = True, *,
                  seed: int | None = None, patience: int | None = None, min_delta: float = 0.0,
                  monitor: str = "test_acc", restore_best_weights: bool = False, backend=None,
-                 checkpoint_dir=None, checkpoint_every: int = 1, checkpoint_keep: int = 2) -> None:
+                 checkpoint_dir=None, checkpoint_every: int = 1, checkpoint_keep: int = 2,
+                 validation_data: tuple | None = None, callbacks: list | None = None) -> None:
         where = "Trainer"
         for attr in ("params", "gradient", "loss", "accuracy"):
             if not hasattr(network, attr):
@@ -315,6 +326,17 @@ class Trainer:
         dtype = getattr(network, "dtype", None)
         self.x_train, self.t_train = self._data(x_train, t_train, "x_train", "t_train", dtype, where)
         self.x_test, self.t_test = self._data(x_test, t_test, "x_test", "t_test", dtype, where)
+        self.x_val = self.t_val = None
+        if validation_data is not None:
+            if not isinstance(validation_data, tuple | list) or len(validation_data) != 2:
+                _checks.fail(where, "validation_data", "a pair (x_val, t_val)", _checks.describe(validation_data),
+                             TypeError)
+            self.x_val, self.t_val = self._data(*validation_data, "x_val", "t_val", dtype, where)
+        self.callbacks = list(callbacks or [])
+        for i, cb in enumerate(self.callbacks):
+            if not any(callable(getattr(cb, m, None)) for m in ("on_train_begin", "on_epoch_end")):
+                _checks.fail(where, f"callbacks[{i}]", "an object with on_train_begin and/or on_epoch_end",
+                             _checks.describe(cb), TypeError)
         self.epochs = _count(epochs, "epochs", where)
         self.batch_size = _count(mini_batch_size, "mini_batch_size", where)
         self.evaluate_sample_num_per_epoch = _count(evaluate_sample_num_per_epoch, "evaluate_sample_num_per_epoch",
@@ -330,6 +352,9 @@ class Trainer:
         self.min_delta = _checks.positive_number(min_delta, "min_delta", where, allow_zero=True)
         if monitor not in MONITORS:
             _checks.fail(where, "monitor", f"one of {tuple(MONITORS)}", repr(monitor))
+        if monitor.startswith("val_") and self.x_val is None:
+            _checks.fail(where, "monitor", "a metric the trainer computes ('val_...' needs validation_data)",
+                         repr(monitor))
         self.monitor = monitor
         self.restore_best_weights = bool(restore_best_weights)
 
@@ -349,6 +374,8 @@ class Trainer:
             "mini_batch_size": self.batch_size,
             "train_size": int(self.train_size),
             "test_size": int(self.x_test.shape[0]),
+            "validation_size": None if self.x_val is None else int(self.x_val.shape[0]),
+            "callbacks": [_callback_config(cb) for cb in self.callbacks],
             "max_iter": self.max_iter,
             "seed": self.seed,
             "patience": self.patience,
@@ -372,7 +399,8 @@ class Trainer:
             from .checkpoint import check_target
 
             self.checkpoint_dir = check_target(self, checkpoint_dir, where)
-        self.checkpoint_objects: dict = {}
+        self.checkpoint_objects: dict = {f"callbacks[{i}]": cb for i, cb in enumerate(self.callbacks)
+                                         if callable(getattr(cb, "state_dict", None))}
         self.checkpoint_extra: dict = {}
         self.last_checkpoint = None
         self._last_checkpoint_iter = None
@@ -381,7 +409,8 @@ class Trainer:
 
     @classmethod
     def resume(cls, checkpoint, x_train, t_train, x_test, t_test, *, verbose: bool = True,
-               checkpoint_objects: dict | None = None) -> Trainer:
+               checkpoint_objects: dict | None = None, validation_data: tuple | None = None,
+               callbacks: list | None = None) -> Trainer:
         """A trainer in the state of a checkpoint: :meth:`train` continues the run where it stopped.
 
         Network, optimizer and settings come from the checkpoint; the data must be the same (shapes,
@@ -400,6 +429,11 @@ class Trainer:
         checkpoint_objects : dict, optional
             The objects saved with the run under the same names (a learning-rate schedule ...):
             each gets ``load_state_dict(saved)``.
+        validation_data : tuple, optional
+            The run's validation data (checked like the rest).
+        callbacks : list, optional
+            New instances of the run's callbacks, in the same order: those with ``state_dict()``
+            get their saved state (``on_train_begin`` is not called again on resume).
 
         Returns
         -------
@@ -414,7 +448,8 @@ class Trainer:
         from . import checkpoint as _checkpoint
 
         return _checkpoint.restore(cls, checkpoint, x_train, t_train, x_test, t_test, verbose=verbose,
-                                   checkpoint_objects=checkpoint_objects)
+                                   checkpoint_objects=checkpoint_objects, validation_data=validation_data,
+                                   callbacks=callbacks)
 
     def save_checkpoint(self) -> Path:
         """Write a checkpoint of the current state to ``checkpoint_dir`` now (see :mod:`fastdl.checkpoint`).
@@ -499,9 +534,25 @@ class Trainer:
             "train_loss": float(np.mean(self._epoch_losses)),
             "train_acc": float(train_acc),
             "test_acc": float(test_acc),
-            "elapsed_s": time.perf_counter() - self._start if self._start else 0.0,
-            "samples_per_s": self._epoch_samples / self._epoch_step_time if self._epoch_step_time > 0 else 0.0,
         }
+        if self.x_val is not None:
+            record["val_loss"] = float(self.network.loss(self.x_val, self.t_val))
+            record["val_acc"] = float(self.network.accuracy(self.x_val, self.t_val))
+        lr = getattr(self.optimizer, "lr", None)
+        if isinstance(lr, int | float | np.floating) and not isinstance(lr, bool):
+            record["learning_rate"] = float(lr)  # the rate of this epoch's steps
+        if self.callbacks:
+            logs = dict(record)
+            for cb in self.callbacks:
+                hook = getattr(cb, "on_epoch_end", None)
+                if callable(hook):
+                    hook(self.current_epoch - 1, logs, self)
+            new_lr = logs.get("learning_rate")
+            if new_lr is not None and new_lr != record.get("learning_rate"):
+                record["next_learning_rate"] = float(new_lr)  # set by a callback for the next epoch
+        record["elapsed_s"] = time.perf_counter() - self._start if self._start else 0.0
+        record["samples_per_s"] = (self._epoch_samples / self._epoch_step_time if self._epoch_step_time > 0
+                                   else 0.0)
         self.history.epochs.append(record)
         self.history.train_time_s += self._epoch_step_time
         self._epoch_losses, self._epoch_step_time, self._epoch_samples = [], 0.0, 0
@@ -584,6 +635,11 @@ class Trainer:
             self.stopped = False
         if not self.stopped:
             self.history.stop_reason = "running"
+        if resume is None:
+            for cb in self.callbacks:
+                hook = getattr(cb, "on_train_begin", None)
+                if callable(hook):
+                    hook(self)
         self._start = time.perf_counter() - (resume["elapsed_s"] if resume is not None else 0.0)
         if self.verbose:
             from tqdm.auto import tqdm
@@ -624,6 +680,14 @@ class Trainer:
             print("=============== Final Test Accuracy ===============")
             print("test acc:" + str(test_acc))
         return h
+
+
+def _callback_config(cb) -> dict | str:
+    """What the history records of a callback: its class and ``get_config()`` where it has one."""
+    get_config = getattr(cb, "get_config", None)
+    if callable(get_config):
+        return {"class_name": type(cb).__name__, "config": get_config()}
+    return type(cb).__name__
 
 
 def plot_history(history: History, path: str | Path | None = None, title: str | None = None):
