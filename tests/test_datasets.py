@@ -3,6 +3,8 @@
 import gzip
 import hashlib
 import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -324,3 +326,19 @@ def test_load_diabetes_split_and_validation():
         datasets.load_diabetes(test_ratio=1.0)
     with pytest.raises(TypeError, match="load_diabetes: dtype must be float32 or float64"):
         datasets.load_diabetes(dtype=np.int32)
+
+
+def test_digits_read_from_the_bundled_file_equal_scikit_learns():
+    sklearn_datasets = pytest.importorskip("sklearn.datasets")
+    data, target = datasets._bundled_digits()
+    bunch = sklearn_datasets.load_digits()
+    np.testing.assert_array_equal(data, bunch.data)
+    np.testing.assert_array_equal(target, bunch.target)
+    assert data.dtype == np.float64 and target.dtype == np.int64
+
+
+def test_load_digits_does_not_import_scikit_learn():
+    code = ("import sys, fastdl.datasets as d; d.load_digits(); "
+            "print(sorted(m for m in sys.modules if m == 'sklearn' or m.startswith('sklearn.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "[]"
