@@ -20,6 +20,7 @@ from .warmup import warmup  # eagerly: a lazy name would be replaced by the subm
 __version__ = "0.1.0"
 
 _SUBMODULES = (
+    "activations",
     "benchmark",
     "checkpoint",
     "datasets",

@@ -60,11 +60,6 @@ def same_shape(a: np.ndarray, shape: tuple[int, ...], name: str, where: str, wha
         fail(where, name, f"of shape {tuple(shape)}{' ' + what if what else ''}", f"shape {a.shape}")
 
 
-def as_dtype(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """``x`` in ``dtype`` (no copy when it already is)."""
-    return x if x.dtype == dtype else x.astype(dtype)
-
-
 def contiguous(x: np.ndarray, dtype: np.dtype | None = None) -> np.ndarray:
     """C-contiguous ``x`` (in ``dtype`` if given), copying only when needed.
 

@@ -17,31 +17,90 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _checks, runtime
+from . import _checks, activations, ops, runtime
 from ._checks import contiguous, fail, float_array
 from .kernels import batchnorm as _bn
 from .kernels import softmax as _sm
-from .layers import (
-    BN_EPS,
-    XENT_EPS,
-    _affine,
-    _affine_bwd,
-    _affine_input,
-    _bias,
-    _bn_input,
-    _labels,
-    _loss_scalar,
-    _param,
-    _relu,
-    _relu_bwd,
-    _sigmoid,
-    _sigmoid_bwd,
-    _softmax_input,
-)
 
-# --------------------------------------------------------------------------------------------
-# public functions
-# --------------------------------------------------------------------------------------------
+BN_EPS = ops.BN_EPS
+XENT_EPS = ops.XENT_EPS
+
+
+def activation(name: str, x, **options) -> np.ndarray:
+    """A registered activation (:mod:`fastdl.activations`) of ``x``, elementwise, in x's dtype (new array).
+
+    Parameters
+    ----------
+    name : str
+        Registry name or alias, e.g. ``'relu'``.
+    x : ndarray of float32 or float64, any shape
+    **options : float
+        The activation's scalar hyper-parameters (its record's ``options``).
+
+    Returns
+    -------
+    ndarray
+        A new C-ordered array of x's shape and dtype.
+    """
+    rec = activations.get(name, "activation", "name")
+    return _forward(rec, contiguous(float_array(x, "x", rec.name)), _consts(rec, options, rec.name))[0]
+
+
+def activation_backward(name: str, dout, saved, **options) -> np.ndarray:
+    """Gradient of :func:`activation` from what its backward needs.
+
+    Parameters
+    ----------
+    name : str
+        Registry name or alias.
+    dout : ndarray
+        Upstream gradient, the shape of ``saved``.
+    saved : ndarray
+        The forward input ``x`` (activations whose record saves ``'x'`` or a ``'mask'``) or the
+        forward output ``y`` (records saving ``'y'``, e.g. sigmoid).
+
+    Returns
+    -------
+    ndarray
+        A new ``dx`` in saved's dtype (``dout`` is not modified).
+    """
+    rec = activations.get(name, "activation_backward", "name")
+    where = f"{rec.name}_backward"
+    arg = "y" if rec.saves == "y" else "x"
+    saved = float_array(saved, arg, where)
+    dout = float_array(dout, "dout", where)
+    _checks.same_shape(dout, saved.shape, "dout", where, f"(the shape of {arg})")
+    consts = _consts(rec, options, where)
+    sc = contiguous(saved)
+    if rec.saves == "mask":
+        sc = _forward(rec, sc, consts)[1]
+    dx = np.empty(sc.shape, dtype=saved.dtype)
+    rec.backward(contiguous(dout, saved.dtype).reshape(-1), sc.reshape(-1), dx.reshape(-1), *consts)
+    return dx
+
+
+def _consts(rec: activations.Activation, options: dict, where: str) -> tuple:
+    if rec.params:
+        fail(where, "name", "an activation without learnable parameters (use its layer)", repr(rec.name))
+    known = dict(rec.options)
+    for key in options:
+        if key not in known:
+            fail(where, key, f"one of the options {tuple(known)}", "an unknown keyword", TypeError)
+    return tuple(float(ops.scalar(options.get(k, v), k, where, np.dtype(np.float64))) for k, v in rec.options)
+
+
+def _forward(rec: activations.Activation, xc: np.ndarray, consts: tuple) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(out, mask)`` of a validated C-contiguous ``xc`` (``mask`` None unless the record saves one)."""
+    dt = xc.dtype
+    out = np.empty(xc.shape, dtype=dt)
+    cs = tuple(map(dt.type, consts))
+    if rec.saves == "mask":
+        mask = np.empty(xc.shape, dtype=np.bool_)
+        rec.forward(xc.reshape(-1), out.reshape(-1), mask.reshape(-1), *cs)
+        return out, mask
+    rec.forward(xc.reshape(-1), out.reshape(-1), *cs)
+    return out, None
+
 
 def relu(x) -> np.ndarray:
     """Rectified linear unit ``max(0, x)`` elementwise: ``0`` where ``x <= 0``, else ``x`` (NaN passes).
@@ -55,8 +114,7 @@ def relu(x) -> np.ndarray:
     ndarray
         A new C-ordered array of x's shape and dtype.
     """
-    xc = contiguous(float_array(x, "x", "relu"))
-    return _relu(xc)[0]
+    return activation("relu", x)
 
 
 def relu_backward(dout, x) -> np.ndarray:
@@ -74,26 +132,34 @@ def relu_backward(dout, x) -> np.ndarray:
     ndarray
         A new array in x's dtype.
     """
-    where = "relu_backward"
-    x = float_array(x, "x", where)
-    dout = float_array(dout, "dout", where)
-    _checks.same_shape(dout, x.shape, "dout", where, "(the shape of x)")
-    return _relu_bwd(contiguous(dout, x.dtype), contiguous(x <= 0))
+    return activation_backward("relu", dout, x)
 
 
 def sigmoid(x) -> np.ndarray:
     """Logistic sigmoid ``1 / (1 + exp(-x))`` elementwise, in x's dtype (new array)."""
-    xc = contiguous(float_array(x, "x", "sigmoid"))
-    return _sigmoid(xc)
+    return activation("sigmoid", x)
 
 
 def sigmoid_backward(dout, y) -> np.ndarray:
     """Gradient of :func:`sigmoid` from its output ``y``: ``dx = dout * (1 - y) * y`` (new array, y's dtype)."""
-    where = "sigmoid_backward"
-    y = float_array(y, "y", where)
-    dout = float_array(dout, "dout", where)
-    _checks.same_shape(dout, y.shape, "dout", where, "(the shape of y)")
-    return _sigmoid_bwd(contiguous(dout, y.dtype), contiguous(y))
+    return activation_backward("sigmoid", dout, y)
+
+
+def __getattr__(attr: str):
+    """``fastdl.functional.<name>`` and ``<name>_backward`` for every registered activation."""
+    backward = attr.endswith("_backward")
+    name = attr[: -len("_backward")] if backward else attr
+    if name in activations.names():
+        if backward:
+            def fn(dout, saved, **options):
+                return activation_backward(name, dout, saved, **options)
+        else:
+            def fn(x, **options):
+                return activation(name, x, **options)
+        fn.__name__ = fn.__qualname__ = attr
+        fn.__doc__ = f"The registered activation {name!r}{' (backward)' if backward else ''}; see :func:`activation`."
+        return fn
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
 
 def softmax(x) -> np.ndarray:
@@ -142,9 +208,9 @@ def cross_entropy_error(y, t):
         y = y.reshape(1, -1)
         t = t if isinstance(t, np.ndarray) else np.asarray(t)
         t = t.reshape(1, -1) if t.size == y.size else t.reshape(-1)
-    yc = _softmax_input(y, where, "y")
-    labels, _ = _labels(t, yc.shape[0], yc.shape[1], yc.dtype, where)
-    return _loss_scalar(_sm.xent(yc, labels, XENT_EPS), yc.shape[0], yc.dtype, where)
+    yc = ops.softmax_input(y, where, "y")
+    labels, _ = ops.labels(t, yc.shape[0], yc.shape[1], yc.dtype, where)
+    return ops.loss_scalar(_sm.xent(yc, labels, XENT_EPS), yc.shape[0], yc.dtype, where)
 
 
 def softmax_cross_entropy(x, t):
@@ -166,10 +232,10 @@ def softmax_cross_entropy(x, t):
     dx : ndarray ``(N, C)`` of x's dtype
     """
     where = "softmax_cross_entropy"
-    xc = _softmax_input(x, where)
-    labels, probs = _labels(t, xc.shape[0], xc.shape[1], xc.dtype, where)
+    xc = ops.softmax_input(x, where)
+    labels, probs = ops.labels(t, xc.shape[0], xc.shape[1], xc.dtype, where)
     y, s = _sm.softmax_xent_forward(xc, labels, XENT_EPS)
-    loss = _loss_scalar(s, xc.shape[0], xc.dtype, where)
+    loss = ops.loss_scalar(s, xc.shape[0], xc.dtype, where)
     dx = _sm.softmax_xent_backward(y, labels if probs is None else probs, xc.dtype.type(1))
     return loss, dx
 
@@ -188,10 +254,10 @@ def affine(x, W, b) -> np.ndarray:
     ndarray ``(N, M)``
     """
     where = "affine"
-    W = _param(W, "W", where, 2)
-    x2, _ = _affine_input(x, W, where)  # (x against W first: a transposed W is reported as such)
-    b = _bias(b, W, where)
-    return _affine(x2, W, b)
+    W = ops.param(W, "W", where, 2)
+    x2, _ = ops.affine_input(x, W, where)  # (x against W first: a transposed W is reported as such)
+    b = ops.bias(b, W, where)
+    return ops.affine(x2, W, b)
 
 
 def affine_backward(dout, x, W) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -202,11 +268,11 @@ def affine_backward(dout, x, W) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     dx, dW, db : ndarrays in W's dtype
     """
     where = "affine_backward"
-    W = _param(W, "W", where, 2)
-    x2, shape = _affine_input(x, W, where)
+    W = ops.param(W, "W", where, 2)
+    x2, shape = ops.affine_input(x, W, where)
     dout = float_array(dout, "dout", where)
     _checks.same_shape(dout, (x2.shape[0], W.shape[1]), "dout", where, "(the shape of the forward output)")
-    dx, dW, db = _affine_bwd(contiguous(dout, W.dtype), x2, W)
+    dx, dW, db = ops.affine_backward(contiguous(dout, W.dtype), x2, W)
     return dx.reshape(shape), dW, db
 
 
@@ -233,9 +299,9 @@ def batchnorm_forward(x, gamma, beta, eps: float = BN_EPS):
     """
     where = "batchnorm_forward"
     eps = _checks.positive_number(eps, "eps", where)
-    gamma = _param(gamma, "gamma", where, 1)
-    beta = _param(beta, "beta", where, 1, gamma.dtype, gamma.shape[0])
-    x2, shape = _bn_input(x, gamma, where)
+    gamma = ops.param(gamma, "gamma", where, 1)
+    beta = ops.param(beta, "beta", where, 1, gamma.dtype, gamma.shape[0])
+    x2, shape = ops.bn_input(x, gamma, where)
     if x2.shape[0] < 1:
         fail(where, "x", "a batch of at least one row", f"shape {shape}")
     z = np.zeros(gamma.shape[0], dtype=gamma.dtype)
@@ -257,7 +323,7 @@ def batchnorm_backward(dout, xn, std, gamma) -> tuple[np.ndarray, np.ndarray, np
     dgamma, dbeta : ndarrays ``(D,)``
     """
     where = "batchnorm_backward"
-    gamma = _param(gamma, "gamma", where, 1)
+    gamma = ops.param(gamma, "gamma", where, 1)
     xn = float_array(xn, "xn", where, ndim=2)
     std = float_array(std, "std", where, ndim=1)
     d = gamma.shape[0]
@@ -275,6 +341,8 @@ def batchnorm_backward(dout, xn, std, gamma) -> tuple[np.ndarray, np.ndarray, np
 __all__ = [
     "BN_EPS",
     "XENT_EPS",
+    "activation",
+    "activation_backward",
     "adagrad_step",
     "adam_step",
     "affine",

@@ -29,185 +29,132 @@ Threads
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
-from . import _checks, runtime
+from . import _checks, activations, ops, runtime
 from ._checks import called_before, contiguous, fail, float_array
-from .kernels import activations as _act
-from .kernels import affine as _aff
 from .kernels import batchnorm as _bn
 from .kernels import dropout as _do
 from .kernels import softmax as _sm
 
-__all__ = ["Affine", "BatchNormalization", "Dropout", "Relu", "Sigmoid", "SoftmaxWithLoss"]
+__all__ = ["ActivationLayer", "Affine", "BatchNormalization", "Dropout", "Relu", "Sigmoid", "SoftmaxWithLoss",
+           "activation_layer"]
 
-#: eps inside the cross-entropy's log (the book's ``1e-7``).
-XENT_EPS = 1e-7
-#: eps under batch norm's square root (the book's ``10e-7``).
-BN_EPS = 1e-6
+XENT_EPS = ops.XENT_EPS
+BN_EPS = ops.BN_EPS
 
-
-# --------------------------------------------------------------------------------------------
-# shared validation and drivers (also used by fastdl.functional)
-# --------------------------------------------------------------------------------------------
-
-def _param(a, name: str, where: str, ndim: int, dtype=None, shape0: int | None = None) -> np.ndarray:
-    """A parameter array: float ndarray of ``ndim`` dims, ``dtype`` if given, leading size ``shape0``."""
-    if not isinstance(a, np.ndarray):
-        fail(where, name, "a float32 or float64 numpy array", _checks.describe(a), TypeError)
-    float_array(a, name, where, ndim=ndim)
-    if dtype is not None and a.dtype != dtype:
-        fail(where, name, f"of the same dtype as the weights ({np.dtype(dtype)})", f"dtype {a.dtype}",
-             TypeError)
-    if shape0 is not None and a.shape[0] != shape0:
-        fail(where, name, f"of length {shape0}", f"shape {a.shape}")
-    return a
+_SAVED_ATTR = {"x": "x", "y": "out", "mask": "mask"}  # where an activation layer keeps what its backward needs
 
 
-def _bias(b, W: np.ndarray, where: str) -> np.ndarray:
-    """The bias of ``W``: a 1-D array of W's dtype and length ``W.shape[1]`` (with a hint when W looks transposed)."""
-    b = _param(b, "b", where, 1, W.dtype)
-    if b.shape[0] != W.shape[1]:
-        hint = ("; its length is W.shape[0]: is W transposed? W must be (inputs, outputs)"
-                if b.shape[0] == W.shape[0] else "")
-        fail(where, "b", f"of length {W.shape[1]} (W.shape[1] with W of shape {W.shape}{hint})", f"shape {b.shape}")
-    return b
+class ActivationLayer:
+    """An elementwise activation run by its :mod:`fastdl.activations` record (book-style layer).
 
+    ``forward(x)`` returns a new array in x's dtype and keeps what the record's backward needs
+    (:attr:`mask`, :attr:`out` or :attr:`x`); ``backward(dout)`` returns a new ``dx`` in the
+    forward's dtype (``dout`` is not modified). Subclasses set :attr:`activation` to the registry
+    name; :func:`activation_layer` builds one for a registered activation that has no class here.
 
-def _scalar(value, name: str, where: str, dtype: np.dtype):
-    """A real scalar (Python or NumPy, or a 0-d float array) as ``dtype.type``."""
-    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype in _checks.FLOAT_DTYPES:
-        value = value[()]
-    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
-        fail(where, name, "a real scalar", _checks.describe(value), TypeError)
-    return dtype.type(value)
-
-
-def _labels(t, n: int, c: int, dtype: np.dtype, where: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """Validate targets for ``n`` rows of ``c`` classes.
-
-    Returns ``(labels, probs)``: ``labels`` a C-contiguous ``intp`` array (argmax of the rows for
-    2-D targets) and ``probs`` the 2-D targets in ``dtype`` (None for integer labels).
+    Parameters
+    ----------
+    *params : ndarray ``(D,)``
+        The record's learnable parameters, in its order (kept as the very objects given).
+    **options : float
+        The record's scalar hyper-parameters (defaults from the record).
     """
-    if not isinstance(t, np.ndarray):
-        if t is None or isinstance(t, str | bytes | dict):
-            fail(where, "t", "integer labels or one-hot rows as a numpy array", _checks.describe(t), TypeError)
-        t = np.asarray(t)
-    kind = t.dtype.kind
-    if kind not in "iuf" or t.dtype == np.float16:
-        fail(where, "t", "integer labels (N,) or float32/float64 one-hot rows (N, C)", f"dtype {t.dtype}",
-             TypeError)
-    if t.ndim == 1:
-        if kind == "f":
-            fail(where, "t", "integer class labels when 1-D (cast with .astype(int))", f"dtype {t.dtype}",
-                 TypeError)
-        if t.shape[0] != n:
-            fail(where, "t", f"of length {n} (one label per row of x)", f"shape {t.shape}")
-        labels = contiguous(t, np.dtype(np.intp))
-        if not _sm.labels_in_range(labels, c):
-            fail(where, "t", f"labels in [0, {c})", f"values in [{t.min()}, {t.max()}]")
-        return labels, None
-    if t.ndim == 2:
-        if kind in "iu" and t.shape == (n, 1) and c != 1:
-            fail(where, "t", f"integer labels of shape ({n},) or one-hot rows of shape {(n, c)} (labels of "
-                 f"shape (N, 1): pass t.ravel())", f"shape {t.shape}")
-        if t.shape != (n, c):
-            fail(where, "t", f"of shape {(n, c)} (one-hot rows like x)", f"shape {t.shape}")
-        probs = contiguous(t, dtype)
-        return _sm.row_argmax(probs), probs
-    fail(where, "t", "1-D labels or 2-D one-hot rows", f"shape {t.shape}")
-    raise AssertionError  # unreachable
+
+    #: registry name of the activation (set by each subclass)
+    activation: str = ""
+
+    def __init__(self, *params, **options) -> None:
+        cls = type(self).__name__
+        rec = activations.get(self.activation, cls)
+        self._act = rec
+        self._where = (f"{cls}.forward", f"{cls}.backward")
+        self._attr = _SAVED_ATTR[rec.saves]
+        setattr(self, self._attr, None)
+        self._dtype: np.dtype | None = None
+        known = dict(rec.options)
+        for key in options:
+            if key not in known:
+                fail(cls, key, f"one of the options {tuple(known)}", "an unknown keyword", TypeError)
+        f64 = np.dtype(np.float64)
+        for key, default in rec.options:  # kept as attributes (read on every call, like a layer's W)
+            setattr(self, key, float(ops.scalar(options.get(key, default), key, cls, f64)))
+        if len(params) != len(rec.params):
+            fail(cls, "params", f"{len(rec.params)} parameter array(s) {tuple(p.name for p in rec.params)}",
+                 f"{len(params)}", TypeError)
+        for p, a in zip(rec.params, params):
+            setattr(self, p.name, ops.param(a, p.name, cls, 1))
+            setattr(self, "d" + p.name, None)
+
+    def _consts(self, dt: np.dtype) -> tuple:
+        """The options in ``dt``: the drivers' trailing constants."""
+        return tuple(ops.scalar(getattr(self, key), key, self._where[0], dt) for key, _ in self._act.options)
+
+    def forward(self, x) -> np.ndarray:
+        """Return the activation of ``x`` (a new array in x's dtype) and keep what the backward needs."""
+        rec = self._act
+        xc = contiguous(float_array(x, "x", self._where[0]))
+        if rec.params:
+            return self._forward_params(xc)
+        dt = xc.dtype
+        out = np.empty(xc.shape, dtype=dt)
+        consts = self._consts(dt) if rec.options else ()
+        if rec.saves == "mask":
+            mask = np.empty(xc.shape, dtype=np.bool_)
+            rec.forward(xc.reshape(-1), out.reshape(-1), mask.reshape(-1), *consts)
+            self.mask = mask
+        else:
+            rec.forward(xc.reshape(-1), out.reshape(-1), *consts)
+            setattr(self, self._attr, out if rec.saves == "y" else xc)
+        self._dtype = dt
+        return out
+
+    def backward(self, dout) -> np.ndarray:
+        """Return a new ``dx`` in the forward's dtype (``dout`` is not modified)."""
+        rec = self._act
+        where = self._where[1]
+        saved = getattr(self, self._attr)
+        called_before(saved, where, self._where[0])
+        dt = self._dtype if rec.saves == "mask" else saved.dtype
+        dc = ops.dout(dout, saved.shape, dt, where)
+        if rec.params:
+            return self._backward_params(dc, contiguous(saved, dt))
+        dx = np.empty(saved.shape, dtype=dt)
+        consts = self._consts(dt) if rec.options else ()
+        rec.backward(dc.reshape(-1), contiguous(saved).reshape(-1), dx.reshape(-1), *consts)
+        return dx
+
+    def _param_arrays(self, d: int, dt: np.dtype, where: str) -> list[np.ndarray]:
+        return [contiguous(ops.param(getattr(self, p.name), p.name, where, 1, shape0=d), dt)
+                for p in self._act.params]
+
+    def _forward_params(self, xc: np.ndarray) -> np.ndarray:
+        where = self._where[0]
+        if xc.ndim != 2:
+            fail(where, "x", "2-D (N, D) for an activation with per-feature parameters", f"shape {xc.shape}")
+        dt = xc.dtype
+        params = self._param_arrays(xc.shape[1], dt, where)
+        out = np.empty(xc.shape, dtype=dt)
+        self._act.forward(xc, out, *params, *self._consts(dt))
+        setattr(self, self._attr, out if self._act.saves == "y" else xc)
+        self._dtype = dt
+        return out
+
+    def _backward_params(self, dc: np.ndarray, saved: np.ndarray) -> np.ndarray:
+        rec = self._act
+        dt = saved.dtype
+        params = self._param_arrays(saved.shape[1], dt, self._where[1])
+        grads = [np.empty(p.shape, dtype=dt) for p in params]
+        dx = np.empty(saved.shape, dtype=dt)
+        rec.backward(dc, saved, dx, *params, *grads, *self._consts(dt))
+        for p, g in zip(rec.params, grads):
+            setattr(self, "d" + p.name, g)
+        return dx
 
 
-def _loss_scalar(s: float, n: int, dtype: np.dtype, where: str):
-    loss = dtype.type(-s / n)
-    if not np.isfinite(loss):
-        runtime.report_nonfinite(where, f"the loss is {loss}")
-    return loss
-
-
-def _relu(xc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    out = np.empty(xc.shape, dtype=xc.dtype)
-    mask = np.empty(xc.shape, dtype=np.bool_)
-    _act.relu_forward(xc.reshape(-1), out.reshape(-1), mask.reshape(-1))
-    return out, mask
-
-
-def _relu_bwd(dc: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    dx = np.empty(dc.shape, dtype=dc.dtype)
-    _act.relu_backward(dc.reshape(-1), mask.reshape(-1), dx.reshape(-1))
-    return dx
-
-
-def _sigmoid(xc: np.ndarray) -> np.ndarray:
-    out = np.empty(xc.shape, dtype=xc.dtype)
-    _act.sigmoid_forward(xc.reshape(-1), out.reshape(-1))
-    return out
-
-
-def _sigmoid_bwd(dc: np.ndarray, yc: np.ndarray) -> np.ndarray:
-    dx = np.empty(dc.shape, dtype=dc.dtype)
-    _act.sigmoid_backward(dc.reshape(-1), yc.reshape(-1), dx.reshape(-1))
-    return dx
-
-
-def _affine(x2: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``x2 @ W + b`` for C-contiguous ``x2`` in W's dtype (new array)."""
-    out = np.empty((x2.shape[0], W.shape[1]), dtype=W.dtype)
-    np.dot(x2, W, out=out)
-    _aff.bias_add(out, contiguous(b))
-    return out
-
-
-def _affine_bwd(dc: np.ndarray, x2: np.ndarray, W: np.ndarray):
-    """``(dout @ W.T, x2.T @ dout, dout.sum(0))`` for C-contiguous ``dc`` in W's dtype."""
-    dx = np.dot(dc, W.T)
-    dW = np.empty(W.shape, dtype=W.dtype)
-    np.dot(x2.T, dc, out=dW)
-    return dx, dW, _aff.col_sum(dc)
-
-
-def _affine_input(x, W: np.ndarray, where: str) -> tuple[np.ndarray, tuple[int, ...]]:
-    """``x.reshape(N, -1)`` checked against W, C-contiguous in W's dtype, and x's original shape."""
-    x = float_array(x, "x", where, min_ndim=2)
-    shape = x.shape
-    if shape[0] < 1:
-        fail(where, "x", "a batch of at least one row (N >= 1)", f"shape {shape}")
-    x2 = x.reshape(shape[0], -1)
-    if x2.shape[1] != W.shape[0]:
-        fail(where, "x", f"{W.shape[0]} features per sample (x.reshape(N, -1) @ W with W of shape "
-             f"{W.shape})", f"shape {shape}")
-    return contiguous(x2, W.dtype), shape
-
-
-def _bn_input(x, gamma: np.ndarray, where: str) -> tuple[np.ndarray, tuple[int, ...]]:
-    x = float_array(x, "x", where, min_ndim=2)
-    shape = x.shape
-    x2 = x if x.ndim == 2 else x.reshape(shape[0], -1)
-    if x2.shape[1] != gamma.shape[0]:
-        fail(where, "x", f"{gamma.shape[0]} features per sample (the length of gamma; 4-D input is "
-             "flattened to (N, C*H*W))", f"shape {shape}")
-    return contiguous(x2, gamma.dtype), shape
-
-
-def _softmax_input(x, where: str, name: str = "x") -> np.ndarray:
-    x = float_array(x, name, where, ndim=2)
-    if x.shape[0] < 1 or x.shape[1] < 1:
-        fail(where, name, "of shape (N, C) with N >= 1 and C >= 1", f"shape {x.shape}")
-    return contiguous(x)
-
-
-def _dout(dout, shape: tuple[int, ...], dtype: np.dtype, where: str) -> np.ndarray:
-    """``dout`` checked against the forward output's shape, C-contiguous in ``dtype``."""
-    dout = float_array(dout, "dout", where)
-    if dout.shape != shape:
-        fail(where, "dout", f"of shape {shape} (the shape of the forward output)", f"shape {dout.shape}")
-    return contiguous(dout, dtype)
-
-
-class Relu:
+class Relu(ActivationLayer):
     """``out = max(0, x)``; backward passes ``dout`` where ``x > 0``.
 
     Attributes
@@ -216,26 +163,10 @@ class Relu:
         ``x <= 0`` from the last forward (NaN is not masked: it passes through, as in the book).
     """
 
-    def __init__(self) -> None:
-        self.mask: np.ndarray | None = None
-        self._dtype: np.dtype | None = None
-
-    def forward(self, x) -> np.ndarray:
-        """Return a new array ``where(x <= 0, 0, x)`` in x's dtype and store :attr:`mask`."""
-        xc = contiguous(float_array(x, "x", "Relu.forward"))
-        out, self.mask = _relu(xc)
-        self._dtype = xc.dtype
-        return out
-
-    def backward(self, dout) -> np.ndarray:
-        """Return a new ``dx = where(mask, 0, dout)``; ``dout`` is not modified."""
-        where = "Relu.backward"
-        called_before(self.mask, where, "Relu.forward")
-        mask = self.mask
-        return _relu_bwd(_dout(dout, mask.shape, self._dtype, where), mask)
+    activation = "relu"
 
 
-class Sigmoid:
+class Sigmoid(ActivationLayer):
     """``out = 1 / (1 + exp(-x))``; backward ``dx = dout * (1 - out) * out``.
 
     Attributes
@@ -244,21 +175,37 @@ class Sigmoid:
         The last forward output (the array ``forward`` returned).
     """
 
-    def __init__(self) -> None:
-        self.out: np.ndarray | None = None
+    activation = "sigmoid"
 
-    def forward(self, x) -> np.ndarray:
-        """Return the sigmoid of ``x`` in its dtype (also kept as :attr:`out`)."""
-        xc = contiguous(float_array(x, "x", "Sigmoid.forward"))
-        self.out = _sigmoid(xc)
-        return self.out
 
-    def backward(self, dout) -> np.ndarray:
-        """Return a new ``dx = dout * (1 - out) * out`` in the forward's dtype."""
-        where = "Sigmoid.backward"
-        called_before(self.out, where, "Sigmoid.forward")
-        y = self.out
-        return _sigmoid_bwd(_dout(dout, y.shape, y.dtype, where), contiguous(y))
+_GENERATED: dict[str, tuple] = {}  # name -> (record, class) built by activation_layer
+
+
+def activation_layer(name: str, where: str = "fastdl.layers.activation_layer") -> type:
+    """The fastdl layer class of a registered activation (by name or alias).
+
+    The record's class if it gives one, the class of that name in this module, or else a generated
+    :class:`ActivationLayer` subclass (also reachable as ``fastdl.layers.<record.layer>``).
+    """
+    rec = activations.get(name, where)
+    if isinstance(rec.layer, type):
+        return rec.layer
+    cls = globals().get(rec.layer)
+    if isinstance(cls, type) and issubclass(cls, ActivationLayer) and cls.activation == rec.name:
+        return cls
+    hit = _GENERATED.get(rec.name)
+    if hit is None or hit[0] is not rec:
+        doc = f"``out = {rec.formula}`` (the registered activation {rec.name!r}; see :class:`ActivationLayer`)."
+        cls = type(rec.layer, (ActivationLayer,), {"activation": rec.name, "__doc__": doc, "__module__": __name__})
+        _GENERATED[rec.name] = hit = (rec, cls)
+    return hit[1]
+
+
+def __getattr__(attr: str):
+    for rec in activations.records():
+        if rec.layer == attr:
+            return activation_layer(rec.name)
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
 
 class Affine:
@@ -282,8 +229,8 @@ class Affine:
     """
 
     def __init__(self, W, b) -> None:
-        W = _param(W, "W", "Affine", 2)
-        _bias(b, W, "Affine")
+        W = ops.param(W, "W", "Affine", 2)
+        ops.bias(b, W, "Affine")
         self.W = W
         self.b = b
         self.x: np.ndarray | None = None
@@ -298,10 +245,10 @@ class Affine:
         dtype is cast to W's dtype.
         """
         where = "Affine.forward"
-        W = _param(self.W, "W", where, 2)
-        x2, shape = _affine_input(x, W, where)  # (x against W first: a transposed W is reported as such)
-        b = _bias(self.b, W, where)
-        out = _affine(x2, W, b)
+        W = ops.param(self.W, "W", where, 2)
+        x2, shape = ops.affine_input(x, W, where)  # (x against W first: a transposed W is reported as such)
+        b = ops.bias(self.b, W, where)
+        out = ops.affine(x2, W, b)
         self.x = x2
         self.original_x_shape = shape
         return out
@@ -311,15 +258,15 @@ class Affine:
         where = "Affine.backward"
         x2, shape = self.x, self.original_x_shape  # read once (another thread may run forward meanwhile)
         called_before(x2, where, "Affine.forward")
-        W = _param(self.W, "W", where, 2)
+        W = ops.param(self.W, "W", where, 2)
         if W.shape[0] != x2.shape[1] or W.dtype != x2.dtype:
             fail(where, "W", f"of shape ({x2.shape[1]}, M) and dtype {x2.dtype} as in forward",
                  _checks.describe(W))
         if not shape or shape[0] != x2.shape[0] or math.prod(shape) != x2.size:
             fail(where, "original_x_shape", f"the shape of the stored input x ({x2.shape[0]} rows of "
                  f"{x2.shape[1]} values; was the layer used from two threads at once?)", repr(shape))
-        dc = _dout(dout, (x2.shape[0], W.shape[1]), W.dtype, where)
-        dx, self.dW, self.db = _affine_bwd(dc, x2, W)
+        dc = ops.dout(dout, (x2.shape[0], W.shape[1]), W.dtype, where)
+        dx, self.dW, self.db = ops.affine_backward(dc, x2, W)
         return dx.reshape(shape)
 
 
@@ -363,10 +310,10 @@ class SoftmaxWithLoss:
             A non-finite loss is reported through :func:`fastdl.runtime.report_nonfinite`.
         """
         where = "SoftmaxWithLoss.forward"
-        xc = _softmax_input(x, where)
-        labels, probs = _labels(t, xc.shape[0], xc.shape[1], xc.dtype, where)
+        xc = ops.softmax_input(x, where)
+        labels, probs = ops.labels(t, xc.shape[0], xc.shape[1], xc.dtype, where)
         y, s = _sm.softmax_xent_forward(xc, labels, XENT_EPS)
-        loss = _loss_scalar(s, xc.shape[0], xc.dtype, where)
+        loss = ops.loss_scalar(s, xc.shape[0], xc.dtype, where)
         self.y, self.t, self.loss = y, t, loss
         self._fwd = (y, labels, probs)
         return loss
@@ -382,7 +329,7 @@ class SoftmaxWithLoss:
             if y.shape != fwd[0].shape:
                 fail(where, "y", f"of shape {fwd[0].shape} (the shape of the forward's softmax)", f"shape {y.shape}")
             y = contiguous(y, fwd[0].dtype)
-        d = _scalar(dout, "dout", where, y.dtype)
+        d = ops.scalar(dout, "dout", where, y.dtype)
         return _sm.softmax_xent_backward(y, labels if probs is None else probs, d)
 
 
@@ -446,7 +393,7 @@ class Dropout:
         where = "Dropout.backward"
         called_before(self.mask, where, "Dropout.forward (with train_flg=True)")
         mask = self.mask
-        dc = _dout(dout, mask.shape, self._dtype, where)
+        dc = ops.dout(dout, mask.shape, self._dtype, where)
         dx = np.empty(mask.shape, dtype=dc.dtype)
         _do.apply_mask(dc.reshape(-1), mask.reshape(-1), dx.reshape(-1))
         return dx
@@ -499,8 +446,8 @@ class BatchNormalization:
 
     def __init__(self, gamma, beta, momentum: float = 0.9, running_mean=None, running_var=None) -> None:
         where = "BatchNormalization"
-        gamma = _param(gamma, "gamma", where, 1)
-        _param(beta, "beta", where, 1, gamma.dtype, gamma.shape[0])
+        gamma = ops.param(gamma, "gamma", where, 1)
+        ops.param(beta, "beta", where, 1, gamma.dtype, gamma.shape[0])
         m = _checks.positive_number(momentum, "momentum", where, allow_zero=True)
         if m > 1:
             fail(where, "momentum", "a number in [0, 1]", repr(momentum))
@@ -565,9 +512,9 @@ class BatchNormalization:
                 and p[3].shape == p[5] and p[4].shape == p[5]):
             return self._train(x, p[0], p[1], p[3], p[5], p[4], own[0], own[1], p[7])
         where = "BatchNormalization.forward"
-        gamma = _param(self.gamma, "gamma", where, 1)
-        beta = _param(self.beta, "beta", where, 1, gamma.dtype, gamma.shape[0])
-        x2, shape = _bn_input(x, gamma, where)
+        gamma = ops.param(self.gamma, "gamma", where, 1)
+        beta = ops.param(self.beta, "beta", where, 1, gamma.dtype, gamma.shape[0])
+        x2, shape = ops.bn_input(x, gamma, where)
         dt = gamma.dtype
         rm, rv = self.running_mean, self.running_var
         if rm is None or rv is None:
@@ -641,8 +588,8 @@ class BatchNormalization:
             fail(where, "the stored forward state (xn, std, input shape)",
                  "of one training forward (was the layer used from two threads at once, or were xn/std "
                  "replaced?)", f"xn of shape {xn.shape}, std of shape {std.shape}, input shape {shape}")
-        gamma = _param(self.gamma, "gamma", where, 1, shape0=d)
-        dc = _dout(dout, shape, dt, where).reshape(xn.shape)
+        gamma = ops.param(self.gamma, "gamma", where, 1, shape0=d)
+        dc = ops.dout(dout, shape, dt, where).reshape(xn.shape)
         consts = _bn.consts_for(dt, BN_EPS, n, 0.0)
         return self._grad(dc, shape, contiguous(xn), contiguous(gamma, dt), contiguous(std, dt), consts)
 

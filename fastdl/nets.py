@@ -30,7 +30,8 @@ The fused training step (fastdl backend, no dropout)
     every call and are overwritten by the next call (like PyTorch's ``.grad``; copy them to keep
     them); the layers' ``dW``/``db``/``dgamma``/``dbeta`` are those arrays; batch norm's
     ``running_mean``/``running_var`` are arrays owned by the network, updated in place; after a
-    fused step ``Relu.mask`` is ``None`` (the fused backward reads the ReLU output instead).
+    fused step ``Relu.mask`` is ``None`` (the fused backward reads the ReLU output instead). The
+    step itself lives in :mod:`fastdl.fused_step`.
 
 Copies
     ``copy.deepcopy(net)`` and ``pickle`` work on every backend (the backend travels by name): a
@@ -42,7 +43,6 @@ from __future__ import annotations
 import importlib
 import math
 import operator
-import time
 from collections import OrderedDict
 from pathlib import Path
 from types import ModuleType
@@ -50,12 +50,12 @@ from typing import Any
 
 import numpy as np
 
-from . import _checks, _flat, _netio, runtime
+from . import _checks, _netio, activations, ops
 from . import layers as _fastdl_layers
+from . import reference as _reference
 from ._archive import CheckpointError
+from .fused_step import FusedStep
 from .init import std_for
-from .kernels import activations as _activations
-from .kernels import fused as _fused
 
 __all__ = ["LAYER_CLASSES", "CheckpointError", "MultiLayerNet", "MultiLayerNetExtend", "load", "numerical_gradient",
            "resolve_backend"]
@@ -63,14 +63,14 @@ __all__ = ["LAYER_CLASSES", "CheckpointError", "MultiLayerNet", "MultiLayerNetEx
 #: The layer classes a backend must provide.
 LAYER_CLASSES = ("Affine", "Relu", "Sigmoid", "BatchNormalization", "Dropout", "SoftmaxWithLoss")
 
-_BACKEND_MODULES = {"fastdl": "fastdl.layers", "reference": "fastdl.reference"}
+_BACKEND_MODULES = {"fastdl": _fastdl_layers, "reference": _reference}
 
 
 def _backend_ref(backend):
     """A picklable stand-in for ``backend``: 'fastdl'/'reference', ('module', name), or the object itself."""
     if isinstance(backend, ModuleType):
-        for key, name in _BACKEND_MODULES.items():
-            if backend.__name__ == name:
+        for key, module in _BACKEND_MODULES.items():
+            if backend is module:
                 return key
         return ("module", backend.__name__)
     return backend
@@ -103,11 +103,11 @@ def resolve_backend(backend: str | ModuleType | Any | None, where: str = "resolv
     if backend is None:
         backend = "fastdl"
     if isinstance(backend, str):
-        name = _BACKEND_MODULES.get(backend.lower())
-        if name is None:
+        module = _BACKEND_MODULES.get(backend.lower())
+        if module is None:
             _checks.fail(where, "backend", f"one of {tuple(_BACKEND_MODULES)}, None or a module with the "
                          f"layer classes {LAYER_CLASSES}", repr(backend))
-        return importlib.import_module(name)
+        return module
     missing = [c for c in LAYER_CLASSES if not hasattr(backend, c)]
     if missing:
         _checks.fail(where, "backend", f"a module with the layer classes {LAYER_CLASSES}",
@@ -158,275 +158,6 @@ def _positive_int(value, name: str, where: str) -> int:
     return v
 
 
-class _Block:
-    """One hidden block of the fast path: its parameter and gradient views, layers and scratch."""
-
-    __slots__ = ("W", "b", "gamma", "beta", "gW", "gb", "ggamma", "gbeta", "affine", "bn", "act", "stats",
-                 "std", "rm", "rv", "width")
-
-
-class _FastStep:
-    """The fused training step of a :class:`MultiLayerNetExtend` on the fastdl backend.
-
-    Built once per network. Parameters and gradients live as views into two flat buffers (``P``,
-    ``G``, same offsets); activations and their gradients in buffers kept per batch size.
-    :meth:`gradient` returns ``None`` when the network no longer has the layout it was built for,
-    and the caller then runs the layer-by-layer path.
-    """
-
-    _MAX_BATCH_SIZES = 4  # buffers kept for this many batch sizes (the last batch of an epoch may differ)
-
-    def __init__(self, net: MultiLayerNetExtend) -> None:
-        params = net.params
-        self.P, views = _flat.pack(params)
-        self.G, gviews = _flat.pack(params)  # same layout as P, so one optimizer call can step P with G
-        self.G[...] = 0
-        params.update(views)  # same keys, same order: the values become views of P
-        n_hidden = net.hidden_layer_num
-        self.use_bn = net.use_batchnorm
-        self.act = _fused.RELU if net.activation == "relu" else _fused.SIGMOID
-        self.dtype = net.dtype
-        self.bindings = []  # (layer, attribute, view) the layer must still hold
-        self.blocks: list[_Block] = []
-        g = gviews
-        for idx in range(1, n_hidden + 2):
-            blk = _Block()
-            blk.W, blk.b = params[f"W{idx}"], params[f"b{idx}"]
-            blk.gW, blk.gb = g[f"W{idx}"], g[f"b{idx}"]
-            blk.width = blk.W.shape[1]
-            blk.affine = net.layers[f"Affine{idx}"]
-            blk.affine.W, blk.affine.b = blk.W, blk.b
-            self.bindings += [(blk.affine, "W", blk.W), (blk.affine, "b", blk.b)]
-            blk.bn = blk.act = None
-            if idx <= n_hidden:
-                blk.act = net.layers[f"Activation_function{idx}"]
-                blk.stats = np.zeros((4, blk.width), dtype=self.dtype)
-                blk.std = blk.stats[2]
-                if self.use_bn:
-                    blk.gamma, blk.beta = params[f"gamma{idx}"], params[f"beta{idx}"]
-                    blk.ggamma, blk.gbeta = g[f"gamma{idx}"], g[f"beta{idx}"]
-                    blk.bn = net.layers[f"BatchNorm{idx}"]
-                    blk.bn.gamma, blk.bn.beta = blk.gamma, blk.beta
-                    self.bindings += [(blk.bn, "gamma", blk.gamma), (blk.bn, "beta", blk.beta)]
-                    blk.rm = np.zeros(blk.width, dtype=self.dtype)
-                    blk.rv = np.zeros(blk.width, dtype=self.dtype)
-                else:  # placeholders of the kernel's types (never touched without batch norm)
-                    blk.gamma = blk.beta = blk.ggamma = blk.gbeta = blk.rm = blk.rv = blk.b
-            self.blocks.append(blk)
-        self.bindings = tuple(map(list, zip(*self.bindings)))  # (layers, attribute names, views)
-        bns = [blk.bn for blk in self.blocks if blk.bn is not None]
-        self.running = ([b for b in bns for _ in (0, 1)], ["running_mean", "running_var"] * len(bns),
-                        [a for blk in self.blocks if blk.bn is not None for a in (blk.rm, blk.rv)])
-        self.moms_seen: tuple | None = None
-        self.moms_cast: list = []
-        self.no_moms = [(self.dtype.type(0), self.dtype.type(1))] * n_hidden
-        self.views = tuple(params.values())
-        # the layer path's key order (W1, b1, gamma1, beta1, W2, ...), not params' order
-        order = [k for idx in range(1, n_hidden + 2)
-                 for k in (f"W{idx}", f"b{idx}", f"gamma{idx}", f"beta{idx}") if k in gviews]
-        self.grad_views = {k: gviews[k] for k in order}
-        self.layer_objs = tuple(net.layers.values())
-        self.last = net.last_layer
-        self.buffers: dict[int, tuple] = {}
-
-    def _buffers(self, n: int) -> tuple:
-        buf = self.buffers.get(n)
-        if buf is None:
-            if len(self.buffers) >= self._MAX_BATCH_SIZES:
-                self.buffers.clear()
-            dt = self.dtype
-            hidden = self.blocks[:-1]
-            hs = [np.empty((n, b.width), dtype=dt) for b in hidden]
-            xns = [np.empty((n, b.width), dtype=dt) for b in hidden] if self.use_bn else hs
-            outs = [np.empty((n, b.width), dtype=dt) for b in hidden]
-            dys = [np.empty((n, b.width), dtype=dt) for b in hidden]
-            c = self.blocks[-1].width
-            buf = self.buffers[n] = (hs, xns, outs, dys, np.empty((n, c), dtype=dt), np.empty((n, c), dtype=dt),
-                                     np.empty((n, c), dtype=dt))
-        return buf
-
-    def still_valid(self, net: MultiLayerNetExtend) -> bool:
-        """True while the network holds exactly the arrays and layers this plan was built with."""
-        params = net.params
-        return (len(params) == len(self.views) and all(map(operator.is_, params.values(), self.views))
-                and net.last_layer is self.last and len(net.layers) == len(self.layer_objs)
-                and all(map(operator.is_, net.layers.values(), self.layer_objs))
-                and all(map(operator.is_, map(getattr, *self.bindings[:2]), self.bindings[2])))
-
-    def _momenta(self) -> list | None:
-        """Per batch-norm block ``(m, 1 - m)`` in the dtype, after adopting the layers' running statistics.
-
-        Returns None (nothing changed) when a layer holds something the fused step does not cover.
-        """
-        rs_objs, rs_attrs, rs_own = self.running
-        moms = tuple(map(operator.attrgetter("momentum"), rs_objs[::2]))
-        if moms != self.moms_seen or not all(map(operator.is_, map(getattr, rs_objs, rs_attrs), rs_own)):
-            todo = self._running_stats()
-            if todo is None:
-                return None
-            for layer, attr, own, cur in todo:  # accepted: adopt the layers' statistics
-                if cur is None:
-                    own[...] = 0
-                else:
-                    np.copyto(own, cur, casting="unsafe")
-                setattr(layer, attr, own)
-            tp = self.dtype.type
-            self.moms_cast = [(tp(float(m)), tp(1.0 - float(m))) for m in moms]  # (as the layer casts)
-            self.moms_seen = moms
-        return self.moms_cast
-
-    def _running_stats(self) -> list | None:
-        """The batch-norm layers' running statistics as arrays to copy into ours (None: not usable here)."""
-        todo = []
-        for blk in self.blocks[:-1]:
-            layer = blk.bn
-            for attr, own in (("running_mean", blk.rm), ("running_var", blk.rv)):
-                cur = getattr(layer, attr)
-                if cur is own:
-                    continue
-                if cur is None:
-                    todo.append((layer, attr, own, None))
-                elif (isinstance(cur, np.ndarray) and cur.shape == own.shape
-                      and cur.dtype in _checks.FLOAT_DTYPES):
-                    todo.append((layer, attr, own, cur))
-                else:
-                    return None
-            m = layer.momentum
-            if isinstance(m, bool) or not isinstance(m, int | float | np.floating) or not 0 <= m <= 1:
-                return None
-        return todo
-
-    def gradient(self, net: MultiLayerNetExtend, x, t) -> dict[str, np.ndarray] | None:
-        """Fused forward and backward; ``None`` when the layer path must run instead (nothing changed)."""
-        pt = net._phase_times
-        timed = pt is not None
-        clock = time.perf_counter
-        if timed:
-            t_start = clock()
-        if not self.still_valid(net):
-            return None
-        dt = self.dtype
-        x = net._input(x, "gradient")
-        if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] != net.input_size:
-            return None
-        n = x.shape[0]
-        blocks = self.blocks
-        out_blk = blocks[-1]
-        labels, probs = _fastdl_layers._labels(t, n, out_blk.width, dt, f"{type(net).__name__}.gradient")
-        use_bn = self.use_bn
-        if use_bn:
-            moms = self._momenta()
-            if moms is None:
-                return None
-        else:
-            moms = self.no_moms
-        hs, xns, outs, dys, z, y, dz = self._buffers(n)
-        tp = dt.type
-        nf = tp(n)
-        eps = tp(_fastdl_layers.BN_EPS)
-        act = self.act
-        fwd_act = _fused.LINEAR if act == _fused.SIGMOID else act
-        t_gemm = t_fwd = t_bwd = 0.0
-        if timed:
-            t_valid = clock() - t_start
-        # forward
-        a = x
-        for i, blk in enumerate(blocks[:-1]):
-            h = hs[i]
-            if timed:
-                t0 = clock()
-            np.dot(a, blk.W, out=h)
-            if timed:
-                t1 = clock()
-            m, om = moms[i]
-            bad = _fused.block_forward(h, blk.b, blk.gamma, blk.beta, eps, nf, m, om, blk.rm, blk.rv,
-                                       blk.stats, xns[i], outs[i], fwd_act, use_bn)
-            if act == _fused.SIGMOID:  # with NumPy's vectorized exp, as the Sigmoid layer does
-                flat = outs[i].reshape(-1)
-                _activations.sigmoid_forward(flat, flat)
-            if timed:
-                t2 = clock()
-                t_gemm += t1 - t0
-                t_fwd += t2 - t1
-            if bad:
-                self._nonfinite_stats(blk, bad, m, om)
-            a = outs[i]
-        if timed:
-            t0 = clock()
-        np.dot(a, out_blk.W, out=z)
-        if timed:
-            t1 = clock()
-            t_gemm += t1 - t0
-        _fused.bias_shift(z, out_blk.b, y)
-        np.exp(y, out=y)  # NumPy's vectorized exp, as the loss layer uses
-        s = _fused.softmax_xent_grad(y, labels, dz if probs is None else probs, probs is not None,
-                                     tp(_fastdl_layers.XENT_EPS), nf, tp(1), dz, out_blk.gb)
-        loss = _fastdl_layers._loss_scalar(s, n, dt, "SoftmaxWithLoss.forward")
-        if timed:
-            t2 = clock()
-            t_loss = t2 - t1
-        # backward: dW of every layer, dx of every layer but the first
-        d = dz
-        for i in range(len(blocks) - 1, -1, -1):
-            blk = blocks[i]
-            a_prev = outs[i - 1] if i else x
-            if timed:
-                t0 = clock()
-            np.dot(a_prev.T, d, out=blk.gW)
-            if i:
-                np.dot(d, blk.W.T, out=dys[i - 1])
-            if timed:
-                t1 = clock()
-                t_gemm += t1 - t0
-            if i:
-                prev = blocks[i - 1]
-                d = dys[i - 1]
-                _fused.block_backward(d, outs[i - 1], xns[i - 1], prev.gamma, prev.stats, nf, prev.ggamma,
-                                      prev.gbeta, prev.gb, act, use_bn)
-                if timed:
-                    t_bwd += clock() - t1
-        lam = net.weight_decay_lambda
-        if lam:
-            lam_t = tp(lam)
-            for blk in blocks:
-                _fused.add_scaled(blk.gW, blk.W, lam_t)
-        self._sync_layers(net, x, t, labels, probs, loss, n, hs, xns, outs, y)
-        if timed:
-            t_end = clock()
-            for key, value in (("validate", t_valid), ("gemm", t_gemm), ("forward", t_fwd), ("loss", t_loss),
-                               ("backward", t_bwd), ("total", t_end - t_start)):
-                pt[key] = pt.get(key, 0.0) + value
-        return dict(self.grad_views)
-
-    def _nonfinite_stats(self, blk: _Block, bad: int, m, om) -> None:
-        # the layer path's report and order: report first, then (if not raised) store the statistics
-        runtime.report_nonfinite("BatchNormalization.forward",
-                                 f"{bad} feature(s) have a non-finite batch mean or variance")
-        blk.rm[...] = m * blk.rm + om * blk.stats[0]
-        blk.rv[...] = m * blk.rv + om * blk.stats[1]
-
-    def _sync_layers(self, net, x, t, labels, probs, loss, n, hs, xns, outs, y) -> None:
-        """Point the layers' gradients and forward caches at this step's arrays (as the layer path leaves them)."""
-        a = x
-        for i, blk in enumerate(self.blocks):
-            aff = blk.affine
-            aff.x, aff.original_x_shape, aff.dW, aff.db = a, a.shape, blk.gW, blk.gb
-            if blk.act is None:
-                break
-            bn = blk.bn
-            if bn is not None:
-                bn.xn, bn.std, bn.batch_size = xns[i], blk.std, n
-                bn.input_shape = bn._train_shape = hs[i].shape
-                bn.dgamma, bn.dbeta = blk.ggamma, blk.gbeta
-            if self.act == _fused.RELU:
-                blk.act.mask = None  # (not computed: the fused backward reads the output instead)
-            else:
-                blk.act.out = outs[i]
-            a = outs[i]
-        last = self.last
-        last.y, last.t, last.loss, last._fwd = y, t, loss, (y, labels, probs)
-
-
 class MultiLayerNetExtend:
     """Fully connected network with optional batch norm and dropout (the book's ``MultiLayerNetExtend``).
 
@@ -442,11 +173,13 @@ class MultiLayerNetExtend:
         Units of each hidden layer, e.g. ``[100, 100, 100]``.
     output_size : int
         Number of classes.
-    activation : {'relu', 'sigmoid'}
-        Activation of the hidden layers.
+    activation : str
+        Activation of the hidden layers: any name registered in :mod:`fastdl.activations` (``'relu'``,
+        ``'sigmoid'``, ...). Learnable activation parameters join ``params`` as ``alpha1``, ... (per the
+        activation's record), after the batch-norm parameters.
     weight_init_std : str or float
-        ``'relu'``/``'he'``, ``'sigmoid'``/``'xavier'``, ``'lecun'``, ``'glorot'`` or a fixed std
-        (see :mod:`fastdl.init`).
+        ``'relu'``/``'he'``, ``'sigmoid'``/``'xavier'``, ``'lecun'``, ``'glorot'``, ``'auto'`` (the
+        activation's recommended initialisation, from its record) or a fixed std (see :mod:`fastdl.init`).
     weight_decay_lambda : float
         L2 strength λ: the loss adds ``0.5 * λ * sum(W**2)`` per weight matrix, the gradient ``λ * W``.
     use_dropout : bool
@@ -488,9 +221,7 @@ class MultiLayerNetExtend:
                          _checks.describe(hidden_size_list), TypeError)
         self.hidden_size_list = [_positive_int(h, "hidden_size_list entries", where) for h in hidden_size_list]
         self.hidden_layer_num = len(self.hidden_size_list)
-        if not isinstance(activation, str) or activation.lower() not in ("relu", "sigmoid"):
-            _checks.fail(where, "activation", "'relu' or 'sigmoid'", repr(activation))
-        self.activation = activation.lower()
+        self.activation = activations.get(activation, where).name
         # A Python float: under NumPy 2 an np.float64 lambda would promote float32 gradients.
         self.weight_decay_lambda = _checks.positive_number(weight_decay_lambda, "weight_decay_lambda", where,
                                                            allow_zero=True)
@@ -509,7 +240,10 @@ class MultiLayerNetExtend:
         self.backend = resolve_backend(backend, where)
         # resolve the init spec once for every layer (raises on a bad name before anything is drawn)
         sizes = [self.input_size, *self.hidden_size_list, self.output_size]
-        stds = [std_for(weight_init_std, sizes[i - 1], sizes[i], where) for i in range(1, len(sizes))]
+        init = weight_init_std
+        if isinstance(init, str) and init.lower() == "auto":
+            init = activations.get(self.activation).init
+        stds = [std_for(init, sizes[i - 1], sizes[i], where) for i in range(1, len(sizes))]
         self.weight_init_std = weight_init_std
 
         self.params: dict[str, np.ndarray] = {}
@@ -517,15 +251,17 @@ class MultiLayerNetExtend:
         self._build_layers()
         #: profiler hook: a dict into which the fused gradient() adds seconds per phase (None: off)
         self._phase_times: dict[str, float] | None = None
-        self._fast = _FastStep(self) if self._fast_eligible() else None
+        self._fused = FusedStep(self) if self._fused_eligible() else None
 
-    def _fast_eligible(self) -> bool:
-        """The fused step covers the fastdl backend without dropout, unless a subclass changed the math."""
-        if self.backend is not _fastdl_layers or self.use_dropout:
+    def _fused_eligible(self) -> bool:
+        """The fused step covers the fastdl backend without dropout or learnable activation parameters,
+        unless a subclass changed the math."""
+        if self.backend is not _fastdl_layers or self.use_dropout or activations.get(self.activation).params:
             return False
         base = MultiLayerNetExtend
         return all(getattr(type(self), name) is getattr(base, name)
-                   for name in ("predict", "loss", "_weight_decay", "_build_layers", "_init_weight", "_input"))
+                   for name in ("predict", "_forward", "loss", "_weight_decay", "_build_layers", "_init_weight",
+                                "_input"))
 
     # -- copying and pickling ----------------------------------------------------------------------------
     def __getstate__(self) -> dict:
@@ -537,16 +273,20 @@ class MultiLayerNetExtend:
         """
         state = self.__dict__.copy()
         state["backend"] = _backend_ref(self.backend)
-        state["_fast"] = None
+        state["_fused"] = None
         state["_phase_times"] = None
         return state
 
     def __setstate__(self, state: dict) -> None:
         state = dict(state)
         state["backend"] = _backend_from_ref(state["backend"])
+        state.pop("_fast", None)  # (the fused step's name in pickles of fastdl 0.1)
+        state.pop("_plan", None)
+        state["_fused"] = None
         self.__dict__.update(state)
-        if self._fast_eligible():
-            self._fast = _FastStep(self)
+        self._index_layers()
+        if self._fused_eligible():
+            self._fused = FusedStep(self)
 
     # -- construction -------------------------------------------------------------------------------------
     def _init_weight(self, sizes: list[int], stds: list[float]) -> None:
@@ -555,9 +295,24 @@ class MultiLayerNetExtend:
             self.params[f"W{idx}"] = w.astype(self.dtype, copy=False)
             self.params[f"b{idx}"] = np.zeros(sizes[idx], dtype=self.dtype)
 
+    def _activation_layer(self) -> type:
+        """The backend's class for the activation: from its registry record, whatever the backend."""
+        rec = activations.get(self.activation, self._where)
+        if self.backend is _fastdl_layers:
+            return _fastdl_layers.activation_layer(rec.name)
+        if self.backend is _reference:
+            return rec.reference
+        name = rec.layer if isinstance(rec.layer, str) else rec.layer.__name__
+        cls = getattr(self.backend, name, None)
+        if cls is None:
+            _checks.fail(self._where, "backend", f"a module with a {name} layer (activation {rec.name!r})",
+                         _checks.describe(self.backend), TypeError)
+        return cls
+
     def _build_layers(self) -> None:
         L = self.backend
-        activation_layer = {"sigmoid": L.Sigmoid, "relu": L.Relu}[self.activation]
+        activation_layer = self._activation_layer()
+        act_params = activations.get(self.activation).params
         self.layers: OrderedDict[str, Any] = OrderedDict()
         for idx in range(1, self.hidden_layer_num + 1):
             self.layers[f"Affine{idx}"] = L.Affine(self.params[f"W{idx}"], self.params[f"b{idx}"])
@@ -566,14 +321,23 @@ class MultiLayerNetExtend:
                 self.params[f"beta{idx}"] = np.zeros(self.hidden_size_list[idx - 1], dtype=self.dtype)
                 self.layers[f"BatchNorm{idx}"] = L.BatchNormalization(self.params[f"gamma{idx}"],
                                                                       self.params[f"beta{idx}"])
-            self.layers[f"Activation_function{idx}"] = activation_layer()
+            width = self.hidden_size_list[idx - 1]
+            for p in act_params:  # learnable activation parameters (see fastdl.activations)
+                self.params[f"{p.name}{idx}"] = np.full(width, p.init, dtype=self.dtype)
+            self.layers[f"Activation_function{idx}"] = activation_layer(
+                *(self.params[f"{p.name}{idx}"] for p in act_params))
             if self.use_dropout:
                 self.layers[f"Dropout{idx}"] = L.Dropout(self.dropout_ration)
         idx = self.hidden_layer_num + 1
         self.layers[f"Affine{idx}"] = L.Affine(self.params[f"W{idx}"], self.params[f"b{idx}"])
         self.last_layer = L.SoftmaxWithLoss()
-        # (name, layer, takes train_flg) once, so predict does no string tests per call
-        self._plan = [(layer, "Dropout" in key or "BatchNorm" in key) for key, layer in self.layers.items()]
+        self._index_layers()
+
+    def _index_layers(self) -> None:
+        """``_forward_steps``: (layer, kind) in order, kind 1 for batch norm, 2 for dropout, 0 for the others
+        (so the forward does no string tests per call)."""
+        self._forward_steps = [(layer, 1 if "BatchNorm" in key else 2 if "Dropout" in key else 0)
+                               for key, layer in self.layers.items()]
 
     # -- the book's methods ------------------------------------------------------------------------------
     def _input(self, x, method: str = "predict") -> np.ndarray:
@@ -600,7 +364,7 @@ class MultiLayerNetExtend:
         if x.ndim < 2 or x.shape[0] < 1 or math.prod(x.shape[1:]) != self.input_size:
             _checks.fail(where, "x", f"a batch of shape (N, {self.input_size}) with N >= 1 (or (N, ...) with "
                          f"{self.input_size} values per sample)", f"shape {x.shape}")
-        labels, _ = _fastdl_layers._labels(t, x.shape[0], self.output_size, self.dtype, where)
+        labels, _ = ops.labels(t, x.shape[0], self.output_size, self.dtype, where)
         return x, labels
 
     def predict(self, x: np.ndarray, train_flg: bool = False) -> np.ndarray:
@@ -618,9 +382,17 @@ class MultiLayerNetExtend:
         numpy.ndarray
             ``(N, output_size)``.
         """
+        return self._forward(x, train_flg, train_flg)
+
+    def _forward(self, x, bn_train: bool, dropout_train: bool) -> np.ndarray:
+        """The forward pass with separate modes for batch norm and dropout (MC dropout runs dropout in
+        training mode with batch norm in inference mode)."""
         x = self._input(x)
-        for layer, takes_flag in self._plan:
-            x = layer.forward(x, train_flg) if takes_flag else layer.forward(x)
+        for layer, kind in self._forward_steps:
+            if kind == 0:
+                x = layer.forward(x)
+            else:
+                x = layer.forward(x, bn_train if kind == 1 else dropout_train)
         return x
 
     def _weight_decay(self):
@@ -711,7 +483,15 @@ class MultiLayerNetExtend:
             if self.use_batchnorm and idx != self.hidden_layer_num + 1:
                 grads[f"gamma{idx}"] = numerical_gradient(loss_w, self.params[f"gamma{idx}"])
                 grads[f"beta{idx}"] = numerical_gradient(loss_w, self.params[f"beta{idx}"])
+            for name in self._activation_params(idx):
+                grads[f"{name}{idx}"] = numerical_gradient(loss_w, self.params[f"{name}{idx}"])
         return grads
+
+    def _activation_params(self, idx: int) -> list[str]:
+        """Names of block ``idx``'s learnable activation parameters (none for most activations)."""
+        if idx > self.hidden_layer_num:
+            return []
+        return [p.name for p in activations.get(self.activation).params]
 
     def gradient(self, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
         """Gradients by backpropagation (forward in training mode), with ``λ * W`` added to each ``dW``.
@@ -742,9 +522,9 @@ class MultiLayerNetExtend:
         kernels) and ``'total'`` (the whole call); ``None`` (the default) costs nothing. The layer
         path does not fill it.
         """
-        fast = self._fast
-        if fast is not None:
-            grads = fast.gradient(self, x, t)
+        fused = self._fused
+        if fused is not None:
+            grads = fused.gradient(self, x, t)
             if grads is not None:
                 return grads
         x, _ = self._batch(x, t, "gradient")  # (again in loss: a subclass may override it)
@@ -762,6 +542,8 @@ class MultiLayerNetExtend:
                 bn = self.layers[f"BatchNorm{idx}"]
                 grads[f"gamma{idx}"] = bn.dgamma
                 grads[f"beta{idx}"] = bn.dbeta
+            for name in self._activation_params(idx):
+                grads[f"{name}{idx}"] = getattr(self.layers[f"Activation_function{idx}"], "d" + name)
         return grads
 
     def save(self, path) -> Path:
@@ -835,8 +617,8 @@ class MultiLayerNet(MultiLayerNetExtend):
         Units of each hidden layer.
     output_size : int
         Number of classes.
-    activation : {'relu', 'sigmoid'}
-        Activation of the hidden layers.
+    activation : str
+        Activation of the hidden layers (a name registered in :mod:`fastdl.activations`).
     weight_init_std : str or float
         Initialisation name or fixed std (see :mod:`fastdl.init`).
     weight_decay_lambda : float

@@ -21,7 +21,8 @@ How it measures
 Rates
     Affine layers report GFLOP/s (``2*N*D*H`` forward, ``4*N*D*H`` backward). The others report an
     estimate of the compulsory memory traffic in GB/s: forward reads its input and writes its
-    output; backward reads the upstream gradient and the saved input and writes its gradient. The
+    output; backward reads the upstream gradient and the saved input and writes its gradient
+    (activation layers: what their :mod:`fastdl.activations` record saves, a mask at a byte per value). The
     optimizer row counts the arrays its update rule reads and writes per parameter (SGD 3,
     Momentum/Nesterov/AdaGrad/RMSprop 5, Adam 7). Weight decay is not added to the gradients.
 """
@@ -40,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import runtime
+from . import activations, runtime
 
 __all__ = ["LayerTiming", "ProfileComparison", "ProfileReport", "StepProfile", "compare", "profile", "profile_step",
            "register_cli"]
@@ -244,22 +245,25 @@ def _takes_train_flg(name: str, layer) -> bool:
         return "Dropout" in name or "BatchNorm" in name
 
 
-def _grad_plan(network, layers: dict) -> list[tuple[str, object, str]]:
+def _grad_sources(network, layers: dict) -> list[tuple[str, object, str]]:
     """(param key, layer, gradient attribute) for every entry of ``network.params``, matched by identity."""
     params = getattr(network, "params", None)
     if not params:
         raise ValueError("profile: network must have a 'params' dict when an optimizer is given; got none")
-    plan = []
+    sources = []
     for key, value in params.items():
         for layer in layers.values():
-            hit = next((g for p, g in _PARAM_GRADS if getattr(layer, p, None) is value), None)
+            act = getattr(layer, "_act", None)
+            pairs = _PARAM_GRADS + tuple((q.name, "d" + q.name) for q in act.params) if isinstance(
+                act, activations.Activation) else _PARAM_GRADS
+            hit = next((g for p, g in pairs if getattr(layer, p, None) is value), None)
             if hit:
-                plan.append((key, layer, hit))
+                sources.append((key, layer, hit))
                 break
         else:
             raise ValueError(f"profile: params[{key!r}] must be the array a layer holds (layer.W, .b, .gamma "
                              f"or .beta, as the book's networks pass them); no layer holds it")
-    return plan
+    return sources
 
 
 def _median(values: list[float]) -> float:
@@ -272,7 +276,13 @@ def _layer_rate(layer, x: np.ndarray, out: np.ndarray, fwd: float, bwd: float) -
         n = x.shape[0]
         flops = 2.0 * n * W.shape[0] * W.shape[1] * (1 + (2 if bwd else 0))
         return (flops / (fwd + bwd) / 1e9 if fwd + bwd > 0 else None), "GFLOP/s"
-    nbytes = x.nbytes + out.nbytes + ((out.nbytes + 2 * x.nbytes) if bwd else 0)
+    act = getattr(layer, "_act", None)
+    if isinstance(act, activations.Activation):  # what the record's kernels read and write
+        saved = x.size if act.saves == "mask" else x.nbytes  # (a bool mask: one byte per value)
+        nbytes = x.nbytes + out.nbytes + (saved if act.saves == "mask" else 0)
+        nbytes += (out.nbytes + saved + x.nbytes) if bwd else 0
+    else:
+        nbytes = x.nbytes + out.nbytes + ((out.nbytes + 2 * x.nbytes) if bwd else 0)
     return (nbytes / (fwd + bwd) / 1e9 if fwd + bwd > 0 else None), "GB/s"
 
 
@@ -311,7 +321,7 @@ def profile(network, x: np.ndarray, t: np.ndarray, optimizer=None, repeat: int =
         raise ValueError(f"profile: warmup must be a non-negative integer; got {warmup!r}")
     names = list(layers)
     flags = [_takes_train_flg(n, layers[n]) for n in names]
-    plan = _grad_plan(network, layers) if optimizer is not None else []
+    sources = _grad_sources(network, layers) if optimizer is not None else []
     clock = time.perf_counter
     n_rows = len(names)
     fwd: list[list[float]] = [[] for _ in range(n_rows + 2)]  # layers, loss, optimizer
@@ -346,7 +356,7 @@ def profile(network, x: np.ndarray, t: np.ndarray, optimizer=None, repeat: int =
             if timed:
                 bwd[i].append(dt)
         if optimizer is not None:
-            grads = {key: getattr(layer, attr) for key, layer, attr in plan}
+            grads = {key: getattr(layer, attr) for key, layer, attr in sources}
             t0 = clock()
             optimizer.update(network.params, grads)
             dt = clock() - t0
@@ -557,8 +567,9 @@ def _build(backend: str, args: argparse.Namespace, dtype: np.dtype):
     from . import nets
 
     np.random.seed(args.seed)
-    net = nets.MultiLayerNetExtend(args.input, args.hidden, args.output, use_batchnorm=args.batchnorm,
-                                   use_dropout=args.dropout, dtype=dtype, backend=backend)
+    net = nets.MultiLayerNetExtend(args.input, args.hidden, args.output, activation=args.activation,
+                                   use_batchnorm=args.batchnorm, use_dropout=args.dropout, dtype=dtype,
+                                   backend=backend)
     if args.optimizer == "none":
         return net, None
     module = __import__("fastdl.reference" if backend == "reference" else "fastdl.optim", fromlist=["x"])
@@ -625,6 +636,8 @@ def register_cli(subparsers) -> None:
     p.add_argument("--input", type=int, default=784)
     p.add_argument("--output", type=int, default=10)
     p.add_argument("--batch", type=int, default=100)
+    p.add_argument("--activation", choices=activations.names(), default="relu",
+                   help="hidden activation, any registered in fastdl.activations (default relu)")
     p.add_argument("--batchnorm", action="store_true")
     p.add_argument("--dropout", action="store_true")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float64")

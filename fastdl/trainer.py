@@ -843,8 +843,12 @@ def register_cli(subparsers) -> None:
     p.add_argument("--dataset", choices=("digits", "mnist"), default="digits",
                    help="digits: scikit-learn's 8x8 digits (offline); mnist: downloaded once (default: digits)")
     p.add_argument("--hidden", type=_hidden_list, default=[100, 100], help="hidden sizes, e.g. 100,100 (default)")
-    p.add_argument("--activation", choices=("relu", "sigmoid"), default="relu")
-    p.add_argument("--init", default="relu", help="weight init: relu/he, sigmoid/xavier, glorot, lecun, or a std")
+    from . import activations
+
+    p.add_argument("--activation", choices=activations.names(), default="relu",
+                   help="hidden activation, any registered in fastdl.activations (default relu)")
+    p.add_argument("--init", default="relu",
+                   help="weight init: relu/he, sigmoid/xavier, glorot, lecun, auto (the activation's own), or a std")
     p.add_argument("--optimizer", default="adam", help="sgd, momentum, nesterov, adagrad, rmsprop, adam (default)")
     p.add_argument("--lr", type=_lr_value, default=0.01,
                    help="learning rate (default 0.01), or 'auto': fastdl.lr_find's suggestion, printed")

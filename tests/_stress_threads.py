@@ -23,7 +23,7 @@ drop = L.Dropout(0.3)
 loss = L.SoftmaxWithLoss()
 fused = MultiLayerNetExtend(D, [16, 16], C, use_batchnorm=True)          # the fused gradient()
 layered = MultiLayerNetExtend(D, [16], C, use_batchnorm=True, use_dropout=True)  # the layer path
-assert fused._fast is not None and layered._fast is None
+assert fused._fused is not None and layered._fused is None
 steps = (
     lambda x, t: bn.forward(x), lambda x, t: bn.backward(x),
     lambda x, t: bn.forward(x, False),

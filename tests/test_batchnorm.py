@@ -202,7 +202,7 @@ def test_one_feature_parallel_and_fused_paths_keep_numpys_statistics():
     np.random.seed(0)
     slow = nets.MultiLayerNetExtend(5, [1], 3, use_batchnorm=True, backend="reference")
     g_fast, g_slow = fast.gradient(xs, t), slow.gradient(xs, t)
-    assert fast._fast is not None
+    assert fast._fused is not None
     bn_f, bn_s = fast.layers["BatchNorm1"], slow.layers["BatchNorm1"]
     np.testing.assert_array_equal(bn_f.running_mean, bn_s.running_mean)
     np.testing.assert_array_equal(bn_f.running_var, bn_s.running_var)

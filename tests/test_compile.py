@@ -94,7 +94,7 @@ def test_fused_step_calls_layer_kernels_with_their_own_types(rng, monkeypatch):
     for dtype in (np.float32, np.float64):
         net = nets.MultiLayerNetExtend(12, [8, 8], 3, use_batchnorm=True, weight_decay_lambda=0.1, dtype=dtype)
         net.gradient(rng.standard_normal((5, 12)).astype(dtype), np.array([0, 1, 2, 0, 1]))
-        assert net._fast is not None
+        assert net._fused is not None
     for name in ("_shift_rows", "_normalize_rows", "_xent_rows", "_col_sqdev"):
         sigs = fresh[name].signatures
         assert len(sigs) == 2, (name, sigs)

@@ -176,7 +176,7 @@ def test_a_copied_network_is_independent_and_computes_the_same(how, backend):
     for key, value in net.params.items():
         assert np.array_equal(twin.params[key], value) and not np.shares_memory(twin.params[key], value)
     if backend == "fastdl":  # the copy has a fused step of its own
-        assert twin._fast is not None and all(np.shares_memory(v, twin._fast.P) for v in twin.params.values())
+        assert twin._fused is not None and all(np.shares_memory(v, twin._fused.P) for v in twin.params.values())
     np.testing.assert_array_equal(twin.predict(x, train_flg=False), net.predict(x, train_flg=False))
     g_net = {k: v.copy() for k, v in net.gradient(x, t).items()}
     g_twin = twin.gradient(x, t)

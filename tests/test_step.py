@@ -23,8 +23,8 @@ def _trio(dtype=np.float64, cls=MultiLayerNetExtend, **kw):
     for backend in ("fastdl", "fastdl", "reference"):
         np.random.seed(3)
         nets.append(cls(*SIZES, dtype=dtype, backend=backend, **kw))
-    assert nets[0]._fast is not None
-    nets[1]._fast = None  # the layer path
+    assert nets[0]._fused is not None
+    nets[1]._fused = None  # the layer path
     return nets
 
 
@@ -62,7 +62,7 @@ def test_fused_matches_layer_path_and_reference(dtype, kw):
         g_ref = ref.gradient(x, t)
         g_layer = layered.gradient(x, t)
         grads = fused.gradient(x, t)
-        assert all(np.shares_memory(g, fused._fast.G) for g in grads.values())
+        assert all(np.shares_memory(g, fused._fused.G) for g in grads.values())
         _check_grads(grads, g_ref, dtype)
         _check_grads(grads, g_layer, dtype)
         for (m, v), (m_ref, v_ref) in zip(_running(fused), _running(ref)):
@@ -83,7 +83,7 @@ def test_adam_steps_keep_fused_and_reference_together(dtype):
         for net, opt in zip((fused, layered, ref), opts):
             opt.update(net.params, net.gradient(x, t))
     for key in ref.params:
-        assert np.shares_memory(fused.params[key], fused._fast.P)
+        assert np.shares_memory(fused.params[key], fused._fused.P)
         # a bias before a batch norm gets rounding noise as its gradient, which Adam turns into +-lr
         # steps of either sign: it has no effect on the training outputs and is not compared
         if key.startswith("b") and key != "b3":
@@ -128,7 +128,7 @@ def test_returned_arrays_are_reused_and_overwritten():
 
 
 def _state(net):
-    return (net._fast.P.copy(), net._fast.G.copy(),
+    return (net._fused.P.copy(), net._fused.G.copy(),
             [(None if m is None else m.copy(), None if v is None else v.copy()) for m, v in _running(net)])
 
 
@@ -182,7 +182,7 @@ def test_falls_back_to_the_layer_path_when_the_layout_changes():
     fused.params["W2"] = fused.params["W2"].copy()  # breaks the layout; the layers keep the old array
     ref.params["W2"] = ref.params["W2"].copy()
     grads = fused.gradient(x, t)
-    assert not np.shares_memory(grads["W1"], fused._fast.G)
+    assert not np.shares_memory(grads["W1"], fused._fused.G)
     _check_grads(grads, ref.gradient(x, t), np.float64)
     # 4-D input takes the layer path too, with the same numbers
     x4 = x.reshape(12, 1, 3, 3)
@@ -203,8 +203,8 @@ def test_layer_path_calls_in_between_are_picked_up():
 
 
 def test_other_backends_and_dropout_keep_the_layer_path():
-    assert MultiLayerNetExtend(*SIZES, use_dropout=True)._fast is None
-    assert MultiLayerNet(*SIZES, backend="reference")._fast is None
+    assert MultiLayerNetExtend(*SIZES, use_dropout=True)._fused is None
+    assert MultiLayerNet(*SIZES, backend="reference")._fused is None
 
 
 def test_phase_times_hook():

@@ -101,12 +101,10 @@ def relu_backward(dout: np.ndarray, mask: np.ndarray, dx: np.ndarray) -> None:
 def sigmoid_forward(x: np.ndarray, out: np.ndarray) -> None:
     """Flat arrays: ``out = 1 / (1 + exp(-x))`` in x's dtype (``out`` may be ``x``).
 
-    ``exp`` is NumPy's, run in place on ``out``, then one compiled pass finishes ``1 / (1 + e)``:
-    NumPy's SIMD ``exp`` makes the result the reference's to the bit, where Numba's scalar ``exp``
-    (LLVM does not vectorize it here) differed by up to 4 ulp in float32 and ran 3-5x slower
-    (100x100 float32: 52 -> 14 us; 256x1024: 1.33 -> 0.28 ms, measured on the development machine).
-    The overflow of ``exp(-x)`` for very negative ``x`` is expected (the sigmoid is then 0) and
-    not warned about.
+    ``exp`` is NumPy's (SIMD), run in place on ``out``, then one compiled pass finishes
+    ``1 / (1 + e)``: the reference's values to the bit (why, and the measurements:
+    ``docs/design-notes.md``, "Activations and softmax"). The overflow of ``exp(-x)`` for very
+    negative ``x`` is expected (the sigmoid is then 0) and not warned about.
     """
     n = x.size
     one = x.dtype.type(1)

@@ -20,24 +20,10 @@ Backward (a sum pass and a gradient pass over dout)::
 
 which equals the book's chain of ``dxn, dxc, dstd, dvar, dmu`` because ``sum_i xn[i] = 0``.
 
-Memory traffic
-    Each pass streams whole rows of the worker's column range. The column sums add four rows per
-    step into a register (``((acc + x0) + x1) + ...``): the same order, hence the same rounding, as
-    adding one row at a time, with a quarter of the accumulator loads and stores. Multiplying by
-    ``1 / std`` instead of dividing keeps the normalising pass off the (slow) vector divider.
-    The normalising pass writes each row in two loops of one store each (xn, then out from the xn
-    row still in L1) rather than one loop with two stores: forward 1024x4096 7.0 -> 4.5 ms float32,
-    14.3 -> 9.8 ms float64, 100x100 float64 16.8 -> 12.6 us (layer calls as `fastdl bench` times
-    them, 2 threads, means of two alternated runs each; the same values to the bit).
-    Blocking the columns so that the later passes re-read x from cache was measured and rejected:
-    on the development machine (1024x4096, 2 threads) column blocks of 1-8 MiB were 3-40 % slower
-    than plain streaming (strided row segments defeat the prefetchers; the stores dominate anyway),
-    and blocking only the two statistics passes (cold caches, 1024x4096 float64: 3.9 ms streaming,
-    3.7 ms with 512-column blocks, 4.6-12 ms with 16-128 columns) did not pay either; nor did L1-sized
-    blocks for small batches (100x100 float64: 8.3 us forward in full rows, 9.4-18 us in 16-64 column
-    blocks: the short inner loops cost more than the L2 reads they save).
-    The index loops run on unsigned integers: with signed ones Numba's negative-index check stops
-    LLVM from vectorizing a loop that does not start at 0.
+Memory traffic: column sums add four rows per step into a register (the same order, hence the same
+rounding, as one row at a time); ``* (1 / std)`` keeps the normalising pass off the vector divider;
+index loops run on unsigned integers so that LLVM vectorizes them. Measurements and the rejected
+alternatives (column blocking): ``docs/design-notes.md``, "Batch normalization".
 
 Parallel twins split the *columns* into one range per thread (aligned to 64-byte cache lines), so
 each thread owns whole columns: no partial sums, no reduction, the same numbers as serial.

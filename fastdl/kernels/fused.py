@@ -1,6 +1,6 @@
 """Fused epilogues around the GEMMs of a fully connected network's training step (serial kernels).
 
-The network's fast path (:mod:`fastdl.nets`) runs each GEMM with ``np.dot(..., out=)`` into a
+The fused training step (:mod:`fastdl.fused_step`) runs each GEMM with ``np.dot(..., out=)`` into a
 preallocated buffer and everything between two GEMMs as ONE kernel call. The arithmetic is that of
 the layer kernels, operation by operation, so results agree with the layer-by-layer path.
 
@@ -30,9 +30,8 @@ caller's NumPy ``exp`` in place on ``y`` (as the loss layer does); :func:`softma
 the cross-entropy sum ``sum_i log(y[i, t_i] + eps)`` (returned, float64), ``dz = (y - onehot(t)) / N``
 (or ``(y - t) / N`` for probability targets) and ``db = sum_i dz[i]``.
 
-Column sums run rows outer with a contiguous inner loop (NumPy's ``sum(axis=0)`` order). Sizes here
-are a batch of ~100 rows by ~100 units: a parallel launch would cost more than the work, so there
-are no parallel twins.
+Column sums run rows outer with a contiguous inner loop (NumPy's ``sum(axis=0)`` order). No parallel
+twins: see ``docs/design-notes.md``, "Fused training step".
 """
 
 from __future__ import annotations
@@ -43,8 +42,9 @@ from .._jit import jit
 from .batchnorm import PW_DOT, PW_SUM, _col_sqdev, _pairwise_col0
 from .softmax import _normalize_rows, _shift_rows, _xent_rows
 
-#: activation codes of the fused kernels: block_forward takes RELU or LINEAR (no activation: the
-#: caller applies a sigmoid with NumPy's vectorized exp), block_backward takes RELU or SIGMOID
+#: activation codes of the fused kernels (an activation record's ``fused_forward``/``fused_backward``):
+#: block_forward takes RELU or LINEAR (no activation: the caller applies it, e.g. a sigmoid with NumPy's
+#: vectorized exp), block_backward RELU, SIGMOID or LINEAR (the caller applied the activation's backward)
 RELU, SIGMOID, LINEAR = 0, 1, 2
 
 
@@ -58,10 +58,13 @@ def _act(v, act, one):
 
 @jit
 def _act_grad(d, o, act, one):
-    """Gradient through the activation given its output ``o``: relu's ``o == 0`` is exactly ``v <= 0``."""
+    """Gradient through the activation given its output ``o``: relu's ``o == 0`` is exactly ``v <= 0``;
+    LINEAR passes ``d`` (the caller already applied the activation's backward)."""
     if act == RELU:
         return one - one if o == 0 else d
-    return d * (one - o) * o
+    if act == SIGMOID:
+        return d * (one - o) * o
+    return d
 
 
 @jit

@@ -11,6 +11,9 @@ float32 runs can be compared with float32 runs. For float64, the arithmetic is t
 The activations the book lacks (``Tanh``, ``LeakyRelu``, ``PRelu``, ``Elu``, ``Selu``, ``Gelu``, ``Silu``,
 ``Mish``; Hands-On ML ch. 11) follow PyTorch's definitions; exact GELU takes ``erf`` from SciPy where it is
 installed (NumPy has none).
+
+Layout mirrors the package: :mod:`fastdl.reference.layers`, :mod:`fastdl.reference.optim` and
+:mod:`fastdl.reference.functions`; everything is also importable from here.
 """
 
 from ._activations import Elu, Gelu, LeakyRelu, Mish, PRelu, Selu, Silu, Tanh
