@@ -438,7 +438,7 @@ class BatchNormalization:
     full validation: the layer re-checks only identities, shapes and dtypes.
 
     Threads: calls from several threads at once never hand a kernel an array of the wrong size.
-    Each call reads the cached plan and the last forward's arrays once (one tuple) and checks and
+    Each call reads the replay cache and the last forward's arrays once (one tuple) and checks and
     uses only those references. Which forward a ``backward`` pairs with is then whichever stored
     last; a ``backward`` that does not fit it raises ``ValueError``. For meaningful numbers give each
     thread its own layer.
@@ -465,7 +465,7 @@ class BatchNormalization:
         self.dbeta: np.ndarray | None = None
         self._train_shape: tuple[int, ...] | None = None
         # validated-call cache: (x shape, x strides, dtype, gamma, beta, gamma's shape, momentum, consts)
-        self._plan: tuple | None = None
+        self._last_call: tuple | None = None
         self._own = (None,) * 10  # what the last training forward set and backward reads (see _train)
         self._xn_pair: tuple = (None, None, None, None)  # (input shape, dtype, xn buffer, xn buffer) see _xn_buffer
 
@@ -481,7 +481,7 @@ class BatchNormalization:
 
         The pair is read once and kept with the input shape and dtype it was made for, so the fit is
         checked on the very buffers handed to the kernel (another thread may replace the pair at any
-        time). A cached call passes the plan's shape tuple, the one the pair was made with: then two
+        time). A cached call passes the last call's shape tuple, the one the pair was made with: then two
         identity checks suffice; otherwise the buffer's shape and dtype are compared.
         """
         key, kdt, a, b = self._xn_pair
@@ -502,10 +502,10 @@ class BatchNormalization:
         uses the running statistics. Non-finite batch statistics are reported through
         :func:`fastdl.runtime.report_nonfinite` (before any state changes).
         """
-        # One read of the plan and of the last forward's arrays: every check below and every array
+        # One read of the replay cache and of the last forward's arrays: every check below and every array
         # handed to the kernels are these locals (a check on ``self.`` and a second read for the
         # kernel could see another thread's state in between).
-        p, own = self._plan, self._own
+        p, own = self._last_call, self._own
         if (train_flg and p is not None and type(x) is np.ndarray and x.shape == p[0] and x.strides == p[1]
                 and x.dtype is p[2] and self.gamma is p[3] and self.beta is p[4] and self.momentum is p[6]
                 and self.running_mean is own[0] and self.running_var is own[1] and own[6] is p[3]
@@ -533,11 +533,11 @@ class BatchNormalization:
             fail(where, "x", "a batch of at least one row in training mode", f"shape {shape}")
         m = self.momentum
         consts = _bn.consts_for(dt, BN_EPS, x2.shape[0], float(m))
-        self._plan = None  # (a rejected call must not leave a stale plan)
+        self._last_call = None  # (a rejected call must not leave it stale)
         out = self._train(x2, shape, None, gc, gc.shape, bc, rm, rv, consts)
-        plannable = (isinstance(x, np.ndarray) and x.dtype == dt and x.flags.c_contiguous and gc is gamma
+        replayable = (isinstance(x, np.ndarray) and x.dtype == dt and x.flags.c_contiguous and gc is gamma
                      and bc is beta and type(m) in (float, int))
-        self._plan = (shape, x.strides, dt, gamma, beta, gamma.shape, m, consts) if plannable else None
+        self._last_call = (shape, x.strides, dt, gamma, beta, gamma.shape, m, consts) if replayable else None
         return out
 
     def _train(self, x, shape, strides, gamma, gshape, beta, rm, rv, consts) -> np.ndarray:

@@ -238,3 +238,33 @@ def test_register_validates_before_changing_anything():
         with pytest.raises(exc, match=match):
             activations.register(activations.Activation(**fields))
         assert activations.names() == before
+
+
+def test_cli_choices_copies_and_pickles_follow_the_registry(registered, rng):
+    import copy
+    import pickle
+
+    from fastdl.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["train", "--activation", "softsign"]).activation == "softsign"
+    assert parser.parse_args(["profile", "--activation", "toy_relu"]).activation == "toy_relu"
+    np.random.seed(0)
+    net = MultiLayerNetExtend(6, [5], 3, activation="softsign", use_batchnorm=True)
+    x, t = rng.standard_normal((4, 6)), np.array([0, 1, 2, 0])
+    expected = {k: v.copy() for k, v in net.gradient(x, t).items()}
+    for twin in (copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
+        assert type(twin.layers["Activation_function1"]) is layers.Softsign and twin._fused is not None
+        for key, value in twin.gradient(x, t).items():
+            np.testing.assert_array_equal(value, expected[key], err_msg=key)
+
+
+def test_weight_init_auto_takes_the_records_initialisation(registered):
+    import fastdl.init as init
+
+    for name, rule in (("relu", init.he), ("sigmoid", init.xavier), ("softsign", init.xavier)):
+        np.random.seed(7)
+        net = MultiLayerNetExtend(50, [40], 3, activation=name, weight_init_std="auto")
+        np.random.seed(7)
+        expected = rule(50) * np.random.randn(50, 40)
+        np.testing.assert_array_equal(net.params["W1"], expected, err_msg=name)
