@@ -44,7 +44,8 @@ __all__ = ["ActivationLayer", "Affine", "BatchNormalization", "Dropout", "Relu",
 XENT_EPS = ops.XENT_EPS
 BN_EPS = ops.BN_EPS
 
-_SAVED_ATTR = {"x": "x", "y": "out", "mask": "mask"}  # where an activation layer keeps what its backward needs
+_SAVES = ("mask", "y", "x")  # what an activation's backward needs (fastdl.activations.SAVES) ...
+_SAVED_ATTRS = ("mask", "out", "x")  # ... and the layer attribute that keeps it
 
 
 class ActivationLayer:
@@ -70,9 +71,10 @@ class ActivationLayer:
         cls = type(self).__name__
         rec = activations.get(self.activation, cls)
         self._act = rec
-        self._where = (f"{cls}.forward", f"{cls}.backward")
-        self._attr = _SAVED_ATTR[rec.saves]
-        setattr(self, self._attr, None)
+        self._where_fwd, self._where_bwd = f"{cls}.forward", f"{cls}.backward"
+        self._kind = _SAVES.index(rec.saves)  # 0: mask, 1: out, 2: x (_SAVED_ATTRS)
+        self._plain = not (rec.params or rec.options)  # flat arrays, no constants: the short path
+        setattr(self, _SAVED_ATTRS[self._kind], None)
         self._dtype: np.dtype | None = None
         known = dict(rec.options)
         for key in options:
@@ -90,64 +92,73 @@ class ActivationLayer:
 
     def _consts(self, dt: np.dtype) -> tuple:
         """The options in ``dt``: the drivers' trailing constants."""
-        return tuple(ops.scalar(getattr(self, key), key, self._where[0], dt) for key, _ in self._act.options)
+        return tuple(ops.scalar(getattr(self, key), key, self._where_fwd, dt) for key, _ in self._act.options)
 
     def forward(self, x) -> np.ndarray:
         """Return the activation of ``x`` (a new array in x's dtype) and keep what the backward needs."""
-        rec = self._act
-        xc = contiguous(float_array(x, "x", self._where[0]))
-        if rec.params:
-            return self._forward_params(xc)
-        dt = xc.dtype
-        out = np.empty(xc.shape, dtype=dt)
-        consts = self._consts(dt) if rec.options else ()
-        if rec.saves == "mask":
+        xc = contiguous(float_array(x, "x", self._where_fwd))
+        if not self._plain:
+            return self._forward_general(xc)
+        out = np.empty(xc.shape, dtype=xc.dtype)
+        kind = self._kind
+        if kind == 0:
             mask = np.empty(xc.shape, dtype=np.bool_)
-            rec.forward(xc.reshape(-1), out.reshape(-1), mask.reshape(-1), *consts)
+            self._act.forward(xc.reshape(-1), out.reshape(-1), mask.reshape(-1))
             self.mask = mask
         else:
-            rec.forward(xc.reshape(-1), out.reshape(-1), *consts)
-            setattr(self, self._attr, out if rec.saves == "y" else xc)
-        self._dtype = dt
+            self._act.forward(xc.reshape(-1), out.reshape(-1))
+            if kind == 1:
+                self.out = out
+            else:
+                self.x = xc
+        self._dtype = xc.dtype
         return out
 
     def backward(self, dout) -> np.ndarray:
         """Return a new ``dx`` in the forward's dtype (``dout`` is not modified)."""
-        rec = self._act
-        where = self._where[1]
-        saved = getattr(self, self._attr)
-        called_before(saved, where, self._where[0])
-        dt = self._dtype if rec.saves == "mask" else saved.dtype
-        dc = ops.dout(dout, saved.shape, dt, where)
-        if rec.params:
-            return self._backward_params(dc, contiguous(saved, dt))
+        kind = self._kind
+        saved = self.mask if kind == 0 else self.out if kind == 1 else self.x
+        called_before(saved, self._where_bwd, self._where_fwd)
+        dt = self._dtype if kind == 0 else saved.dtype
+        dc = ops.dout(dout, saved.shape, dt, self._where_bwd)
+        if not self._plain:
+            return self._backward_general(dc, contiguous(saved) if kind == 0 else contiguous(saved, dt))
         dx = np.empty(saved.shape, dtype=dt)
-        consts = self._consts(dt) if rec.options else ()
-        rec.backward(dc.reshape(-1), contiguous(saved).reshape(-1), dx.reshape(-1), *consts)
+        self._act.backward(dc.reshape(-1), saved.reshape(-1), dx.reshape(-1))  # (reshape copies a strided one)
         return dx
 
     def _param_arrays(self, d: int, dt: np.dtype, where: str) -> list[np.ndarray]:
         return [contiguous(ops.param(getattr(self, p.name), p.name, where, 1, shape0=d), dt)
                 for p in self._act.params]
 
-    def _forward_params(self, xc: np.ndarray) -> np.ndarray:
-        where = self._where[0]
-        if xc.ndim != 2:
-            fail(where, "x", "2-D (N, D) for an activation with per-feature parameters", f"shape {xc.shape}")
+    def _forward_general(self, xc: np.ndarray) -> np.ndarray:
+        """Forward with the record's constants, and with its parameters on ``(N, D)`` arrays."""
+        rec = self._act
         dt = xc.dtype
-        params = self._param_arrays(xc.shape[1], dt, where)
         out = np.empty(xc.shape, dtype=dt)
-        self._act.forward(xc, out, *params, *self._consts(dt))
-        setattr(self, self._attr, out if self._act.saves == "y" else xc)
+        mask = np.empty(xc.shape, dtype=np.bool_) if self._kind == 0 else None
+        if rec.params:
+            if xc.ndim != 2:
+                fail(self._where_fwd, "x", "2-D (N, D) for an activation with per-feature parameters",
+                     f"shape {xc.shape}")
+            params = self._param_arrays(xc.shape[1], dt, self._where_fwd)
+            rec.forward(xc, out, *params, *self._consts(dt))
+        else:
+            arrays = (xc.reshape(-1), out.reshape(-1)) + (() if mask is None else (mask.reshape(-1),))
+            rec.forward(*arrays, *self._consts(dt))
+        setattr(self, _SAVED_ATTRS[self._kind], (mask, out, xc)[self._kind])
         self._dtype = dt
         return out
 
-    def _backward_params(self, dc: np.ndarray, saved: np.ndarray) -> np.ndarray:
+    def _backward_general(self, dc: np.ndarray, saved: np.ndarray) -> np.ndarray:
         rec = self._act
-        dt = saved.dtype
-        params = self._param_arrays(saved.shape[1], dt, self._where[1])
-        grads = [np.empty(p.shape, dtype=dt) for p in params]
+        dt = dc.dtype
         dx = np.empty(saved.shape, dtype=dt)
+        if not rec.params:
+            rec.backward(dc.reshape(-1), saved.reshape(-1), dx.reshape(-1), *self._consts(dt))
+            return dx
+        params = self._param_arrays(saved.shape[1], dt, self._where_bwd)
+        grads = [np.empty(p.shape, dtype=dt) for p in params]
         rec.backward(dc, saved, dx, *params, *grads, *self._consts(dt))
         for p, g in zip(rec.params, grads):
             setattr(self, "d" + p.name, g)
