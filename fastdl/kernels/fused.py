@@ -62,9 +62,8 @@ def _act_grad(d, o, act, one):
     LINEAR passes ``d`` (the caller already applied the activation's backward)."""
     if act == RELU:
         return one - one if o == 0 else d
-    if act == SIGMOID:
-        return d * (one - o) * o
-    return d
+    g = d * (one - o) * o
+    return g if act == SIGMOID else d
 
 
 @jit
