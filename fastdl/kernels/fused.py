@@ -63,7 +63,7 @@ def _act_grad(d, o, act, one):
     if act == RELU:
         return one - one if o == 0 else d
     g = d * (one - o) * o
-    return g if act == SIGMOID else d
+    return g if act == SIGMOID else d  # (a select: a third branch stops vectorization; see design notes)
 
 
 @jit
