@@ -2,6 +2,10 @@
 
 Change ``from common.layers import *`` to ``from fastdl.layers import *``; the network code stays.
 
+Activation layers (:class:`Relu`, :class:`Sigmoid`, and one per activation registered in
+:mod:`fastdl.activations`, e.g. ``fastdl.layers.Softsign`` for a record with ``layer="Softsign"``)
+are :class:`ActivationLayer` subclasses run by their registry record.
+
 Every ``forward``/``backward`` validates its arguments before any kernel runs (a rejected call
 leaves the layer as it was), accepts any memory layout, and returns **new** arrays: keep outputs
 as long as you like. Unlike the book, ``Relu.backward`` does not write into ``dout``.
