@@ -268,3 +268,27 @@ def test_weight_init_auto_takes_the_records_initialisation(registered):
         np.random.seed(7)
         expected = rule(50) * np.random.randn(50, 40)
         np.testing.assert_array_equal(net.params["W1"], expected, err_msg=name)
+
+
+def test_toy_joins_the_benchmark_matrix(registered):
+    from fastdl import benchmark
+
+    assert {"softsign-forward", "softsign-backward"} <= set(benchmark.LAYER_OPS)
+    results = {}
+    for impl in ("fastdl", "reference", "torch"):
+        if impl == "torch":
+            pytest.importorskip("torch")
+        case = benchmark.make_case("softsign-forward", "100x100", "float64", impl)
+        results[impl] = np.asarray(case.fn().detach() if impl == "torch" else case.fn())
+        benchmark.make_case("softsign-backward", "100x100", "float64", impl).fn()
+    # the same input in every column: the three implementations agree on the values they compute
+    for impl, value in results.items():
+        np.testing.assert_allclose(value, results["reference"], rtol=1e-12, err_msg=impl)
+    assert case.unit == "GB/s" and case.work == 2 * 8 * 100 * 100  # forward: x in, y out
+    matrix = benchmark.default_matrix(torch=False)  # (built, not run)
+    assert any(op.startswith("softsign-") for op, _ in matrix.entries)
+    activations.unregister("softsign")
+    try:
+        assert "softsign-forward" not in benchmark.LAYER_OPS  # the matrix follows the registry both ways
+    finally:
+        activations.register(SOFTSIGN)

@@ -31,9 +31,11 @@ Adding a row
       :func:`~fastdl.benchmark.cases.state_arrays`); the reference column uses the class of the same
       name in :mod:`fastdl.reference` when there is one. For a torch column add one line to
       :data:`TORCH_OPTIMIZERS`: ``"adamw": ("AdamW", {"eps": 1e-7, "weight_decay": 0.004})``.
-    * An activation layer: one line in :data:`LAYER_TABLE`, ``"tanh": activation("Tanh", "tanh")``
-      (layer class name in :mod:`fastdl.layers` and :mod:`fastdl.reference`, ``torch`` function
-      name or None for no torch column, arrays moved forward/backward for the work model).
+    * An activation: nothing here. Every activation registered in :mod:`fastdl.activations` is a row
+      (its fastdl layer, its ``reference`` twin and its ``torch`` twin from the record; see
+      :func:`~fastdl.benchmark.tables.layer_table`). An activation layer outside the registry: one
+      line in :data:`LAYER_TABLE`, ``"mine": activation("Mine", "mine")`` (layer class name in
+      :mod:`fastdl.layers` and :mod:`fastdl.reference`, ``torch`` function name or None).
     * Any other layer: a :class:`~fastdl.benchmark.tables.LayerOp` with a setup per implementation
       (``setup(data) -> Calls(forward, backward, fwd_bwd)``, see ``numpy_calls``/``torch_calls``)
       and a work model (``streams(forward_arrays, backward_arrays)`` or ``gemm_work``).
@@ -75,7 +77,7 @@ from .report import (
     run_info,
     table_rows,
 )
-from .tables import LAYER_TABLE, TORCH_OPTIMIZERS, LayerOp, Unavailable, activation
+from .tables import LAYER_TABLE, TORCH_OPTIMIZERS, LayerOp, Unavailable, activation, layer_table
 from .timing import configure_torch_threads, measure, measure_group
 
 __all__ = [
@@ -86,6 +88,7 @@ __all__ = [
     "LAYER_OPS",
     "LAYER_SIZES",
     "LAYER_TABLE",
+    "layer_table",
     "LLC_BYTES",
     "OPTIMIZER_OPS",
     "PARAM_SIZES",

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import _checks, layers, nets, optim, reference, runtime
-from .tables import LAYER_TABLE, TORCH_OPTIMIZERS, LayerData, Unavailable, torch_module, torch_optimizer
+from .tables import TORCH_OPTIMIZERS, LayerData, Unavailable, layer_table, torch_module, torch_optimizer
 
 IMPLS = ("reference", "fastdl", "torch")
 DTYPES = tuple(dt.name for dt in _checks.FLOAT_DTYPES)
@@ -68,8 +68,9 @@ class Case:
 
 
 def _layer_ops() -> tuple[str, ...]:
-    ops = [f"{name}-{direction}" for name in LAYER_TABLE for direction in ("forward", "backward")]
-    return (*ops, *(f"{name}-fwd-bwd" for name, row in LAYER_TABLE.items() if row.fwd_bwd))
+    table = layer_table()
+    ops = [f"{name}-{direction}" for name in table for direction in ("forward", "backward")]
+    return (*ops, *(f"{name}-fwd-bwd" for name, row in table.items() if row.fwd_bwd))
 
 
 def _split_layer_op(op: str) -> tuple[str, str]:
@@ -88,7 +89,7 @@ def _layer_data(size: str, dtype: str, seed: int) -> LayerData:
 
 def _layer_case(op: str, size: str, dtype: str, impl: str, seed: int) -> Callable[[], object]:
     name, direction = _split_layer_op(op)
-    setup = LAYER_TABLE[name].setups.get(impl)
+    setup = layer_table()[name].setups.get(impl)
     if setup is None:
         raise Unavailable(f"{op} has no {impl} implementation")
     calls = setup(_layer_data(size, dtype, seed))
@@ -234,7 +235,7 @@ class _Names(Sequence):
         return repr(self._names())
 
 
-#: ``<name>-forward`` / ``-backward`` of every :data:`LAYER_TABLE` row (``-fwd-bwd`` where the row asks)
+#: ``<name>-forward`` / ``-backward`` of every :func:`layer_table` row (``-fwd-bwd`` where the row asks)
 LAYER_OPS = _Names(_layer_ops)
 #: ``<name>-update`` for every optimizer of :data:`fastdl.optim.OPTIMIZERS`
 OPTIMIZER_OPS = _Names(lambda: tuple(f"{name}-update" for name in optim.OPTIMIZERS))
@@ -253,7 +254,7 @@ def work(op: str, size: str, dtype: str) -> tuple[float, str]:
         return float(3 * 2 * n * macs), "GFLOP/s"
     name, direction = _split_layer_op(op)
     n, d, h = LAYER_SIZES[size] if size in LAYER_SIZES else _INTERLEAVE_ONLY_SIZES[size]
-    return LAYER_TABLE[name].work(direction, n, d, h, item)
+    return layer_table()[name].work(direction, n, d, h, item)
 
 
 def sizes_for(op: str) -> tuple[str, ...]:

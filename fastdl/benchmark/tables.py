@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .. import layers, reference
+from .. import activations, layers, reference
 
 
 class Unavailable(RuntimeError):
@@ -218,19 +218,54 @@ def activation(layer_class: str, torch_function: str | None = None, forward: int
     return LayerOp(setups, streams(forward, backward))
 
 
-#: layer or activation name -> :class:`LayerOp`; the order is the order of the tables.
+def registered_activation(record: activations.Activation) -> LayerOp:
+    """The row of a record of :mod:`fastdl.activations`: its fastdl layer, its reference twin, its torch twin.
+
+    Work model: forward reads ``x`` and writes ``y``; backward reads ``dout`` and what the record saves
+    (``x`` or ``y``: one array; a mask: one byte per value) and writes ``dx``.
+    """
+    def setup_with(make_layer):
+        def setup(data: LayerData) -> Calls:
+            layer = make_layer()
+            return numpy_calls(layer, lambda: layer.forward(data.x), _dout(data))
+
+        return setup
+
+    def torch_setup(data: LayerData) -> Calls:
+        torch, _, x, rng = _torch_input(data)
+        twin = record.torch
+        fn = twin if callable(twin) else (getattr(torch, twin, None) or getattr(torch.nn.functional, twin))
+        return torch_calls(lambda: fn(x), [x], data, rng)
+
+    setups = {"reference": setup_with(record.reference),
+              "fastdl": setup_with(lambda: layers.activation_layer(record.name)())}
+    if record.torch is not None:
+        setups["torch"] = torch_setup
+    mask = record.saves == "mask"
+    return LayerOp(setups, streams(2, 2 if mask else 3, mask_bytes=1 if mask else 0))
+
+
+#: layer name -> :class:`LayerOp`, for the rows that are not registered activations (add your own here); the
+#: order is the order of the tables. :func:`layer_table` adds a row per registered activation.
 LAYER_TABLE: dict[str, LayerOp] = {
     "affine": LayerOp({"reference": _affine(reference), "fastdl": _affine(layers), "torch": _torch_affine},
                       gemm_work),
     "batchnorm": LayerOp({"reference": _batchnorm(reference), "fastdl": _batchnorm(layers),
                           "torch": _torch_batchnorm}, streams(2, 3), fwd_bwd=True),
-    "relu": activation("Relu", "relu"),
-    "sigmoid": activation("Sigmoid", "sigmoid"),
     "dropout": LayerOp({"reference": _dropout(reference), "fastdl": _dropout(layers), "torch": _torch_dropout},
                        streams(2, 2, mask_bytes=1)),
     "softmax-loss": LayerOp({"reference": _softmax_loss(reference), "fastdl": _softmax_loss(layers),
                              "torch": _torch_softmax_loss}, streams(2, 2)),
 }
+
+
+def layer_table() -> dict[str, LayerOp]:
+    """Every layer row now: :data:`LAYER_TABLE`, then one per activation registered in :mod:`fastdl.activations`
+    (read at each call, so an activation registered later joins the matrix; an explicit row wins)."""
+    rows = dict(LAYER_TABLE)
+    for record in activations.records():
+        rows.setdefault(record.name, registered_activation(record))
+    return rows
 
 
 # ----------------------------------------------------------------------------------------------
