@@ -35,9 +35,7 @@ _EXTEND_ONLY = ("use_dropout", "dropout_ratio", "use_batchnorm")
 
 def config(net) -> dict:
     """The constructor arguments of ``net`` as JSON-ready values."""
-    from .nets import MultiLayerNet, _backend_ref
-
-    ref = _backend_ref(net.backend)
+    ref = net._backend_ref()
     if isinstance(ref, tuple):
         backend = {"module": ref[1]}
     elif isinstance(ref, str):
@@ -47,7 +45,7 @@ def config(net) -> dict:
                         f"to be saved; got {type(ref).__name__}")
     init = net.weight_init_std
     cfg = {
-        "class": "MultiLayerNet" if isinstance(net, MultiLayerNet) else "MultiLayerNetExtend",
+        "class": net._saved_class,
         "input_size": int(net.input_size),
         "hidden_size_list": [int(h) for h in net.hidden_size_list],
         "output_size": int(net.output_size),
@@ -91,17 +89,16 @@ def save(net, path: str | os.PathLike) -> Path:
     return _archive.write(path, {DOC: doc}, arrays)
 
 
-def build(doc: dict, arrays: dict, path, backend=None):
+def build(doc: dict, arrays: dict, path, classes: dict, backend=None):
     """A new network from a verified archive's ``__net__`` description and arrays.
 
     Everything is checked before the network is returned: the config (by the constructor), the
     names, shapes and dtypes of the parameters and running statistics against the network the config
     builds, and any dropout Generator state. NumPy's global random state is left as it was (the
     constructor's weight draws are undone). Raises :class:`fastdl._archive.CheckpointError` naming
-    ``path`` and the first mismatch.
+    ``path`` and the first mismatch. ``classes`` maps the saved class names to the classes
+    (:data:`fastdl.nets.NET_CLASSES`: this module does not import :mod:`fastdl.nets`).
     """
-    from . import nets
-
     def bad(reason: str):
         raise _archive.CheckpointError(f"{path}: {reason}")
 
@@ -119,8 +116,8 @@ def build(doc: dict, arrays: dict, path, backend=None):
                 "(modules named in a file are not imported)")
         backend = saved_backend
     kwargs["backend"] = backend
-    cls = getattr(nets, cfg["class"])
-    if cls is nets.MultiLayerNet:
+    cls = classes[cfg["class"]]
+    if cfg["class"] == "MultiLayerNet":
         for key in _EXTEND_ONLY:
             kwargs.pop(key, None)
     random_state = np.random.get_state()
@@ -189,7 +186,7 @@ def _generator(packed, arrays: dict, what: str, bad) -> np.random.Generator:
     return np.random.Generator(bit)
 
 
-def load(path: str | os.PathLike, backend=None):
+def load(path: str | os.PathLike, classes: dict, backend=None):
     """Read a network saved by ``net.save`` (or the network of a trainer checkpoint)."""
     docs, arrays = _archive.read(path, (DOC,))
-    return build(docs[DOC], arrays, Path(path), backend)
+    return build(docs[DOC], arrays, Path(path), classes, backend)

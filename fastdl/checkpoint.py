@@ -54,7 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _archive, _checks, _netio, runtime
+from . import _archive, _checks, _netio, nets, runtime
 from ._archive import CheckpointError
 
 __all__ = ["CheckpointError", "InterruptGuard", "capture", "files", "latest", "read", "restore", "save", "write"]
@@ -285,7 +285,7 @@ def _prepare(path: Path, docs: dict, arrays: dict) -> dict:
         raise CheckpointError(f"{path}: {reason}")
 
     _check_format(doc, path)
-    net = _netio.build(docs[_netio.DOC], arrays, path)
+    net = _netio.build(docs[_netio.DOC], arrays, path, nets.NET_CLASSES)
     try:
         prep = {"net": net, "doc": doc, "counters": {k: doc["counters"][k] for k in _COUNTERS},
                 "history": {k: doc["history"][k] for k in ("config", "epochs", "stop_reason", "best_epoch",

@@ -264,6 +264,12 @@ class MultiLayerNetExtend:
                                 "_input"))
 
     # -- copying and pickling ----------------------------------------------------------------------------
+    _saved_class = "MultiLayerNetExtend"  # the class name a saved file records (fastdl._netio)
+
+    def _backend_ref(self):
+        """The backend as a saved file records it: 'fastdl'/'reference', ('module', name), or the object."""
+        return _backend_ref(self.backend)
+
     def __getstate__(self) -> dict:
         """State for :func:`copy.deepcopy` and :mod:`pickle`: the backend by name, no fused-step buffers.
 
@@ -600,7 +606,7 @@ def load(path, backend=None) -> MultiLayerNetExtend:
         (a ValueError) A missing, truncated or corrupted file, or an array of another shape or
         dtype than the config implies; the message names the file and the first mismatch.
     """
-    return _netio.load(path, backend)
+    return _netio.load(path, NET_CLASSES, backend)
 
 
 class MultiLayerNet(MultiLayerNetExtend):
@@ -630,6 +636,7 @@ class MultiLayerNet(MultiLayerNetExtend):
     """
 
     _where = "MultiLayerNet"
+    _saved_class = "MultiLayerNet"
 
     def __init__(self, input_size: int, hidden_size_list, output_size: int, activation: str = "relu",
                  weight_init_std: str | float = "relu", weight_decay_lambda: float = 0,
@@ -637,3 +644,7 @@ class MultiLayerNet(MultiLayerNetExtend):
         super().__init__(input_size, hidden_size_list, output_size, activation=activation,
                          weight_init_std=weight_init_std, weight_decay_lambda=weight_decay_lambda,
                          dtype=dtype, backend=backend)
+
+
+#: the classes a saved network may name (``net.save`` / :func:`load`, checkpoints)
+NET_CLASSES = {"MultiLayerNetExtend": MultiLayerNetExtend, "MultiLayerNet": MultiLayerNet}
