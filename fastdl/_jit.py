@@ -22,7 +22,8 @@ compile time, and a cached kernel would keep the old value.
 Parallel kernels are separate Python functions from their serial twins (a driver that splits the
 work over ``prange`` chunks and calls the serial worker on each), never the same function jitted
 twice with different flags: Numba's on-disk cache index is keyed by function and signature, not
-by flags, so two variants of one function would overwrite each other's cache entries.
+by flags, so two variants of one function would overwrite each other's cache entries. (An
+uncached variant, ``cache=False``, writes no entries: it may share its function with a cached one.)
 """
 
 from __future__ import annotations
@@ -67,18 +68,22 @@ def _njit(f: Callable, flags: dict):
 
 
 def jit(func: Callable | None = None, *, parallel: bool = False, fastmath: frozenset | bool = False,
-        inline: str = "never"):
+        inline: str = "never", cache: bool = True, name: str | None = None):
     """Compile ``func`` with the project's flags and register it in :data:`KERNELS`.
 
-    Use as ``@jit`` or ``@jit(parallel=True)``.
+    Use as ``@jit`` or ``@jit(parallel=True)``. ``cache=False`` only for a driver that takes another
+    jitted function as an argument: Numba keys such a specialisation by the argument's per-process
+    identity, so a cached one would miss in every new process and add an entry to the cache each time.
+    ``name`` registers the kernel under another name than the function's (one function compiled
+    twice: cached, and uncached for such arguments).
     """
 
     def wrap(f: Callable):
-        flags = dict(_BASE_FLAGS, parallel=parallel, inline=inline)
+        flags = dict(_BASE_FLAGS, parallel=parallel, inline=inline, cache=cache)
         if fastmath:
             flags["fastmath"] = set(fastmath) if not isinstance(fastmath, bool) else fastmath
         dispatcher = _njit(f, flags)
-        KERNELS[f"{f.__module__.rsplit('.', 1)[-1]}.{f.__name__}"] = dispatcher
+        KERNELS[f"{f.__module__.rsplit('.', 1)[-1]}.{name or f.__name__}"] = dispatcher
         return dispatcher
 
     return wrap(func) if func is not None else wrap

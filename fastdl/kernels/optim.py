@@ -1,55 +1,58 @@
 """In-place optimizer steps: one pass over 1-D arrays, no temporaries.
 
-Every worker takes C-contiguous 1-D arrays of one dtype (the caller passes a 1-D view of the
-parameter in its own memory order, or a contiguous copy it writes back) and the hyper-parameters
-already cast to that dtype. It updates the parameter and its state in place, in the exact
-operation order of :mod:`fastdl.reference` (so float64 agrees to the last bit and float32 stays
-float32), and returns how many updated parameter entries are NaN or infinite.
+Every rule is one *worker* with the same signature::
 
-The non-finite check rides along in the same pass: ``d = x - x`` is 0 for a finite ``x`` and NaN
-otherwise, and ``bad |= d != d`` is a branch-free OR that vectorizes. Only when it fires (rare) a
-second loop counts the bad entries. Measured on the 2-core AVX2 machine (an earlier host), Adam on 1M float32: no
-check 0.57 ms, OR flag 0.60 ms, an int64 or int32 counter in the pass 1.0 ms (widening the
-float32 compare masks breaks the 8-wide loop); float64 is sqrt/div bound and all variants tie.
+    worker(p, g, s1, s2, s3, c) -> int
 
-Workers loop over ``range(p.size)``: with a ``range(lo, hi)`` loop Numba cannot prove the index
-non-negative, keeps its wrap-around select and the loop does not vectorize (4-6x slower). The
-parallel driver therefore hands each thread slices, which stay C-contiguous views.
+over C-contiguous 1-D arrays of one dtype: the parameters ``p`` (updated in place), the gradient
+``g``, up to three state arrays ``s1..s3`` (updated in place; pass ``p`` for the ones the rule does
+not use: they are not touched) and ``c``, a length-8 array of ``p``'s dtype holding the rule's
+per-step constants ``c[0]..c[7]`` (what each rule reads is in :mod:`fastdl.optim.rules`). A worker
+does the arithmetic in the exact operation order of :mod:`fastdl.reference` (float64 agrees to the
+last bit, float32 stays float32) and returns how many updated parameter entries are NaN or
+infinite: ``d = x - x`` is 0 for a finite ``x`` and NaN otherwise, and ``bad |= d != d`` is a
+branch-free OR that vectorizes; only when it fires does :func:`count_nonfinite` count. Workers loop
+over ``range(p.size)`` (a ``range(lo, hi)`` loop does not vectorize; see docs/design-notes.md).
 
-Because workers are 1-D, the same kernels serve one array per call (the per-key path of
-:mod:`fastdl.optim`) and a whole model whose parameters are views into one flat buffer.
+A worker of this module is declared with :func:`worker`, which compiles it and gives it the next
+``kind`` number. The drivers take that number:
 
-Entry points (both return the non-finite count):
-
-``step(kind, p, g, s1, s2, c)``
+``step(kind, p, g, s1, s2, s3, c)``
     serial;
-``step_parallel(kind, p, g, s1, s2, c, n_chunks)``
-    the array split into ``n_chunks`` contiguous ranges run on Numba's threads.
+``step_parallel(kind, p, g, s1, s2, s3, c, n_chunks)``
+    the arrays split into ``n_chunks`` contiguous slices run on Numba's threads.
 
-``kind`` selects the rule (:data:`SGD` ... :data:`ADAM`); ``s1``/``s2`` are the state arrays the
-rule needs (pass ``p`` for unused ones: they are not touched); ``c`` is a 1-D array of ``p``'s
-dtype holding the constants ``c0..c3``:
-
-=========  ===  ===  ==========  ===================  ==================  =====
-kind       s1   s2   c0          c1                   c2                  c3
-=========  ===  ===  ==========  ===================  ==================  =====
-SGD        -    -    lr          -                    -                   -
-MOMENTUM   v    -    lr          momentum             -                   -
-NESTEROV   v    -    lr          momentum             momentum*momentum   (1+momentum)*lr
-ADAGRAD    h    -    lr          eps                  -                   -
-RMSPROP    h    -    lr          eps                  decay_rate          1-decay_rate
-ADAM       m    v    lr_t        eps                  1-beta1             1-beta2
-=========  ===  ===  ==========  ===================  ==================  =====
+Their switch over the kinds is generated from :data:`WORKERS` when they are compiled (so both are
+cached on disk like every kernel, and a new worker needs no edit here beyond its own loop). A rule
+defined outside this module (its worker compiled with ``fastdl._jit.jit``) has no kind: its
+serial step is a direct call of its worker and its parallel step is :func:`step_parallel_with`,
+which takes the worker as an argument and is compiled per worker, uncached (Numba cannot cache a
+function specialised on another dispatcher; see the design notes).
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import prange
+from numba.extending import overload
 
 from .._jit import jit
 
-SGD, MOMENTUM, NESTEROV, ADAGRAD, RMSPROP, ADAM = range(6)
+__all__ = ["KINDS", "WORKERS", "count_nonfinite", "step", "step_parallel", "step_parallel_with", "worker"]
+
+#: The compiled workers in kind order (``WORKERS[kind]``); :func:`worker` appends.
+WORKERS: list = []
+#: worker dispatcher -> its kind number.
+KINDS: dict = {}
+
+
+def worker(func):
+    """Compile ``func`` as a rule worker (see the module notes) and give it the next kind number."""
+    compiled = jit(func)
+    KINDS[compiled] = len(WORKERS)
+    WORKERS.append(compiled)
+    return compiled
 
 
 @jit
@@ -63,9 +66,10 @@ def count_nonfinite(p):
     return n
 
 
-@jit
-def sgd(p, g, lr):
-    """``p -= lr * g``; returns the non-finite count of the new ``p``."""
+@worker
+def sgd(p, g, s1, s2, s3, c):
+    """``p -= lr * g`` with ``c = (lr,)``."""
+    lr = c[0]
     bad = False
     for i in range(p.size):
         x = p[i] - lr * g[i]
@@ -75,9 +79,11 @@ def sgd(p, g, lr):
     return count_nonfinite(p) if bad else 0
 
 
-@jit
-def momentum(p, g, v, lr, mom):
-    """``v = mom * v - lr * g``; ``p += v``."""
+@worker
+def momentum(p, g, v, s2, s3, c):
+    """``v = mom * v - lr * g``; ``p += v`` with ``c = (lr, mom)``."""
+    lr = c[0]
+    mom = c[1]
     bad = False
     for i in range(p.size):
         vi = mom * v[i] - lr * g[i]
@@ -89,12 +95,17 @@ def momentum(p, g, v, lr, mom):
     return count_nonfinite(p) if bad else 0
 
 
-@jit
-def nesterov(p, g, v, lr, mom, mom2, lr_next):
+@worker
+def nesterov(p, g, v, s2, s3, c):
     """``p += mom2 * v``; ``p -= lr_next * g`` (with the old ``v``); then ``v = v * mom``; ``v -= lr * g``.
 
-    ``mom2 = momentum * momentum`` and ``lr_next = (1 + momentum) * lr`` (computed by the caller).
+    ``c = (lr, mom, mom2, lr_next)`` with ``mom2 = momentum * momentum`` and
+    ``lr_next = (1 + momentum) * lr`` (computed by the caller).
     """
+    lr = c[0]
+    mom = c[1]
+    mom2 = c[2]
+    lr_next = c[3]
     bad = False
     for i in range(p.size):
         gi = g[i]
@@ -109,9 +120,11 @@ def nesterov(p, g, v, lr, mom, mom2, lr_next):
     return count_nonfinite(p) if bad else 0
 
 
-@jit
-def adagrad(p, g, h, lr, eps):
-    """``h += g * g``; ``p -= (lr * g) / (sqrt(h) + eps)``."""
+@worker
+def adagrad(p, g, h, s2, s3, c):
+    """``h += g * g``; ``p -= (lr * g) / (sqrt(h) + eps)`` with ``c = (lr, eps)``."""
+    lr = c[0]
+    eps = c[1]
     bad = False
     for i in range(p.size):
         gi = g[i]
@@ -124,9 +137,16 @@ def adagrad(p, g, h, lr, eps):
     return count_nonfinite(p) if bad else 0
 
 
-@jit
-def rmsprop(p, g, h, lr, eps, decay, one_minus_decay):
-    """``h = h * decay``; ``h += ((1 - decay) * g) * g``; ``p -= (lr * g) / (sqrt(h) + eps)``."""
+@worker
+def rmsprop(p, g, h, s2, s3, c):
+    """``h = h * decay``; ``h += ((1 - decay) * g) * g``; ``p -= (lr * g) / (sqrt(h) + eps)``.
+
+    ``c = (lr, eps, decay, 1 - decay)``.
+    """
+    lr = c[0]
+    eps = c[1]
+    decay = c[2]
+    one_minus_decay = c[3]
     bad = False
     for i in range(p.size):
         gi = g[i]
@@ -140,9 +160,16 @@ def rmsprop(p, g, h, lr, eps, decay, one_minus_decay):
     return count_nonfinite(p) if bad else 0
 
 
-@jit
-def adam(p, g, m, v, lr_t, eps, one_minus_b1, one_minus_b2):
-    """``m += (1-b1) * (g - m)``; ``v += (1-b2) * (g*g - v)``; ``p -= (lr_t * m) / (sqrt(v) + eps)``."""
+@worker
+def adam(p, g, m, v, s3, c):
+    """``m += (1-b1) * (g - m)``; ``v += (1-b2) * (g*g - v)``; ``p -= (lr_t * m) / (sqrt(v) + eps)``.
+
+    ``c = (lr_t, eps, 1 - beta1, 1 - beta2)``.
+    """
+    lr_t = c[0]
+    eps = c[1]
+    one_minus_b1 = c[2]
+    one_minus_b2 = c[3]
     bad = False
     for i in range(p.size):
         gi = g[i]
@@ -159,37 +186,61 @@ def adam(p, g, m, v, lr_t, eps, one_minus_b1, one_minus_b2):
     return count_nonfinite(p) if bad else 0
 
 
+# --------------------------------------------------------------------------------------------
+# The drivers. ``_by_kind`` is a stub that exists only inside compiled code: when a driver is
+# compiled, its overload below builds an if-chain over WORKERS (kind i calls WORKERS[i]; an
+# unknown kind returns -1), inlined into the driver and cached with it; a ``kind`` that is itself
+# a jitted worker (a rule from outside this module) is simply called.
+
+
+def _by_kind(kind, p, g, s1, s2, s3, c):  # pragma: no cover - replaced by the overload when compiled
+    raise NotImplementedError("_by_kind runs only inside compiled drivers")
+
+
+def _chain(workers: tuple, i: int):
+    """The if-chain from kind ``i`` on, as an inlined jitted function."""
+    if i == len(workers):
+        def none(kind, p, g, s1, s2, s3, c):
+            return -1
+        return numba.njit(inline="always")(none)
+    call = workers[i]
+    rest = _chain(workers, i + 1)
+
+    def link(kind, p, g, s1, s2, s3, c):
+        if kind == i:
+            return call(p, g, s1, s2, s3, c)
+        return rest(kind, p, g, s1, s2, s3, c)
+    return numba.njit(inline="always")(link)
+
+
+def _call(kind, p, g, s1, s2, s3, c):
+    return kind(p, g, s1, s2, s3, c)
+
+
+@overload(_by_kind, inline="always")
+def _by_kind_compiled(kind, p, g, s1, s2, s3, c):
+    if isinstance(kind, numba.types.Dispatcher):
+        return _call
+    return _chain(tuple(WORKERS), 0).py_func
+
+
 @jit
-def step(kind, p, g, s1, s2, c):
-    """Serial step of rule ``kind`` (see the module table); returns the non-finite count.
-
-    ``c`` holds the rule's constants ``c0..c3`` in ``p``'s dtype (one array argument instead of
-    four scalars: Numba's dispatcher types an array faster than four NumPy scalars).
-    """
-    c0 = c[0]
-    c1 = c[1]
-    c2 = c[2]
-    c3 = c[3]
-    if kind == SGD:
-        return sgd(p, g, c0)
-    if kind == MOMENTUM:
-        return momentum(p, g, s1, c0, c1)
-    if kind == NESTEROV:
-        return nesterov(p, g, s1, c0, c1, c2, c3)
-    if kind == ADAGRAD:
-        return adagrad(p, g, s1, c0, c1)
-    if kind == RMSPROP:
-        return rmsprop(p, g, s1, c0, c1, c2, c3)
-    return adam(p, g, s1, s2, c0, c1, c2, c3)
+def step(kind, p, g, s1, s2, s3, c):
+    """Serial step of worker ``WORKERS[kind]``; the non-finite count (-1 for an unknown kind)."""
+    return _by_kind(kind, p, g, s1, s2, s3, c)
 
 
-@jit(parallel=True)
-def step_parallel(kind, p, g, s1, s2, c, n_chunks):
+def _split(kind, p, g, s1, s2, s3, c, n_chunks):
     """:func:`step` over ``n_chunks`` contiguous slices, one per thread; the summed count."""
     n = p.size
     counts = np.zeros(n_chunks, dtype=np.int64)
     for i in prange(n_chunks):
         lo = i * n // n_chunks
         hi = (i + 1) * n // n_chunks
-        counts[i] = step(kind, p[lo:hi], g[lo:hi], s1[lo:hi], s2[lo:hi], c)
+        counts[i] = _by_kind(kind, p[lo:hi], g[lo:hi], s1[lo:hi], s2[lo:hi], s3[lo:hi], c)
     return counts.sum()
+
+
+step_parallel = jit(_split, parallel=True, name="step_parallel")
+# the same split for a worker from outside: compiled per worker and never cached (see _jit.jit)
+step_parallel_with = jit(_split, parallel=True, cache=False, name="step_parallel_with")

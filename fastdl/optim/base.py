@@ -1,0 +1,424 @@
+"""The optimizer base class: validation, state creation, the replay plan, NaN/Inf reporting.
+
+:func:`optimizer_class` turns a :class:`~fastdl.optim.rules.Rule` into a class with the book's API
+(constructor arguments and defaults from the record, validated hyper-parameter attributes, the
+state dicts and step counters as attributes, ``update(params, grads)``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping, MutableMapping
+
+import numpy as np
+
+from .. import _checks, runtime
+from .plan import Plan, cast, order, step_array
+from .rules import MAX_COUNT, Hyper, Rule
+
+_FLOATS = _checks.FLOAT_DTYPES
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
+_MISSING = object()
+
+
+def is_float(dtype: np.dtype) -> bool:
+    """float32/float64 in native byte order (identity with the builtin dtypes first: ~5x cheaper)."""
+    return dtype is _F64 or dtype is _F32 or dtype in _FLOATS
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+
+
+def check_param_array(p, name: str, where: str) -> np.ndarray:
+    if not isinstance(p, np.ndarray):
+        _checks.fail(where, name, "a float32 or float64 numpy array", _checks.describe(p), TypeError)
+    if not is_float(p.dtype):
+        _checks.fail(where, name, "a float32 or float64 array (cast it with .astype(np.float64) or np.float32)",
+                     f"dtype {p.dtype}", TypeError)
+    if not p.flags.writeable:
+        _checks.fail(where, name, "a writeable array (it is updated in place)", "a read-only array")
+    return p if type(p) is np.ndarray else np.asarray(p)  # a subclass (np.memmap ...): a plain view
+
+
+def check_grad(g, p: np.ndarray, name: str, pname: str, where: str) -> np.ndarray:
+    if not isinstance(g, np.ndarray) or not is_float(g.dtype):
+        g = _checks.float_array(g, name, where)
+    if g.shape != p.shape:
+        _checks.fail(where, name, f"of shape {p.shape} like {pname}", f"shape {g.shape}")
+    return g if type(g) is np.ndarray else np.asarray(g)
+
+
+def check_state(s, p: np.ndarray, name: str, pname: str, where: str) -> np.ndarray:
+    if not isinstance(s, np.ndarray):
+        _checks.fail(where, name, f"a numpy array like {pname}", _checks.describe(s), TypeError)
+    if s.dtype != p.dtype:
+        _checks.fail(where, name, f"of dtype {p.dtype} like {pname}", f"dtype {s.dtype}", TypeError)
+    if s.shape != p.shape:
+        _checks.fail(where, name, f"of shape {p.shape} like {pname}", f"shape {s.shape}")
+    if not s.flags.writeable:
+        _checks.fail(where, name, "a writeable array (it is updated in place)", "a read-only array")
+    return s if type(s) is np.ndarray else np.asarray(s)
+
+
+def _param_entry(key, value, where: str):
+    """``(array, scalar_type)``: the parameter as an ndarray (a fresh 0-d one for a scalar)."""
+    name = f"params[{key!r}]"
+    if isinstance(value, np.ndarray):
+        return check_param_array(value, name, where), None
+    if isinstance(value, np.floating) and value.dtype in _FLOATS:
+        return np.array(value), type(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return np.array(float(value)), float
+    _checks.fail(where, name, "a float32/float64 numpy array or a real number", _checks.describe(value),
+                 TypeError)
+
+
+class _HyperAttr:
+    """A hyper-parameter attribute validated whenever it is set (``opt.lr = 0.1`` works as in the book)."""
+
+    def __init__(self, spec: Hyper) -> None:
+        self.spec = spec
+        self.name = spec.name
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        try:
+            return obj.__dict__[self.name]
+        except KeyError:
+            raise AttributeError(f"{type(obj).__name__!r} object has no attribute {self.name!r}") from None
+
+    def __set__(self, obj, value) -> None:
+        obj.__dict__[self.name] = self.spec.check(value, type(obj).__name__)
+
+
+# --------------------------------------------------------------------------------------------
+# The base class
+
+
+class _Optimizer:
+    """Shared ``update``: validate everything, create missing state, step each key, report NaN/Inf.
+
+    A subclass made by :func:`optimizer_class` sets ``_rule`` and the name tuples derived from it.
+    """
+
+    _rule: Rule
+    _state_names: tuple[str, ...] = ()  # the state dicts, created on the first update
+    _hyper_names: tuple[str, ...] = ()  # constructor arguments, in the order the rule's constants take them
+    _counter_names: tuple[str, ...] = ()  # step counters (Adam: ("iter",))
+
+    def _setup(self, **hyper) -> None:
+        """Set (and so validate) the hyper-parameters; the state dicts start as None, the counters at their start."""
+        for name, value in hyper.items():
+            setattr(self, name, value)
+        for name in self._state_names:
+            setattr(self, name, None)
+        for counter in self._rule.counters:
+            setattr(self, counter.name, counter.initial)
+        self._plan = None  # see Plan: the layout of the last accepted update, replayed while valid
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_plan"] = None  # copies and pickles re-learn the layout (it holds the arrays' identities)
+        return state
+
+    # -- saving and restoring (generic over the record's state, hyper-parameter and counter names) ----
+
+    def state_dict(self) -> dict:
+        """Everything that determines the next steps, as copies: ``{'class', 'hyper', 'counters', 'state'}``.
+
+        ``hyper`` maps each hyper-parameter to its current value (``lr`` as a schedule left it),
+        ``counters`` each step counter (Adam's ``iter``) to an int, ``state`` each state dict
+        (``'v'``, ``'h'``, ``'m'`` ...) to ``None`` (before the first update) or a dict of new arrays
+        (copies, never views of the optimizer's buffers). :meth:`load_state_dict` takes it back.
+
+        Returns
+        -------
+        dict
+        """
+        d = self.__dict__
+        state = {}
+        for name in self._state_names:
+            store = getattr(self, name)
+            state[name] = None if store is None else {k: np.array(v, copy=True, order="K") for k, v in store.items()}
+        counters = {c.name: type(c.initial)(getattr(self, c.name)) for c in self._rule.counters}  # (int or float)
+        return {"class": type(self).__name__, "hyper": {n: d[n] for n in self._hyper_names},
+                "counters": counters, "state": state}
+
+    def load_state_dict(self, state_dict: Mapping) -> None:
+        """Restore what :meth:`state_dict` returned; the next update continues bit for bit.
+
+        Everything is validated before anything changes (a rejected call changes nothing): the
+        class name when given, exactly this class's hyper-parameters (with the constructor's rules),
+        counters (integers >= 0) and state dicts, each ``None`` or a dict of float32/float64 arrays,
+        the same keys in every dict with one shape and dtype per key. Whether or not this optimizer
+        has stepped: when a state dict holds the same keys, shapes and dtypes, the values are copied
+        into its existing (writeable) arrays, which keeps the whole-model flat buffers; otherwise it
+        is replaced by copies. Shapes against the parameters are checked by the next :meth:`update`.
+
+        Parameters
+        ----------
+        state_dict : mapping
+            As returned by :meth:`state_dict` (of an optimizer of the same class).
+
+        Raises
+        ------
+        TypeError, ValueError
+            Anything missing, extra or malformed; nothing changes.
+        """
+        cls, where = type(self).__name__, f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state_dict, Mapping):
+            _checks.fail(where, "state_dict", "a dict from state_dict()", _checks.describe(state_dict), TypeError)
+        if set(state_dict) - {"class"} != {"hyper", "counters", "state"}:
+            _checks.fail(where, "state_dict", "a dict with the keys 'hyper', 'counters', 'state' (and 'class')",
+                         f"keys {sorted(map(str, state_dict))}")
+        if state_dict.get("class", cls) != cls:
+            _checks.fail(where, "state_dict['class']", repr(cls), repr(state_dict["class"]))
+        parts = {}
+        for part, names in (("hyper", self._hyper_names), ("counters", self._counter_names),
+                            ("state", self._state_names)):
+            given = state_dict[part]
+            if not isinstance(given, Mapping) or set(given) != set(names):
+                _checks.fail(where, f"state_dict[{part!r}]", f"a dict with the keys {list(names)}",
+                             f"keys {sorted(map(str, given))}" if isinstance(given, Mapping) else
+                             _checks.describe(given), TypeError if not isinstance(given, Mapping) else ValueError)
+            parts[part] = given
+        hyper = {h.name: h.check(parts["hyper"][h.name], where, f"hyper[{h.name!r}]") for h in self._rule.hyper}
+        counters = {c.name: c.check(parts["counters"][c.name], where, f"counters[{c.name!r}]")
+                    for c in self._rule.counters}
+        stores = [parts["state"][n] for n in self._state_names]
+        first = None  # (name, dict): the other state dicts must have its keys, shapes and dtypes
+        for name, store in zip(self._state_names, stores):
+            if store is None:
+                continue
+            if not isinstance(store, Mapping):
+                _checks.fail(where, f"state[{name!r}]", "None or a dict of arrays", _checks.describe(store), TypeError)
+            if first is not None and list(store) != list(first[1]):
+                _checks.fail(where, f"state[{name!r}]", f"a dict with the keys of state[{first[0]!r}], "
+                             f"{list(first[1])}", f"keys {list(store)}")
+            for key, a in store.items():
+                if not isinstance(a, np.ndarray) or not is_float(a.dtype):
+                    _checks.fail(where, f"state[{name!r}][{key!r}]", "a float32 or float64 array",
+                                 _checks.describe(a), TypeError)
+                like = a if first is None else first[1][key]
+                if a.shape != like.shape or a.dtype != like.dtype:
+                    _checks.fail(where, f"state[{name!r}][{key!r}]", f"of shape {like.shape} and dtype {like.dtype} "
+                                 f"like state[{first[0]!r}][{key!r}]", _checks.describe(a))
+            first = first or (name, store)
+        if first is not None and any(s is None for s in stores):
+            _checks.fail(where, "state", "all None or all dicts", "a mix")
+        # accepted: assign
+        for name, new in zip(self._state_names, stores):
+            cur = getattr(self, name, None)
+            if new is not None and type(cur) is dict and list(cur) == list(new) and all(
+                    type(c) is np.ndarray and c.shape == a.shape and c.dtype == a.dtype and c.flags.writeable
+                    for c, a in zip(cur.values(), new.values())):
+                for c, a in zip(cur.values(), new.values()):
+                    np.copyto(c, a)  # in place: flat whole-model buffers (and a replay plan) stay valid
+            else:  # new dict objects: the replay plan sees other state objects and re-validates
+                setattr(self, name, None if new is None else
+                        {k: np.array(a, copy=True, order="K") for k, a in new.items()})
+        for n, v in hyper.items():
+            setattr(self, n, v)
+        for n, v in counters.items():
+            setattr(self, n, v)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{n}={getattr(self, n)!r}" for n in self._hyper_names)
+        return f"{type(self).__name__}({args})"
+
+    def _tick(self, where: str) -> tuple[tuple, tuple]:
+        """``(counters after this update, the rule's constants)``, validated; nothing is stored yet."""
+        d = self.__dict__  # (where the hyper-parameter attributes keep their values; ~4x cheaper than getattr)
+        rule = self._rule
+        h = [d[n] for n in self._hyper_names]
+        if not self._counter_names:
+            return (), rule.constants(*h)
+        counters = []
+        for c in rule.counters:
+            value = d.get(c.name, _MISSING)
+            if type(value) is not int or not 0 <= value < MAX_COUNT:  # (the common case costs one test)
+                value = c.check(value, where, f"self.{c.name}")
+            counters.append(value + 1)
+        return tuple(counters), rule.constants(*h, *counters)
+
+    def update(self, params: dict, grads: dict) -> None:
+        """Step every entry of ``params`` in place with the matching entry of ``grads``.
+
+        Parameters
+        ----------
+        params : dict
+            Name -> float32/float64 ndarray (any layout, changed in place and still the same object
+            afterwards), or a real number (a Python float or NumPy float32/float64 scalar, whose new
+            value is written back into the dict as the same kind of scalar; a Python int becomes a
+            float).
+        grads : dict
+            Must hold every key of ``params`` with the same shape. A gradient of the other float
+            dtype is cast to the parameter's dtype; integer, bool, complex and float16 data raise.
+
+        Raises
+        ------
+        TypeError
+            ``params``/``grads`` not mappings, non-float data, existing state of another dtype, a
+            step counter that is not an integer.
+        ValueError
+            A missing gradient, a shape mismatch, a read-only parameter or state array, a step
+            counter out of range (Adam's ``iter`` must be in [0, 2**63 - 2]).
+
+        Notes
+        -----
+        Everything is validated before anything changes, so a rejected call leaves ``params``
+        and the optimizer's state (including Adam's ``iter``) as they were. NaN/Inf in the new
+        parameters is reported per :func:`fastdl.errstate` after all keys have been stepped.
+
+        A call with the same parameter and state objects as the previous accepted one (same keys,
+        shapes, dtypes, writeable flags) replays that call's validated layout instead of
+        validating again; parameters and gradients that tile flat buffers are stepped by one
+        kernel call, with the state moved into flat buffers (see :mod:`fastdl.optim`).
+        """
+        plan = self._plan
+        if plan is not None and type(params) is dict and type(grads) is dict and plan.match(self, params, grads):
+            counters, constants = self._tick(f"{type(self).__name__}.update")
+            if counters:
+                self.__dict__.update(zip(self._counter_names, counters))
+            bad = plan.run(self._rule, constants)
+            if bad:
+                keys = plan.keys
+                runtime.report_nonfinite(f"{type(self).__name__}.update", "NaN/Inf in the updated parameters: "
+                                         + ", ".join(f"params[{keys[i]!r}] ({n})" for i, n in bad))
+            return
+        where = f"{type(self).__name__}.update"
+        if type(params) is not dict and not isinstance(params, Mapping):
+            _checks.fail(where, "params", "a dict of name -> array", _checks.describe(params), TypeError)
+        if type(grads) is not dict and not isinstance(grads, Mapping):
+            _checks.fail(where, "grads", "a dict of name -> array", _checks.describe(grads), TypeError)
+        entries = []
+        has_scalar = False
+        for key, p in params.items():
+            # fast accept of the common case; anything else takes the full checks (and messages)
+            if type(p) is np.ndarray and (p.dtype is _F64 or p.dtype is _F32) and p.flags.writeable:
+                scalar_type = None
+            else:
+                p, scalar_type = _param_entry(key, p, where)
+                has_scalar = has_scalar or scalar_type is not None
+            if key not in grads:
+                _checks.fail(where, "grads", "a dict with every key of params",
+                             f"no {key!r} (grads has {sorted(map(repr, grads))})")
+            g = grads[key]
+            if type(g) is not np.ndarray or g.dtype is not p.dtype or g.shape != p.shape:
+                g = check_grad(g, p, f"grads[{key!r}]", f"params[{key!r}]", where)
+            entries.append((key, p, g, scalar_type))
+        if has_scalar and not isinstance(params, MutableMapping):
+            _checks.fail(where, "params", "a mutable dict when it holds scalars (new values are stored in it)",
+                         type(params).__name__, TypeError)
+        stores = []
+        for name in self._state_names:
+            store = getattr(self, name)
+            if store is not None:
+                if type(store) is not dict and not isinstance(store, MutableMapping):
+                    _checks.fail(where, f"self.{name}", "None or a dict of state arrays",
+                                 _checks.describe(store), TypeError)
+                for key, p, _, _ in entries:
+                    s = store.get(key, _MISSING)
+                    if s is not _MISSING and not (type(s) is np.ndarray and s.dtype is p.dtype
+                                              and s.shape == p.shape and s.flags.writeable):
+                        check_state(s, p, f"self.{name}[{key!r}]", f"params[{key!r}]", where)
+            stores.append(store)
+        counters, constants = self._tick(where)
+        # Accepted: create what is missing, then step.
+        for i, name in enumerate(self._state_names):
+            if stores[i] is None:
+                stores[i] = {}
+                setattr(self, name, stores[i])
+            store = stores[i]
+            for key, p, _, _ in entries:
+                if key not in store:
+                    store[key] = np.zeros(p.shape, p.dtype, order=order(p))
+        if counters:
+            self.__dict__.update(zip(self._counter_names, counters))
+        rule = self._rule
+        plan = None
+        if type(params) is dict and type(grads) is dict:  # (what the replay in update accepts)
+            plan = Plan.build(entries, self._state_names, stores)
+        self._plan = plan
+        if plan is not None and plan.learn_grads([grads[key] for key, _, _, _ in entries]):
+            bad = [f"params[{entries[i][0]!r}] ({n})" for i, n in plan.run(rule, constants)]
+        else:
+            by_dtype = {}  # dtype -> constants in that dtype
+            bad = []
+            for key, p, g, scalar_type in entries:
+                c = by_dtype.get(p.dtype)
+                if c is None:
+                    c = by_dtype[p.dtype] = cast(constants, p.dtype)
+                n_bad = step_array(rule, p, g, [store[key] for store in stores], c)
+                if scalar_type is not None:
+                    params[key] = scalar_type(p[()])
+                if n_bad:
+                    bad.append(f"params[{key!r}] ({n_bad})")
+        if bad:
+            runtime.report_nonfinite(where, f"NaN/Inf in the updated parameters: {', '.join(bad)}")
+
+
+# --------------------------------------------------------------------------------------------
+# Classes from records
+
+
+def _indent(text: str, prefix: str = "    ") -> str:
+    return "\n".join(prefix + line if line else line for line in text.splitlines())
+
+
+def class_doc(rule: Rule) -> str:
+    """The class docstring: summary, the exact update rule, the notes, the parameters, a pointer."""
+    parts = [rule.summary or f"The {rule.class_name} update rule."]
+    if rule.state:
+        states = ", ".join(f"``{s.name}`` ({s.doc.lower()}, ``self.{s.name}[key]``)" for s in rule.state)
+        parts.append(f"Update rule per parameter ``p`` with gradient ``g``, in this order, with {states} "
+                     "zeros on the first update::")
+    else:
+        parts.append("Update rule per parameter ``p`` with gradient ``g``::")
+    parts.append(_indent(rule.formula))
+    if rule.notes:
+        parts.append(rule.notes)
+    lines = ["Parameters", "----------"]
+    for h in rule.hyper:
+        lines += [f"{h.name} : float, default {h.default!r}", f"    {h.doc} ({h.range})."]
+    parts.append("\n".join(lines))
+    if rule.counters:
+        lines = ["Attributes", "----------"]
+        for c in rule.counters:
+            lines += [f"{c.name} : int", f"    {c.doc} (starts at {c.initial})."]
+        parts.append("\n".join(lines))
+    parts.append("See :mod:`fastdl.optim` for what ``update`` validates and guarantees, and "
+                 "docs/design-notes.md (Optimizers) for the measurements behind the kernels.")
+    return "\n\n".join(parts)
+
+
+def optimizer_class(rule: Rule, module: str = "fastdl.optim") -> type:
+    """The book-style class of ``rule``: ``Cls(**hyper)``, ``update(params, grads)``, the state as attributes."""
+    params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    params += [inspect.Parameter(h.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=h.default)
+               for h in rule.hyper]
+    signature = inspect.Signature(params)
+    names = rule.hyper_names
+
+    def __init__(self, *args, **kwargs) -> None:
+        bound = signature.bind(self, *args, **kwargs)  # a TypeError for arguments the class does not take
+        bound.apply_defaults()
+        self._setup(**{n: bound.arguments[n] for n in names})
+
+    __init__.__signature__ = signature
+    __init__.__qualname__ = f"{rule.class_name}.__init__"
+    namespace = {
+        "__init__": __init__,
+        "__doc__": class_doc(rule),
+        "__module__": module,
+        "__qualname__": rule.class_name,
+        "_rule": rule,
+        "_state_names": rule.state_names,
+        "_hyper_names": names,
+        "_counter_names": rule.counter_names,
+        **{h.name: _HyperAttr(h) for h in rule.hyper},
+    }
+    return type(rule.class_name, (_Optimizer,), namespace)

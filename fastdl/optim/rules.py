@@ -1,0 +1,299 @@
+"""The optimizer rule table: one :class:`Rule` record per optimizer.
+
+A record says everything fastdl needs to know about an update rule: its registry name and
+aliases, its class name, the state arrays it keeps, its hyper-parameters (defaults and valid
+ranges), its step counters, how the kernel's per-step constants follow from the hyper-parameters
+and the step number, its compiled worker (:mod:`fastdl.kernels.optim`), the formula for the
+docstrings, the memory traffic per element, and its twins in :mod:`fastdl.reference` and
+``torch.optim``. The classes, the ``*_step`` functions, :data:`fastdl.optim.OPTIMIZERS`, the
+Trainer's names, the CLI choices, the profiler and the benchmark matrix read it.
+
+Adding an optimizer: a worker loop in :mod:`fastdl.kernels.optim` (``@worker``), a record in
+:data:`BUILTIN`, a class in :mod:`fastdl.reference`. A rule defined elsewhere (a test, a user's
+package) is a record whose kernel is compiled with ``fastdl._jit.jit``, passed to
+:func:`fastdl.optim.register` (or :func:`fastdl.optim.registered` for a while).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import _checks
+from ..kernels import optim as _k
+
+__all__ = ["BUILTIN", "MAX_COUNT", "Counter", "Hyper", "Rule", "State"]
+
+#: Largest value an integer step counter may reach (it is stored as int64 in checkpoints).
+MAX_COUNT = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """A hyper-parameter: constructor argument, attribute, validated on every assignment.
+
+    ``default`` is the constructor's default; the value must be a finite real number ``> 0``
+    (``>= 0`` with ``allow_zero``) and ``< upper`` when ``upper`` is given.
+    """
+
+    name: str
+    default: float
+    doc: str
+    allow_zero: bool = False
+    upper: float | None = None
+
+    def check(self, value, where: str, name: str | None = None) -> float:
+        """``value`` as a float, or the house error naming ``name`` (default: the hyper-parameter)."""
+        return _checks.positive_number(value, name or self.name, where, allow_zero=self.allow_zero,
+                                       upper=self.upper)
+
+    @property
+    def range(self) -> str:
+        """The valid range in words (``'> 0'``, ``'in [0, 1)'``, ...)."""
+        if self.upper is None:
+            return ">= 0" if self.allow_zero else "> 0"
+        return f"in {'[' if self.allow_zero else '('}0, {self.upper:g})"
+
+
+@dataclass(frozen=True)
+class State:
+    """A state array per parameter (``self.<name>[key]``), zeros of the parameter's shape at first."""
+
+    name: str
+    doc: str
+
+
+@dataclass(frozen=True)
+class Counter:
+    """A Python-side step counter kept on the optimizer (Adam's ``iter``).
+
+    ``initial`` is its value before the first update. ``arg`` names it in the ``*_step`` functions,
+    which take its value *after* the update has counted it (Adam's ``t = iter + 1``).
+    """
+
+    name: str
+    arg: str
+    doc: str
+    initial: int = 0
+
+    def check(self, value, where: str, name: str, *, low: int = 0, high: int = MAX_COUNT - 1) -> int:
+        """``value`` as an int in ``[low, high]``, or the house error (bools and floats are rejected)."""
+        bound = {MAX_COUNT: "2**63 - 1", MAX_COUNT - 1: "2**63 - 2"}.get(high, str(high))
+        expected = f"an integer in [{low}, {bound}]"
+        if type(value) is not int:
+            if isinstance(value, bool | np.bool_):
+                _checks.fail(where, name, expected, _checks.describe(value), TypeError)
+            try:
+                value = operator.index(value)
+            except TypeError:
+                _checks.fail(where, name, expected, _checks.describe(value), TypeError)
+        if not low <= value <= high:
+            _checks.fail(where, name, expected, repr(value))
+        return value
+
+
+@dataclass(frozen=True, eq=False)
+class Rule:
+    """One optimizer: what the class, the step function, the kernels and the tools need.
+
+    Attributes
+    ----------
+    name : str
+        Registry key, lower case (``'adam'``); ``aliases`` are other accepted spellings.
+    class_name : str
+        Name of the generated class (``'Adam'``) and of the reference class unless ``reference`` says otherwise.
+    kernel : numba dispatcher
+        The compiled worker ``kernel(p, g, s1, s2, s3, c) -> non-finite count`` (see :mod:`fastdl.kernels.optim`).
+    hyper : tuple of Hyper
+        Constructor arguments, in order.
+    constants : callable
+        ``constants(*hyper values, *counters) -> tuple`` of at most 8 Python floats, the kernel's ``c[0..7]``
+        (counters as they are *after* the update counted them). Computed in Python float64 once per
+        update, then rounded to the parameter dtype.
+    state : tuple of State
+        At most three state arrays, in the order the worker takes them (``s1``, ``s2``, ``s3``).
+    counters : tuple of Counter
+        Step counters; each update adds 1 to each before ``constants`` reads them.
+    summary, formula, notes : str
+        First docstring line; the update rule, one statement per line, in the kernel's operation
+        order; where eps sits and where Keras/PyTorch differ.
+    step_required : tuple of str
+        Hyper-parameters the ``*_step`` function takes without a default (the book's signatures).
+    traffic : int, optional
+        Arrays of the parameter's size read plus written per element (for GB/s); default
+        ``3 + 2 * len(state)`` (read p, g and each state; write p and each state).
+    reference : str or class, optional
+        The plain NumPy twin: a class name in :mod:`fastdl.reference` (default ``class_name``) or a class.
+    torch : tuple (str, dict) or None
+        ``torch.optim`` class name and keyword arguments (besides ``lr``) of the PyTorch twin with the
+        same defaults, for the benchmark; None when PyTorch has none.
+    """
+
+    name: str
+    class_name: str
+    kernel: Callable
+    hyper: tuple[Hyper, ...]
+    constants: Callable[..., tuple]
+    state: tuple[State, ...] = ()
+    counters: tuple[Counter, ...] = ()
+    summary: str = ""
+    formula: str = ""
+    notes: str = ""
+    step_required: tuple[str, ...] = ()
+    traffic: int | None = None
+    reference: str | type | None = None
+    torch: tuple[str, dict] | None = None
+    aliases: tuple[str, ...] = ()
+    kind: int | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        where = f"Rule({self.name!r})"
+        if not self.name or self.name != self.name.lower():
+            _checks.fail(where, "name", "a non-empty lower-case string", repr(self.name))
+        if len(self.state) > 3:
+            _checks.fail(where, "state", "at most three state arrays (the kernel takes s1, s2, s3)",
+                         repr([s.name for s in self.state]))
+        names = [h.name for h in self.hyper]
+        if not set(self.step_required) <= set(names):
+            _checks.fail(where, "step_required", f"names among {names}", repr(self.step_required))
+        object.__setattr__(self, "kind", _k.KINDS.get(self.kernel))  # None: a worker from outside the kernels
+        if self.traffic is None:
+            object.__setattr__(self, "traffic", 3 + 2 * len(self.state))
+        if self.reference is None:
+            object.__setattr__(self, "reference", self.class_name)
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.state)
+
+    @property
+    def hyper_names(self) -> tuple[str, ...]:
+        return tuple(h.name for h in self.hyper)
+
+    @property
+    def counter_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.counters)
+
+    @property
+    def defaults(self) -> dict[str, float]:
+        return {h.name: h.default for h in self.hyper}
+
+    def reference_class(self, module=None) -> type:
+        """The reference twin: ``reference`` itself when it is a class, else looked up in ``module``
+        (default :mod:`fastdl.reference`)."""
+        if isinstance(self.reference, type):
+            return self.reference
+        if module is None:
+            from .. import reference as module
+        return getattr(module, self.reference)
+
+
+# --------------------------------------------------------------------------------------------
+# The built-in rules (the book's six). Constants: Python floats in the kernel's c[0..] order.
+
+
+def _lr(default: float) -> Hyper:
+    return Hyper("lr", default, "Learning rate")
+
+
+def _eps(where: str) -> Hyper:
+    return Hyper("eps", 1e-7, f"Added to ``{where}``")
+
+
+def _sgd_constants(lr: float) -> tuple:
+    return (lr,)
+
+
+def _momentum_constants(lr: float, momentum: float) -> tuple:
+    return (lr, momentum)
+
+
+def _nesterov_constants(lr: float, momentum: float) -> tuple:
+    return (lr, momentum, momentum * momentum, (1 + momentum) * lr)
+
+
+def _adagrad_constants(lr: float, eps: float) -> tuple:
+    return (lr, eps)
+
+
+def _rmsprop_constants(lr: float, decay_rate: float, eps: float) -> tuple:
+    return (lr, eps, decay_rate, 1 - decay_rate)
+
+
+def _adam_constants(lr: float, beta1: float, beta2: float, eps: float, t: int) -> tuple:
+    lr_t = lr * math.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)
+    return (lr_t, eps, 1 - beta1, 1 - beta2)
+
+
+_MOMENTUM = Hyper("momentum", 0.9, "Velocity decay", allow_zero=True, upper=1.0)
+_VELOCITY = State("v", "Velocity")
+
+BUILTIN: tuple[Rule, ...] = (
+    Rule(
+        name="sgd", class_name="SGD", kernel=_k.sgd, hyper=(_lr(0.01),), constants=_sgd_constants,
+        summary="Stochastic gradient descent.",
+        formula="p -= lr * g",
+        step_required=("lr",), torch=("SGD", {}),
+    ),
+    Rule(
+        name="momentum", class_name="Momentum", kernel=_k.momentum, hyper=(_lr(0.01), _MOMENTUM),
+        state=(_VELOCITY,), constants=_momentum_constants,
+        summary="SGD with (heavy-ball) momentum, as the book writes it.",
+        formula="v = momentum * v - lr * g\np += v",
+        notes="PyTorch's ``SGD(momentum=...)`` keeps ``b = momentum * b + g`` and steps ``p -= lr * b``: the "
+              "same trajectory for a constant ``lr``, different when ``lr`` changes between steps.",
+        step_required=("lr", "momentum"), torch=("SGD", {"momentum": 0.9}),
+    ),
+    Rule(
+        name="nesterov", class_name="Nesterov", kernel=_k.nesterov, hyper=(_lr(0.01), _MOMENTUM),
+        state=(_VELOCITY,), constants=_nesterov_constants,
+        summary="Nesterov accelerated gradient in the book's reformulation (Sutskever et al., 2013).",
+        formula="p += (momentum * momentum) * v\np -= ((1 + momentum) * lr) * g\nv *= momentum\nv -= lr * g",
+        notes="As the book's repository has it since its January 2021 fix: the parameters step with the "
+              "*old* ``v``, then ``v`` is updated (fastdl before 0.2 stepped with the new ``v``). PyTorch's "
+              "``SGD(nesterov=True)`` uses ``b = momentum * b + g``, ``p -= lr * (g + momentum * b)``, equal "
+              "for a constant ``lr`` up to rounding (``v = -lr * b``).",
+        step_required=("lr", "momentum"), torch=("SGD", {"momentum": 0.9, "nesterov": True}),
+    ),
+    Rule(
+        name="adagrad", class_name="AdaGrad", kernel=_k.adagrad, hyper=(_lr(0.01), _eps("sqrt(h)")),
+        state=(State("h", "Sum of squared gradients"),), constants=_adagrad_constants,
+        summary="AdaGrad (Duchi et al., 2011).",
+        formula="h += g * g\np -= (lr * g) / (sqrt(h) + eps)",
+        notes="``eps`` sits outside the square root (the book adds ``1e-7``); PyTorch's ``Adagrad`` also adds "
+              "it outside, with a default of ``1e-10``.",
+        step_required=("lr",), torch=("Adagrad", {"eps": 1e-7}),
+    ),
+    Rule(
+        name="rmsprop", class_name="RMSprop", kernel=_k.rmsprop,
+        hyper=(_lr(0.01), Hyper("decay_rate", 0.99, "Decay of the running mean", upper=1.0), _eps("sqrt(h)")),
+        state=(State("h", "Running mean of squared gradients"),), constants=_rmsprop_constants,
+        summary="RMSprop (Tieleman & Hinton, 2012).",
+        formula="h *= decay_rate\nh += ((1 - decay_rate) * g) * g\np -= (lr * g) / (sqrt(h) + eps)",
+        notes="``eps`` sits outside the square root, as in PyTorch's ``RMSprop`` (whose ``alpha`` is "
+              "``decay_rate`` and whose default ``eps`` is ``1e-8``).",
+        step_required=("lr",), torch=("RMSprop", {"alpha": 0.99, "eps": 1e-7}), aliases=("rmsprpo",),
+    ),
+    Rule(
+        name="adam", class_name="Adam", kernel=_k.adam,
+        hyper=(_lr(0.001), Hyper("beta1", 0.9, "Decay of the first moment", allow_zero=True, upper=1.0),
+               Hyper("beta2", 0.999, "Decay of the second moment", allow_zero=True, upper=1.0), _eps("sqrt(v)")),
+        state=(State("m", "First moment"), State("v", "Second moment")),
+        counters=(Counter("iter", "t", "Step number: updates so far; the next update is step ``iter + 1``"),),
+        constants=_adam_constants,
+        summary="Adam (Kingma & Ba, 2015) in the book's form: bias corrections folded into the step size.",
+        formula="t = iter + 1                                        # iter counts the updates\n"
+                "lr_t = lr * sqrt(1 - beta2**t) / (1 - beta1**t)     # Python float64, then the param dtype\n"
+                "m += (1 - beta1) * (g - m)\nv += (1 - beta2) * (g * g - v)\np -= (lr_t * m) / (sqrt(v) + eps)",
+        notes="The paper and PyTorch divide the bias-corrected moments, ``p -= lr * m_hat / (sqrt(v_hat) + eps)`` "
+              "with ``m_hat = m / (1 - beta1**t)`` and ``v_hat = v / (1 - beta2**t)``, so their ``eps`` is added "
+              "after dividing ``sqrt(v)`` by ``sqrt(1 - beta2**t)``; here (and in Keras 3) ``eps`` is added to the "
+              "uncorrected ``sqrt(v)``. The two agree when ``eps`` is negligible against ``sqrt(v)``. ``eps`` "
+              "defaults to ``1e-7`` (PyTorch ``1e-8``).",
+        torch=("Adam", {"eps": 1e-7}),
+    ),
+)
