@@ -23,8 +23,9 @@ Rates
     estimate of the compulsory memory traffic in GB/s: forward reads its input and writes its
     output; backward reads the upstream gradient and the saved input and writes its gradient
     (activation layers: what their :mod:`fastdl.activations` record saves, a mask at a byte per value). The
-    optimizer row counts the arrays its update rule reads and writes per parameter (SGD 3,
-    Momentum/Nesterov/AdaGrad/RMSprop 5, Adam 7). Weight decay is not added to the gradients.
+    optimizer row counts the arrays its update rule reads and writes per parameter (the ``traffic``
+    of its record in :mod:`fastdl.optim.rules`: SGD 3, Momentum/Nesterov/AdaGrad/RMSprop 5, Adam 7).
+    Weight decay is not added to the gradients.
 """
 
 from __future__ import annotations
@@ -41,13 +42,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import activations, runtime
+from . import activations, optim, runtime
 
 __all__ = ["LayerTiming", "ProfileComparison", "ProfileReport", "StepProfile", "compare", "profile", "profile_step",
            "register_cli"]
 
-#: arrays of the parameter size read + written by one update, per optimizer class name
-_OPTIMIZER_TRAFFIC = {"SGD": 3, "Momentum": 5, "Nesterov": 5, "AdaGrad": 5, "RMSprop": 5, "Adam": 7}
 _PARAM_GRADS = (("W", "dW"), ("b", "db"), ("gamma", "dgamma"), ("beta", "dbeta"))
 
 
@@ -375,7 +374,8 @@ def profile(network, x: np.ndarray, t: np.ndarray, optimizer=None, repeat: int =
     if optimizer is not None:
         f = _median(fwd[n_rows + 1])
         kind = type(optimizer).__name__
-        nbytes = _OPTIMIZER_TRAFFIC.get(kind, 3) * sum(np.asarray(v).nbytes for v in network.params.values())
+        rule = optim.rule_of(optimizer)  # arrays of the parameters' size read + written per update (default 3)
+        nbytes = (rule.traffic if rule else 3) * sum(np.asarray(v).nbytes for v in network.params.values())
         rows.append(LayerTiming("optimizer", kind, f, 0.0, rate=nbytes / f / 1e9 if f > 0 else None))
     total = sum(r.total_s for r in rows)
     for r in rows:
@@ -572,10 +572,8 @@ def _build(backend: str, args: argparse.Namespace, dtype: np.dtype):
                                    backend=backend)
     if args.optimizer == "none":
         return net, None
-    module = __import__("fastdl.reference" if backend == "reference" else "fastdl.optim", fromlist=["x"])
-    names = {"sgd": "SGD", "momentum": "Momentum", "nesterov": "Nesterov", "adagrad": "AdaGrad",
-             "rmsprop": "RMSprop", "adam": "Adam"}
-    return net, getattr(module, names[args.optimizer])()
+    rule = optim.RULES[args.optimizer]
+    return net, (rule.reference_class() if backend == "reference" else optim.OPTIMIZERS[rule.name])()
 
 
 def _cmd_profile(args: argparse.Namespace) -> int:
@@ -641,7 +639,7 @@ def register_cli(subparsers) -> None:
     p.add_argument("--batchnorm", action="store_true")
     p.add_argument("--dropout", action="store_true")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float64")
-    p.add_argument("--optimizer", choices=("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "none"),
+    p.add_argument("--optimizer", choices=(*optim.OPTIMIZERS, "none"),
                    default="adam")
     p.add_argument("--backend", choices=("fastdl", "reference"), default="fastdl")
     p.add_argument("--compare", action="store_true", help="reference and fastdl side by side")

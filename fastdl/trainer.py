@@ -24,7 +24,6 @@ size (1,437 digits / 100). Here an epoch ends whenever ``current_iter`` crosses 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import math
 import operator
@@ -35,14 +34,12 @@ from typing import Any
 
 import numpy as np
 
-from . import _checks
+from . import _checks, optim
 
 __all__ = ["MONITORS", "History", "Trainer", "make_optimizer", "plot_history", "register_cli"]
 
 #: Metrics early stopping can watch, and whether larger is better.
 MONITORS = {"test_acc": True, "train_acc": True, "train_loss": False, "val_acc": True, "val_loss": False}
-
-_BOOK_ALIASES = {"rmsprpo": "rmsprop"}  # the book's optimizer_class_dict spells it so
 
 
 def _optimizer_classes(module) -> dict[str, type]:
@@ -84,25 +81,27 @@ def make_optimizer(optimizer: str | Any, optimizer_param: dict | None = None, ba
                          repr(optimizer_param))
         return optimizer
     params = dict(optimizer_param or {})
-    if backend is None or backend == "fastdl":
-        module = importlib.import_module("fastdl.optim")
-    elif backend == "reference":
-        module = importlib.import_module("fastdl.reference")
+    if backend is None or backend == "fastdl" or backend == "reference":
+        rule = optim.lookup(optimizer)  # the rule table: names, the book's aliases ('rmsprpo'), reference twins
+        if rule is None:
+            _checks.fail(where, "optimizer", f"one of {tuple(sorted(optim.OPTIMIZERS))} (any case) or an instance",
+                         repr(optimizer))
+        name = rule.name
+        classes = {name: optim.OPTIMIZERS[name] if backend != "reference" else rule.reference_class()}
     elif isinstance(backend, str):
         _checks.fail(where, "backend", "'fastdl', 'reference', None or a module", repr(backend))
     else:
-        module = backend
-    name = _BOOK_ALIASES.get(optimizer.lower(), optimizer.lower())
-    classes = _optimizer_classes(module)
-    if name not in classes:
-        getter = getattr(module, "get_optimizer", None)
-        if callable(getter):  # the registry may know more names than its classes
-            try:
-                return getter(name, **params)
-            except (KeyError, ValueError):
-                pass
-        _checks.fail(where, "optimizer", f"one of {tuple(sorted(classes))} (any case) or an instance",
-                     repr(optimizer))
+        name = optim.ALIASES.get(optimizer.lower(), optimizer.lower())
+        classes = _optimizer_classes(backend)
+        if name not in classes:
+            getter = getattr(backend, "get_optimizer", None)
+            if callable(getter):  # the registry may know more names than its classes
+                try:
+                    return getter(name, **params)
+                except (KeyError, ValueError):
+                    pass
+            _checks.fail(where, "optimizer", f"one of {tuple(sorted(classes))} (any case) or an instance",
+                         repr(optimizer))
     try:
         return classes[name](**params)
     except TypeError as exc:
@@ -849,7 +848,8 @@ def register_cli(subparsers) -> None:
                    help="hidden activation, any registered in fastdl.activations (default relu)")
     p.add_argument("--init", default="relu",
                    help="weight init: relu/he, sigmoid/xavier, glorot, lecun, auto (the activation's own), or a std")
-    p.add_argument("--optimizer", default="adam", help="sgd, momentum, nesterov, adagrad, rmsprop, adam (default)")
+    p.add_argument("--optimizer", default="adam", type=str.lower, choices=[*optim.OPTIMIZERS, *optim.ALIASES],
+                   metavar="NAME", help=f"one of {', '.join(optim.OPTIMIZERS)} (any case; default adam)")
     p.add_argument("--lr", type=_lr_value, default=0.01,
                    help="learning rate (default 0.01), or 'auto': fastdl.lr_find's suggestion, printed")
     p.add_argument("--batchnorm", action="store_true", help="batch normalization after each hidden Affine")
