@@ -25,8 +25,8 @@ import fastdl
 from fastdl import _jit, optim, reference, runtime
 
 # name -> constructor kwargs used by the table-driven tests (non-default values, so a mix-up
-# between arguments shows)
-CASES = [
+# between arguments shows); a rule added to the table later gets each default scaled by 0.9
+_WRITTEN = [
     ("sgd", {"lr": 0.05}),
     ("momentum", {"lr": 0.02, "momentum": 0.8}),
     ("nesterov", {"lr": 0.02, "momentum": 0.85}),
@@ -34,9 +34,11 @@ CASES = [
     ("rmsprop", {"lr": 0.01, "decay_rate": 0.9, "eps": 1e-6}),
     ("adam", {"lr": 0.01, "beta1": 0.8, "beta2": 0.99, "eps": 1e-6}),
 ]
+CASES = [(name, dict(_WRITTEN).get(name, {h.name: 0.9 * h.default for h in rule.hyper}))
+         for name, rule in optim.RULES.items()]
 CASE_IDS = [name for name, _ in CASES]
-STATE = {"sgd": (), "momentum": ("v",), "nesterov": ("v",), "adagrad": ("h",), "rmsprop": ("h",),
-         "adam": ("m", "v")}
+# the state dicts each optimizer keeps (compared with the reference twin's attributes of the same names)
+STATE = {name: rule.state_names for name, rule in optim.RULES.items()}
 RTOL = {np.dtype(np.float64): 1e-9, np.dtype(np.float32): 1e-6}
 
 
@@ -137,7 +139,7 @@ def test_non_contiguous_params(name, kwargs, layout, rng):
 @pytest.mark.parametrize(("name", "kwargs"), CASES, ids=CASE_IDS)
 def test_scalar_2d_demo(name, kwargs):
     """The book's chapter-6 demo: f(x, y) = x**2 / 20 + y**2 from (-7, 2), params kept as floats."""
-    lr = {"sgd": 0.95, "momentum": 0.1, "nesterov": 0.1, "adagrad": 1.5, "rmsprop": 0.1, "adam": 0.3}[name]
+    lr = {"sgd": 0.95, "momentum": 0.1, "nesterov": 0.1, "adagrad": 1.5, "rmsprop": 0.1, "adam": 0.3}.get(name, 0.1)
     kwargs = dict(kwargs, lr=lr)
     opt, ref = make_pair(name, kwargs)
     params, ref_params = {"x": -7.0, "y": 2.0}, {"x": -7.0, "y": 2.0}
@@ -223,6 +225,13 @@ def test_parallel_variant_matches(name, kwargs, dtype, rng, monkeypatch):
         assert_close(params[k], ref_params[k], rtol=RTOL[np.dtype(dtype)])
 
 
+def _step_call_from_table(name):
+    """A step function call in the record's argument order (for rules without a written-out call below)."""
+    rule = optim.RULES[name]
+    return lambda p, g, s, kw, t: optim.STEP_FUNCTIONS[name](p, g, *[s[n] for n in rule.state_names],
+                                                             *[t for _ in rule.counters], **kw)
+
+
 STEP_CALLS = {
     "sgd": lambda p, g, s, kw, t: optim.sgd_step(p, g, kw["lr"]),
     "momentum": lambda p, g, s, kw, t: optim.momentum_step(p, g, s["v"], kw["lr"], kw["momentum"]),
@@ -246,7 +255,7 @@ def test_step_functions_match_classes(name, kwargs, dtype, rng):
     for t in range(1, 21):
         g = rng.standard_normal(p.shape).astype(dtype)
         opt.update(params, {"p": g})
-        STEP_CALLS[name](p, g, state, kwargs, t)
+        STEP_CALLS.get(name, _step_call_from_table(name))(p, g, state, kwargs, t)
     np.testing.assert_array_equal(p, params["p"])
     for n in STATE[name]:
         np.testing.assert_array_equal(state[n], getattr(opt, n)["p"])
@@ -292,7 +301,7 @@ def test_hypothesis_matches_reference(case, shape, data, lr, beta, eps, steps):
         "adagrad": {"lr": lr, "eps": eps},
         "rmsprop": {"lr": lr, "decay_rate": max(beta, 1e-3), "eps": eps},
         "adam": {"lr": lr, "beta1": beta, "beta2": 0.999, "eps": eps},
-    }[name]
+    }.get(name, case[1])
     values = hnp.arrays(np.float64, shape, elements=st.floats(-1e3, 1e3))
     p = data.draw(values)
     opt, ref = make_pair(name, kwargs)
@@ -670,6 +679,68 @@ def test_rejected_calls_on_the_fast_path_change_nothing(rng):
     with pytest.raises(TypeError, match=r"self\.m\['b2'\] must be a numpy array"):
         opt.update(params, grads)
     assert_unchanged(opt, params, snap)
+
+
+@pytest.mark.parametrize("layout", ["per-key", "whole-model"])
+@pytest.mark.parametrize(("name", "kwargs"), [c for c in CASES if STATE[c[0]]], ids=CASE_IDS[1:])
+def test_replay_rejects_a_state_array_made_read_only(name, kwargs, layout, rng, kernel_calls):
+    """Issue 12, defect 7: the replay path wrote through a state array made read-only after an update."""
+    if layout == "whole-model":
+        params, gbuf, grads = flat_model(rng, np.float64)
+        gbuf[:] = rng.standard_normal(gbuf.size)
+    else:
+        params = {"W": rng.standard_normal((4, 3)), "b1": rng.standard_normal(3)}
+        grads = random_grads(rng, params)
+    opt = optim.OPTIMIZERS[name](**kwargs)
+    for _ in range(2):  # the second call replays the plan of the first
+        opt.update(params, grads)
+    store = STATE[name][-1]
+    getattr(opt, store)["b1"].flags.writeable = False
+    snap = snapshot(opt, params)
+    del kernel_calls[:]
+    with pytest.raises(ValueError, match=rf"update: self\.{store}\['b1'\] must be a writeable array"):
+        opt.update(params, grads)
+    assert kernel_calls == []
+    assert_unchanged(opt, params, snap)
+    getattr(opt, store)["b1"].flags.writeable = True  # writeable again: accepted (and replayed) again
+    opt.update(params, grads)
+    opt.update(params, grads)
+    assert opt._plan is not None
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["fresh", "replay"])
+@pytest.mark.parametrize(("value", "exc"), [(2**63 - 1, ValueError), (-1, ValueError),
+                                            (np.int64(2**63 - 1), ValueError), (1.0, TypeError), (True, TypeError),
+                                            (None, TypeError)],
+                         ids=["2**63-1", "-1", "int64-max", "float", "bool", "None"])
+def test_adam_iter_is_validated_before_anything_changes(value, exc, warm, rng):
+    """Issue 12, defect 8: Adam's counter at 2**63-1 or negative; a rejected call must not change it."""
+    params = {"W": rng.standard_normal((4, 3)), "b": rng.standard_normal(3)}
+    grads = random_grads(rng, params)
+    opt = optim.Adam()
+    if warm:
+        opt.update(params, grads)
+        opt.update(params, grads)
+    opt.iter = value
+    snap = snapshot(opt, params)
+    with pytest.raises(exc, match=r"Adam\.update: self\.iter must be an integer in \[0, 2\*\*63 - 2\]"):
+        opt.update(params, grads)
+    assert opt.iter is value
+    assert_unchanged(opt, params, snap)
+    opt.iter = np.int64(2**63 - 2)  # the largest accepted (a NumPy integer is accepted too)
+    opt.update(params, grads)
+    assert opt.iter == 2**63 - 1 and type(opt.iter) is int
+
+
+def test_adam_step_number_range():
+    p, g = np.ones(3), np.ones(3)
+    m, v = np.zeros(3), np.zeros(3)
+    for t, exc in ((2**63, ValueError), (-5, ValueError), (np.float64(2.0), TypeError)):
+        with pytest.raises(exc, match=r"adam_step: t must be an integer in \[1, 2\*\*63 - 1\]"):
+            optim.adam_step(p, g, m, v, t)
+    np.testing.assert_array_equal(p, 1.0)
+    optim.adam_step(p, g, m, v, np.int64(2**63 - 1))  # beta**t underflows to 0: lr_t = lr
+    np.testing.assert_allclose(p, 1.0 - 0.001 * 0.1 / (np.sqrt(0.001) + 1e-7))
 
 
 def test_nonfinite_reported_on_the_fast_path(rng, kernel_calls):
