@@ -229,20 +229,28 @@ class _Optimizer:
         args = ", ".join(f"{n}={getattr(self, n)!r}" for n in self._hyper_names)
         return f"{type(self).__name__}({args})"
 
-    def _tick(self, where: str) -> tuple[tuple, tuple]:
-        """``(counters after this update, the rule's constants)``, validated; nothing is stored yet."""
+    def _tick(self) -> tuple:
+        """Count this update (the step counters) and return the rule's constants.
+
+        Called once per update after everything else is validated; a counter out of range is
+        rejected before any counter changes. :func:`optimizer_class` replaces this generic version
+        by one written out for the rule (:func:`tick_function`: same steps, ~0.5 us less per update).
+        """
         d = self.__dict__  # (where the hyper-parameter attributes keep their values; ~4x cheaper than getattr)
-        rule = self._rule
         h = [d[n] for n in self._hyper_names]
-        if not self._counter_names:
-            return (), rule.constants(*h)
         counters = []
-        for c in rule.counters:
-            value = d.get(c.name, _MISSING)
-            if type(value) is not int or not 0 <= value < MAX_COUNT:  # (the common case costs one test)
-                value = c.check(value, where, f"self.{c.name}")
+        for name in self._counter_names:
+            value = d.get(name, _MISSING)
+            if type(value) is not int or not 0 <= value < MAX_COUNT:
+                value = self._check_counter(name, value)
             counters.append(value + 1)
-        return tuple(counters), rule.constants(*h, *counters)
+        constants = self._rule.constants(*h, *counters)
+        d.update(zip(self._counter_names, counters))
+        return constants
+
+    def _check_counter(self, name: str, value) -> int:
+        spec = next(c for c in self._rule.counters if c.name == name)
+        return spec.check(value, f"{type(self).__name__}.update", f"self.{name}")
 
     def update(self, params: dict, grads: dict) -> None:
         """Step every entry of ``params`` in place with the matching entry of ``grads``.
@@ -280,10 +288,7 @@ class _Optimizer:
         """
         plan = self._plan
         if plan is not None and type(params) is dict and type(grads) is dict and plan.match(self, params, grads):
-            counters, constants = self._tick(f"{type(self).__name__}.update")
-            if counters:
-                self.__dict__.update(zip(self._counter_names, counters))
-            bad = plan.run(self._rule, constants)
+            bad = plan.run(self._rule, self._tick())
             if bad:
                 keys = plan.keys
                 runtime.report_nonfinite(f"{type(self).__name__}.update", "NaN/Inf in the updated parameters: "
@@ -326,7 +331,7 @@ class _Optimizer:
                                               and s.shape == p.shape and s.flags.writeable):
                         check_state(s, p, f"self.{name}[{key!r}]", f"params[{key!r}]", where)
             stores.append(store)
-        counters, constants = self._tick(where)
+        constants = self._tick()  # (the last check: the step counters; they count this update from here)
         # Accepted: create what is missing, then step.
         for i, name in enumerate(self._state_names):
             if stores[i] is None:
@@ -336,8 +341,6 @@ class _Optimizer:
             for key, p, _, _ in entries:
                 if key not in store:
                     store[key] = np.zeros(p.shape, p.dtype, order=order(p))
-        if counters:
-            self.__dict__.update(zip(self._counter_names, counters))
         rule = self._rule
         plan = None
         if type(params) is dict and type(grads) is dict:  # (what the replay in update accepts)
@@ -395,6 +398,26 @@ def class_doc(rule: Rule) -> str:
     return "\n\n".join(parts)
 
 
+def tick_function(rule: Rule):
+    """``_tick`` of :class:`_Optimizer` written out for ``rule`` (made like a dataclass's ``__init__``)."""
+    lines = ["def _tick(self):", "    d = self.__dict__"]
+    args = [f"d[{h.name!r}]" for h in rule.hyper]
+    for i, c in enumerate(rule.counters):
+        lines += [f"    c{i} = d.get({c.name!r}, _MISSING)",
+                  f"    if type(c{i}) is not int or not 0 <= c{i} < MAX_COUNT:",
+                  f"        c{i} = self._check_counter({c.name!r}, c{i})",
+                  f"    c{i} += 1"]
+        args.append(f"c{i}")
+    lines.append(f"    constants = _constants({', '.join(args)})")
+    lines += [f"    d[{c.name!r}] = c{i}" for i, c in enumerate(rule.counters)]
+    lines.append("    return constants")
+    namespace = {"_constants": rule.constants, "_MISSING": _MISSING, "MAX_COUNT": MAX_COUNT}
+    exec(compile("\n".join(lines) + "\n", f"<fastdl.optim {rule.class_name}._tick>", "exec"), namespace)  # noqa: S102
+    func = namespace["_tick"]
+    func.__doc__ = _Optimizer._tick.__doc__
+    return func
+
+
 def optimizer_class(rule: Rule, module: str = "fastdl.optim") -> type:
     """The book-style class of ``rule``: ``Cls(**hyper)``, ``update(params, grads)``, the state as attributes."""
     params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
@@ -419,6 +442,7 @@ def optimizer_class(rule: Rule, module: str = "fastdl.optim") -> type:
         "_state_names": rule.state_names,
         "_hyper_names": names,
         "_counter_names": rule.counter_names,
+        "_tick": tick_function(rule),
         **{h.name: _HyperAttr(h) for h in rule.hyper},
     }
     return type(rule.class_name, (_Optimizer,), namespace)
