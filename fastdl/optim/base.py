@@ -8,6 +8,7 @@ state dicts and step counters as attributes, ``update(params, grads)``).
 from __future__ import annotations
 
 import inspect
+import textwrap
 from collections.abc import Mapping, MutableMapping
 
 import numpy as np
@@ -368,6 +369,9 @@ class _Optimizer:
 # Classes from records
 
 
+_WIDTH = 96  # docstring line width
+
+
 def _indent(text: str, prefix: str = "    ") -> str:
     return "\n".join(prefix + line if line else line for line in text.splitlines())
 
@@ -376,14 +380,15 @@ def class_doc(rule: Rule) -> str:
     """The class docstring: summary, the exact update rule, the notes, the parameters, a pointer."""
     parts = [rule.summary or f"The {rule.class_name} update rule."]
     if rule.state:
-        states = ", ".join(f"``{s.name}`` ({s.doc.lower()}, ``self.{s.name}[key]``)" for s in rule.state)
-        parts.append(f"Update rule per parameter ``p`` with gradient ``g``, in this order, with {states} "
-                     "zeros on the first update::")
+        states = [f"``{s.name}`` ({s.doc.lower()}, ``self.{s.name}[key]``)" for s in rule.state]
+        states = " and ".join([", ".join(states[:-1]), states[-1]] if len(states) > 1 else states)
+        parts.append(textwrap.fill(f"Update rule per parameter ``p`` with gradient ``g``, in this order, with "
+                                   f"{states}, zeros on the first update::", _WIDTH))
     else:
         parts.append("Update rule per parameter ``p`` with gradient ``g``::")
     parts.append(_indent(rule.formula))
     if rule.notes:
-        parts.append(rule.notes)
+        parts.append(textwrap.fill(rule.notes, _WIDTH))
     lines = ["Parameters", "----------"]
     for h in rule.hyper:
         lines += [f"{h.name} : float, default {h.default!r}", f"    {h.doc} ({h.range})."]
@@ -393,8 +398,8 @@ def class_doc(rule: Rule) -> str:
         for c in rule.counters:
             lines += [f"{c.name} : int", f"    {c.doc} (starts at {c.initial})."]
         parts.append("\n".join(lines))
-    parts.append("See :mod:`fastdl.optim` for what ``update`` validates and guarantees, and "
-                 "docs/design-notes.md (Optimizers) for the measurements behind the kernels.")
+    parts.append(textwrap.fill("See :mod:`fastdl.optim` for what ``update`` validates and guarantees, and "
+                               "docs/design-notes.md (Optimizers) for the measurements behind the kernels.", _WIDTH))
     return "\n\n".join(parts)
 
 

@@ -283,7 +283,7 @@ BUILTIN: tuple[Rule, ...] = (
         hyper=(_lr(0.001), Hyper("beta1", 0.9, "Decay of the first moment", allow_zero=True, upper=1.0),
                Hyper("beta2", 0.999, "Decay of the second moment", allow_zero=True, upper=1.0), _eps("sqrt(v)")),
         state=(State("m", "First moment"), State("v", "Second moment")),
-        counters=(Counter("iter", "t", "Step number: updates so far; the next update is step ``iter + 1``"),),
+        counters=(Counter("iter", "t", "Updates done so far; the next update is step ``t = iter + 1``"),),
         constants=_adam_constants,
         summary="Adam (Kingma & Ba, 2015) in the book's form: bias corrections folded into the step size.",
         formula="t = iter + 1                                        # iter counts the updates\n"
