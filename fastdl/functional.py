@@ -362,5 +362,5 @@ __all__ = [
     "softmax_cross_entropy",
 ]
 
-# The in-place optimizer steps live with the optimizers (fastdl/optim.py).
+# The in-place optimizer steps live with the optimizers (fastdl/optim/, made from its rule table).
 from .optim import adagrad_step, adam_step, momentum_step, nesterov_step, rmsprop_step, sgd_step  # noqa: E402

@@ -143,3 +143,51 @@ def test_training_step_on_the_whole_model_path_and_the_trainer(signsgd):
     assert type(trainer.optimizer) is signsgd
     history = trainer.train()
     assert history.train_loss[-1] < history.train_loss[0]
+
+
+class ReferenceHalvingSGD:
+    """SGD whose step halves at every update (a float counter, as Nadam's momentum-cache product)."""
+
+    def __init__(self, lr=0.1):
+        self.lr = lr
+        self.scale = 1.0
+
+    def update(self, params, grads):
+        self.scale *= 0.5
+        for key in params.keys():
+            params[key] -= (self.lr * self.scale) * grads[key]
+
+
+HALVING = Rule(
+    name="halvingsgd", class_name="HalvingSGD", kernel=optim._k.sgd,  # a built-in worker, other constants
+    hyper=(Hyper("lr", 0.1, "Learning rate"),), constants=lambda lr, scale: (lr * scale,),
+    counters=(optim.Counter("scale", "scale", "Step scale, halved at every update", initial=1.0),),
+    advance=lambda lr, scale: (scale * 0.5,),
+    formula="scale *= 0.5\np -= (lr * scale) * g", reference=ReferenceHalvingSGD,
+)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_a_float_counter_and_a_built_in_worker(dtype, rng):
+    with optim.registered(HALVING) as cls:
+        params = {"W": rng.standard_normal((4, 6)).astype(dtype)}
+        expected, by_function = {"W": params["W"].copy()}, params["W"].copy()
+        opt, ref = optim.get_optimizer("halvingsgd"), ReferenceHalvingSGD()
+        for step in range(1, 4):
+            g = rng.standard_normal((4, 6)).astype(dtype)
+            opt.update(params, {"W": g})
+            ref.update(expected, {"W": g})
+            optim.STEP_FUNCTIONS["halvingsgd"](by_function, g, 0.5**step)
+        assert type(opt) is cls and HALVING.kind == optim._k.KINDS[optim._k.sgd]
+        assert opt.scale == 0.125
+        assert str(inspect.signature(optim.STEP_FUNCTIONS["halvingsgd"])) == "(p, g, scale, lr=0.1)"
+        np.testing.assert_array_equal(params["W"], expected["W"])
+        np.testing.assert_array_equal(by_function, expected["W"])
+        opt.scale = float("nan")
+        before = params["W"].copy()
+        with pytest.raises(ValueError, match=r"HalvingSGD\.update: self\.scale must be a finite real number"):
+            opt.update(params, {"W": g})
+        np.testing.assert_array_equal(params["W"], before)
+    with pytest.raises(ValueError, match="a function when a counter is a float"):
+        Rule(name="x", class_name="X", kernel=optim._k.sgd, hyper=(), constants=lambda s: (s,),
+             counters=(optim.Counter("s", "s", "", initial=1.0),))

@@ -69,19 +69,27 @@ class State:
 
 @dataclass(frozen=True)
 class Counter:
-    """A Python-side step counter kept on the optimizer (Adam's ``iter``).
+    """A Python-side per-step value kept on the optimizer (Adam's ``iter``).
 
-    ``initial`` is its value before the first update. ``arg`` names it in the ``*_step`` functions,
-    which take its value *after* the update has counted it (Adam's ``t = iter + 1``).
+    ``initial`` is its value before the first update: an int (a step count, ``+ 1`` per update
+    unless the rule has an ``advance``) or a float (a running product such as Nadam's momentum
+    cache, which needs the rule's ``advance``). ``arg`` names it in the ``*_step`` functions, which
+    take its value *after* the update has counted it (Adam's ``t = iter + 1``).
     """
 
     name: str
     arg: str
     doc: str
-    initial: int = 0
+    initial: int | float = 0
 
-    def check(self, value, where: str, name: str, *, low: int = 0, high: int = MAX_COUNT - 1) -> int:
-        """``value`` as an int in ``[low, high]``, or the house error (bools and floats are rejected)."""
+    def check(self, value, where: str, name: str, *, low: int = 0, high: int = MAX_COUNT - 1) -> int | float:
+        """``value`` as an int in ``[low, high]`` (a float counter: a finite float), or the house error."""
+        if isinstance(self.initial, float):
+            if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.integer | np.floating):
+                _checks.fail(where, name, "a finite real number", _checks.describe(value), TypeError)
+            if not math.isfinite(value):
+                _checks.fail(where, name, "a finite real number", repr(value))
+            return float(value)
         bound = {MAX_COUNT: "2**63 - 1", MAX_COUNT - 1: "2**63 - 2"}.get(high, str(high))
         expected = f"an integer in [{low}, {bound}]"
         if type(value) is not int:
@@ -117,7 +125,8 @@ class Rule:
     state : tuple of State
         At most three state arrays, in the order the worker takes them (``s1``, ``s2``, ``s3``).
     counters : tuple of Counter
-        Step counters; each update adds 1 to each before ``constants`` reads them.
+        Step counters; each update adds 1 to each before ``constants`` reads them, or, with
+        ``advance``, sets them to ``advance(*hyper values, *counters)`` (a tuple).
     summary, formula, notes : str
         First docstring line; the update rule, one statement per line, in the kernel's operation
         order; where eps sits and where Keras/PyTorch differ.
@@ -148,6 +157,7 @@ class Rule:
     reference: str | type | None = None
     torch: tuple[str, dict] | None = None
     aliases: tuple[str, ...] = ()
+    advance: Callable[..., tuple] | None = None
     kind: int | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
@@ -160,6 +170,8 @@ class Rule:
         names = [h.name for h in self.hyper]
         if not set(self.step_required) <= set(names):
             _checks.fail(where, "step_required", f"names among {names}", repr(self.step_required))
+        if self.advance is None and any(isinstance(c.initial, float) for c in self.counters):
+            _checks.fail(where, "advance", "a function when a counter is a float (it cannot count by 1)", "None")
         object.__setattr__(self, "kind", _k.KINDS.get(self.kernel))  # None: a worker from outside the kernels
         if self.traffic is None:
             object.__setattr__(self, "traffic", 3 + 2 * len(self.state))
