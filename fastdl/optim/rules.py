@@ -241,8 +241,9 @@ def _adam_constants(lr: float, beta1: float, beta2: float, eps: float, t: int) -
     return (lr_t, eps, 1 - beta1, 1 - beta2)
 
 
-_MOMENTUM = Hyper("momentum", 0.9, "Velocity decay", allow_zero=True, upper=1.0)
-_VELOCITY = State("v", "Velocity")
+#: what Momentum and Nesterov share: hyper-parameters, the velocity, the step functions' signature
+_VELOCITY_RULE = {"hyper": (_lr(0.01), Hyper("momentum", 0.9, "Velocity decay", allow_zero=True, upper=1.0)),
+                  "state": (State("v", "Velocity"),), "step_required": ("lr", "momentum")}
 
 BUILTIN: tuple[Rule, ...] = (
     Rule(
@@ -252,24 +253,22 @@ BUILTIN: tuple[Rule, ...] = (
         step_required=("lr",), torch=("SGD", {}),
     ),
     Rule(
-        name="momentum", class_name="Momentum", kernel=_k.momentum, hyper=(_lr(0.01), _MOMENTUM),
-        state=(_VELOCITY,), constants=_momentum_constants,
+        name="momentum", class_name="Momentum", kernel=_k.momentum, constants=_momentum_constants, **_VELOCITY_RULE,
         summary="SGD with (heavy-ball) momentum, as the book writes it.",
         formula="v = momentum * v - lr * g\np += v",
         notes="PyTorch's ``SGD(momentum=...)`` keeps ``b = momentum * b + g`` and steps ``p -= lr * b``: the "
               "same trajectory for a constant ``lr``, different when ``lr`` changes between steps.",
-        step_required=("lr", "momentum"), torch=("SGD", {"momentum": 0.9}),
+        torch=("SGD", {"momentum": 0.9}),
     ),
     Rule(
-        name="nesterov", class_name="Nesterov", kernel=_k.nesterov, hyper=(_lr(0.01), _MOMENTUM),
-        state=(_VELOCITY,), constants=_nesterov_constants,
+        name="nesterov", class_name="Nesterov", kernel=_k.nesterov, constants=_nesterov_constants, **_VELOCITY_RULE,
         summary="Nesterov accelerated gradient in the book's reformulation (Sutskever et al., 2013).",
         formula="p += (momentum * momentum) * v\np -= ((1 + momentum) * lr) * g\nv *= momentum\nv -= lr * g",
         notes="As the book's repository has it since its January 2021 fix: the parameters step with the "
               "*old* ``v``, then ``v`` is updated (fastdl before 0.2 stepped with the new ``v``). PyTorch's "
               "``SGD(nesterov=True)`` uses ``b = momentum * b + g``, ``p -= lr * (g + momentum * b)``, equal "
               "for a constant ``lr`` up to rounding (``v = -lr * b``).",
-        step_required=("lr", "momentum"), torch=("SGD", {"momentum": 0.9, "nesterov": True}),
+        torch=("SGD", {"momentum": 0.9, "nesterov": True}),
     ),
     Rule(
         name="adagrad", class_name="AdaGrad", kernel=_k.adagrad, hyper=(_lr(0.01), _eps("sqrt(h)")),
