@@ -81,17 +81,16 @@ def make_optimizer(optimizer: str | Any, optimizer_param: dict | None = None, ba
                          repr(optimizer_param))
         return optimizer
     params = dict(optimizer_param or {})
+    name = optim.ALIASES.get(optimizer.lower(), optimizer.lower())  # the book's aliases ('rmsprpo') are in the table
     if backend is None or backend == "fastdl" or backend == "reference":
-        rule = optim.lookup(optimizer)  # the rule table: names, the book's aliases ('rmsprpo'), reference twins
-        if rule is None:
-            _checks.fail(where, "optimizer", f"one of {tuple(sorted(optim.OPTIMIZERS))} (any case) or an instance",
+        known = optim.RULES if backend == "reference" else optim.OPTIMIZERS  # (the reference twins: the rules')
+        if name not in known:
+            _checks.fail(where, "optimizer", f"one of {tuple(sorted(known))} (any case) or an instance",
                          repr(optimizer))
-        name = rule.name
-        classes = {name: optim.OPTIMIZERS[name] if backend != "reference" else rule.reference_class()}
+        classes = {name: optim.RULES[name].reference_class() if backend == "reference" else optim.OPTIMIZERS[name]}
     elif isinstance(backend, str):
         _checks.fail(where, "backend", "'fastdl', 'reference', None or a module", repr(backend))
     else:
-        name = optim.ALIASES.get(optimizer.lower(), optimizer.lower())
         classes = _optimizer_classes(backend)
         if name not in classes:
             getter = getattr(backend, "get_optimizer", None)

@@ -153,11 +153,12 @@ def get_optimizer(name_or_instance, **kwargs):
     """
     where = "get_optimizer"
     if isinstance(name_or_instance, str):
-        rule = lookup(name_or_instance)
-        if rule is None:
+        key = name_or_instance.lower()
+        key = ALIASES.get(key, key)
+        if key not in OPTIMIZERS:
             _checks.fail(where, "name", f"one of {', '.join(repr(k) for k in OPTIMIZERS)}",
                          repr(name_or_instance))
-        return OPTIMIZERS[rule.name](**kwargs)
+        return OPTIMIZERS[key](**kwargs)
     if isinstance(name_or_instance, type):
         if name_or_instance not in OPTIMIZERS.values():
             _checks.fail(where, "name_or_instance", "an optimizer name, class or instance",
