@@ -112,12 +112,6 @@ def registered(rule: Rule, module: str = "fastdl.optim") -> Iterator[type]:
         unregister(rule.name)
 
 
-def lookup(name: str) -> Rule | None:
-    """The rule for a registry name or alias (any case), or None."""
-    key = name.lower()
-    return RULES.get(ALIASES.get(key, key))
-
-
 def rule_of(optimizer) -> Rule | None:
     """The rule of an optimizer instance or class, fastdl's or its reference twin (by class name), or None."""
     cls = optimizer if isinstance(optimizer, type) else type(optimizer)
@@ -181,6 +175,6 @@ del _rule
 
 __all__ = [  # noqa: PLE0604 - the class and function names come from the table
     "ALIASES", "OPTIMIZERS", "RULES", "STEP_FUNCTIONS", "Counter", "Hyper", "Rule", "State", "get_optimizer",
-    "lookup", "register", "registered", "rule_of", "unregister",
+    "register", "registered", "rule_of", "unregister",
     *(r.class_name for r in BUILTIN), *(f"{r.name}_step" for r in BUILTIN),
 ]
