@@ -183,6 +183,9 @@ def test_a_float_counter_and_a_built_in_worker(dtype, rng):
         assert str(inspect.signature(optim.STEP_FUNCTIONS["halvingsgd"])) == "(p, g, scale, lr=0.1)"
         np.testing.assert_array_equal(params["W"], expected["W"])
         np.testing.assert_array_equal(by_function, expected["W"])
+        twin = cls()
+        twin.load_state_dict(opt.state_dict())  # the checkpoint protocol is generic over the record's counters
+        assert twin.scale == 0.125 and type(twin.state_dict()["counters"]["scale"]) is float
         opt.scale = float("nan")
         before = params["W"].copy()
         with pytest.raises(ValueError, match=r"HalvingSGD\.update: self\.scale must be a finite real number"):
