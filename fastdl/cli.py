@@ -10,11 +10,11 @@ import argparse
 import json
 import sys
 
-from . import benchmark, experiments, profiler, trainer
+from . import benchmark, experiments, profiler, train_cli
 
 # module -> the subcommands it registers
 _COMMAND_MODULES = (
-    trainer,      # train
+    train_cli,    # train
     experiments,  # experiment
     benchmark,    # bench, bench report, warmup
     profiler,     # profile

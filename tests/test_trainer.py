@@ -176,7 +176,7 @@ class _Loaded(Exception):
 @pytest.fixture
 def no_training(monkeypatch):
     """The train command's data loading replaced: records whether training would have started."""
-    import fastdl.trainer as trainer_module
+    import fastdl.train_cli as train_cli
 
     started = []
 
@@ -184,7 +184,7 @@ def no_training(monkeypatch):
         started.append(dataset)
         raise _Loaded
 
-    monkeypatch.setattr(trainer_module, "_load", load)
+    monkeypatch.setattr(train_cli, "_load", load)
     return started
 
 

@@ -1,0 +1,170 @@
+"""A training run's record (:class:`History`: per-epoch metrics, timing, stop reason; JSON) and its figure.
+
+:class:`fastdl.Trainer` fills a :class:`History`; :func:`plot_history` draws loss and accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from . import _io
+
+__all__ = ["History", "plot_history"]
+
+
+class History:
+    """What a training run did: per-epoch metrics, timing, and why it stopped.
+
+    Attributes
+    ----------
+    epochs : list of dict
+        One dict per evaluation: ``epoch``, ``iteration``, ``train_loss`` (mean over the steps since the
+        previous evaluation), ``train_acc``, ``test_acc``, ``elapsed_s`` (wall time since the start),
+        ``samples_per_s`` (training samples per second of step time in that epoch).
+    train_loss : list of float
+        The loss of every step (the book's ``train_loss_list``).
+    config : dict
+        Network, optimizer and run settings.
+    final_test_acc : float or None
+        Accuracy on the whole test set at the end.
+    stop_reason : str
+        ``'completed'``, or why the run stopped early.
+    best_epoch : int or None
+        Epoch of the best monitored value (with early stopping).
+    wall_time_s, train_time_s : float
+        Whole run, and the part spent in training steps (no evaluation).
+    samples_per_s : float
+        Training samples per second of step time.
+    iterations : int
+        Steps taken.
+    """
+
+    def __init__(self, config: dict | None = None) -> None:
+        self.config: dict = dict(config or {})
+        self.epochs: list[dict] = []
+        self.train_loss: list[float] = []
+        self.final_test_acc: float | None = None
+        self.stop_reason = "not started"
+        self.best_epoch: int | None = None
+        self.wall_time_s = 0.0
+        self.train_time_s = 0.0
+        self.samples_per_s = 0.0
+        self.iterations = 0
+
+    def metric(self, name: str) -> list:
+        """The per-epoch values of ``name`` (``'test_acc'``, ``'train_loss'``, ...).
+
+        Parameters
+        ----------
+        name : str
+            A key of the per-epoch dicts.
+
+        Returns
+        -------
+        list
+        """
+        return [e[name] for e in self.epochs]
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready dict of everything recorded.
+
+        Returns
+        -------
+        dict
+        """
+        return {
+            "config": self.config,
+            "stop_reason": self.stop_reason,
+            "final_test_acc": self.final_test_acc,
+            "best_epoch": self.best_epoch,
+            "iterations": self.iterations,
+            "wall_time_s": self.wall_time_s,
+            "train_time_s": self.train_time_s,
+            "samples_per_s": self.samples_per_s,
+            "epochs": self.epochs,
+            "train_loss": self.train_loss,
+        }
+
+    def save_json(self, path: str | Path) -> Path:
+        """Write :meth:`to_dict` as JSON (non-finite numbers as ``null``); create parent directories.
+
+        Parameters
+        ----------
+        path : str or Path
+            Target file.
+
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(_json_ready(self.to_dict()), indent=1, allow_nan=False).encode()
+        return _io.atomic_write(path, lambda fh: fh.write(text))
+
+    def __repr__(self) -> str:
+        return (f"History({len(self.epochs)} epochs, {self.iterations} steps, final_test_acc={self.final_test_acc}, "
+                f"stop_reason={self.stop_reason!r})")
+
+
+def _json_ready(obj):
+    if isinstance(obj, dict):
+        return {str(k): _json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_ready(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _json_ready(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if obj is None or isinstance(obj, bool | int | float | str):
+        return obj
+    return str(obj)
+
+
+def plot_history(history: History, path: str | Path | None = None, title: str | None = None):
+    """Loss per step (and per-epoch mean) beside train/test accuracy per epoch.
+
+    Parameters
+    ----------
+    history : History
+        A finished run's history.
+    path : str or Path, optional
+        Where to save the PNG.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    steps = np.arange(1, len(history.train_loss) + 1)
+    ax_loss.plot(steps, history.train_loss, lw=0.8, alpha=0.6, label="mini-batch loss")
+    if history.epochs:
+        ax_loss.plot(history.metric("iteration"), history.metric("train_loss"), "o-", ms=3, label="epoch mean")
+        epochs = history.metric("epoch")
+        ax_acc.plot(epochs, history.metric("train_acc"), "o-", ms=3, label="train")
+        ax_acc.plot(epochs, history.metric("test_acc"), "s--", ms=3, label="test")
+    ax_loss.set(xlabel="step", ylabel="loss", title="training loss (mini-batch, after each update)")
+    finite = np.asarray(history.train_loss, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    if finite.size and finite.min() > 0 and finite.max() / finite.min() > 100:
+        ax_loss.set_yscale("log")
+    ax_loss.legend()
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1.02))
+    ax_acc.legend(loc="lower right")
+    fig.suptitle(title or history.config.get("network", "training"))
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        _io.atomic_write(path, lambda fh: fig.savefig(fh, dpi=110, format=Path(path).suffix.lstrip(".") or "png"))
+    return fig
