@@ -1,0 +1,415 @@
+"""Vectorizable ``exp`` and what derives from it (expm1, tanh, sigmoid), float32 and float64.
+
+Numba lowers ``math.exp``/``np.exp`` in a loop to a scalar libm call per element (no SVML in the
+PyPI llvmlite), which stops LLVM from vectorizing the loop. The element functions here are plain
+arithmetic and selects that LLVM vectorizes (AVX-512 / AVX2 / SSE, whatever the host has):
+
+``exp(x)``
+    Range reduction ``x = n ln2 + r``, ``|r| <= ln2/2``: ``n`` rounded to nearest by adding the
+    shifter ``1.5 * 2**52`` (float32: ``1.5 * 2**23``), whose low bits then hold ``n`` as an
+    integer; ``ln2`` split in a high part whose product with ``n`` is exact and a low part
+    (Cody-Waite). ``exp(r) = 1 + r + r**2 q(r)``, ``q`` a polynomial (float64: degree 9,
+    least-squares fit on Chebyshev nodes; float32: degree 5 Taylor), Horner with FMA where the
+    host has it. The scale ``2**n`` is built from integer bits (``(n + bias) << mantissa_bits``
+    reinterpreted as a float) and applied as two factors ``2**(n >> 1) * 2**(n - (n >> 1))``,
+    so gradual underflow (subnormal results) and overflow to ``inf`` come out of the
+    multiplication itself. ``x`` is first clamped to ``[-746, 710]`` (float32 ``[-104, 89]``),
+    which maps ``-inf`` to ``0`` and ``inf`` to ``inf``; NaN passes through clamp and arithmetic.
+``expm1(x)``
+    ``|x| < 1/2``: the Taylor series of ``expm1`` (degree 15 / 9: no cancellation); else
+    ``(1 + p) 2**n - 1 = p 2**n + (2**n - 1)`` from the parts of ``exp``, both terms exact for
+    moderate ``n`` (one rounding), and ``exp(x) - 1`` once ``-1`` is below half an ulp.
+``tanh(x)``
+    ``copysign(-t / (2 + t), x)`` with ``t = expm1(-2|x|)`` in ``(-1, 0]``: accurate near 0, no
+    overflow for large ``|x|``.
+``sigmoid(x)``
+    ``1 / (1 + exp(-x))``: the book's formula with this ``exp`` (0 where ``exp(-x)`` overflows,
+    as in the reference).
+
+Softplus ``log1p(exp(x))`` needs a vectorized ``log`` (not here yet); Mish can do without it:
+``tanh(softplus(x)) = u / (u + 2)`` with ``u = e (e + 2)``, ``e = exp(x)``.
+
+Accuracy (stated bounds, verified by ``tests/test_vmath.py`` over >= 10**6 random and edge
+inputs against ``np.exp`` on ``np.longdouble`` for float64 and against float64 ``np.exp`` for
+float32; ulp of the exact result, subnormal results counted in ulps of the subnormal spacing):
+
+========  ==========  ==========
+function  float64     float32
+========  ==========  ==========
+exp       <= 1.5 ulp  <= 1.5 ulp
+expm1     <= 2 ulp    <= 2 ulp
+tanh      <= 3 ulp    <= 3 ulp
+sigmoid   <= 3 ulp    <= 3 ulp
+========  ==========  ==========
+
+These are not NumPy's values to the bit. Where :mod:`fastdl.reference` uses ``np.exp`` and a test
+asserts bit-identity (today's sigmoid forward and softmax numerators), the kernels keep NumPy's
+``exp``; see ``docs/design-notes.md`` ("Vectorized transcendentals") for which activation may take
+which path.
+
+Use: call ``vexp(x)`` / ``vexpm1(x)`` / ``vtanh(x)`` / ``vsigmoid(x)`` inside a ``@jit`` kernel loop
+on a float32 or float64 scalar (the dtype is chosen at compile time); the array drivers
+:func:`exp_into`, :func:`expm1_into`, :func:`tanh_into`, :func:`sigmoid_into` run one pass over
+flat C-contiguous arrays.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from llvmlite import ir
+from numba import prange, types
+from numba.extending import intrinsic, overload
+
+from .._jit import jit
+from . import dispatch
+
+__all__ = ["vexp", "vexpm1", "vtanh", "vsigmoid", "exp_into", "expm1_into", "tanh_into", "sigmoid_into"]
+
+
+# --- bit casts (LLVM ``bitcast``: free, vectorizes) ------------------------------------------------
+
+@intrinsic
+def _as_int(typingctx, x):
+    """float64 -> int64 / float32 -> int32 with the same bits."""
+    if x == types.float64:
+        ity, lty = types.int64, ir.IntType(64)
+    elif x == types.float32:
+        ity, lty = types.int32, ir.IntType(32)
+    else:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], lty)
+
+    return ity(x), codegen
+
+
+@intrinsic
+def _as_float(typingctx, i):
+    """int64 -> float64 / int32 -> float32 with the same bits."""
+    if i == types.int64:
+        fty, lty = types.float64, ir.DoubleType()
+    elif i == types.int32:
+        fty, lty = types.float32, ir.FloatType()
+    else:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], lty)
+
+    return fty(i), codegen
+
+
+#: fused multiply-add allowed (``contract`` only: NaN/inf semantics kept), where the host has FMA
+_CONTRACT = frozenset({"contract"})
+
+
+def _element(f):
+    """``jit(fastmath=contract)`` plus LLVM ``alwaysinline`` (Numba's ``forceinline``) for an element function.
+
+    Inlined by LLVM, not by Numba's IR inliner, so the function keeps its own fastmath flags in any
+    caller; without it LLVM left the larger ones (expm1, tanh) as calls and the caller's loop did
+    not vectorize. (``fastdl._jit.jit`` has no ``forceinline`` option: it is set on the dispatcher
+    before its first compilation.)
+    """
+    d = jit(fastmath=_CONTRACT)(f)
+    d.targetoptions["forceinline"] = True
+    return d
+
+
+# --- float64 ---------------------------------------------------------------------------------------
+
+_LOG2E = 1.4426950408889634
+_SHIFT64 = 6755399441055744.0  # 1.5 * 2**52: adding it rounds to an integer kept in the low bits
+_LN2_HI64 = 6.93147180369123816490e-01  # 0x3fe62e42fee00000: n * _LN2_HI64 exact for |n| < 2**21
+_LN2_LO64 = 1.90821492927058770002e-10
+
+
+@_element
+def _exp64_parts(x):
+    """``(p, n)`` with ``exp(x) = (1 + p) * 2**n``, ``p = expm1(r)``, ``|r| <= ln2/2`` (x clamped)."""
+    if x > 710.0:
+        x = 710.0
+    if x < -746.0:
+        x = -746.0
+    t = x * _LOG2E + _SHIFT64
+    nf = t - _SHIFT64
+    n = _as_int(t) - _as_int(_SHIFT64)
+    r = (x - nf * _LN2_HI64) - nf * _LN2_LO64
+    # q(r) ~ (exp(r) - 1 - r) / r**2 on |r| <= 0.3466: degree 9, least squares on 4000 Chebyshev
+    # nodes (fitted to the series in np.longdouble); adds <= 0.15 ulp to exp (Taylor would need degree 11)
+    p = 2.5108338585387594e-08
+    p = p * r + 2.7620782600450093e-07
+    p = p * r + 2.75572357849396e-06
+    p = p * r + 2.4801519614482933e-05
+    p = p * r + 0.00019841269906013587
+    p = p * r + 0.001388888891845514
+    p = p * r + 0.008333333333309725
+    p = p * r + 0.041666666666621416
+    p = p * r + 0.16666666666666693
+    p = p * r + 0.5000000000000001
+    return p * r * r + r, n
+
+
+@_element
+def _exp64(x):
+    p, n = _exp64_parts(x)
+    n1 = n >> 1
+    s1 = _as_float((n1 + 1023) << 52)
+    s2 = _as_float((n - n1 + 1023) << 52)
+    return (p + 1.0) * s1 * s2
+
+
+@_element
+def _expm1_64(x):
+    # |x| < 1/2: Taylor series of expm1 (degree 14), no cancellation
+    q = 1.0 / 1307674368000.0
+    q = q * x + 1.0 / 87178291200.0
+    q = q * x + 1.0 / 6227020800.0
+    q = q * x + 1.0 / 479001600.0
+    q = q * x + 1.0 / 39916800.0
+    q = q * x + 1.0 / 3628800.0
+    q = q * x + 1.0 / 362880.0
+    q = q * x + 1.0 / 40320.0
+    q = q * x + 1.0 / 5040.0
+    q = q * x + 1.0 / 720.0
+    q = q * x + 1.0 / 120.0
+    q = q * x + 1.0 / 24.0
+    q = q * x + 1.0 / 6.0
+    q = q * x + 0.5
+    small = q * x * x + x
+    if x == 0.0:
+        small = x  # -0.0 stays -0.0
+    # else: (1 + p) 2**n - 1 = p 2**n + (2**n - 1), both terms exact for -1022 <= n <= 53 (one rounding);
+    # 2**n overflows to inf only for x >= 710 after the clamp, where p > 0 (no inf - inf)
+    p, n = _exp64_parts(x)
+    n1 = n >> 1
+    s1 = _as_float((n1 + 1023) << 52)
+    s2 = _as_float((n - n1 + 1023) << 52)
+    s = s1 * s2
+    large = p * s + (s - 1.0)
+    if n > 60:  # -1 is below half an ulp; 2**n may overflow where (1 + p) 2**n does not
+        large = (p + 1.0) * s1 * s2 - 1.0
+    if abs(x) < 0.5:
+        return small
+    return large
+
+
+# --- float32 ---------------------------------------------------------------------------------------
+
+_F = np.float32
+_LOG2E32 = _F(1.44269504)
+_SHIFT32 = _F(12582912.0)  # 1.5 * 2**23
+_LN2_HI32 = _F(0.693359375)  # 0x3f318000: n * _LN2_HI32 exact for |n| < 2**15
+_LN2_LO32 = _F(-2.12194440e-4)
+_HI32, _LO32 = _F(89.0), _F(-104.0)
+_ZERO32, _ONE32, _HALF32 = _F(0.0), _F(1.0), _F(0.5)
+_C32 = tuple(_F(1.0 / c) for c in (5040.0, 720.0, 120.0, 24.0, 6.0))
+_C32_7, _C32_6, _C32_5, _C32_4, _C32_3 = _C32
+
+
+_C32M = tuple(_F(1.0 / c) for c in (362880.0, 40320.0, 5040.0, 720.0, 120.0, 24.0, 6.0))
+_C32M_9, _C32M_8, _C32M_7, _C32M_6, _C32M_5, _C32M_4, _C32M_3 = _C32M
+
+
+@_element
+def _exp32_parts(x):
+    """``(p, n)`` with ``exp(x) = (1 + p) * 2**n``, ``p = expm1(r)``, ``|r| <= ln2/2`` (x clamped)."""
+    if x > _HI32:
+        x = _HI32
+    if x < _LO32:
+        x = _LO32
+    t = x * _LOG2E32 + _SHIFT32
+    nf = t - _SHIFT32
+    n = _as_int(t) - _as_int(_SHIFT32)
+    r = (x - nf * _LN2_HI32) - nf * _LN2_LO32
+    p = _C32_7
+    p = p * r + _C32_6
+    p = p * r + _C32_5
+    p = p * r + _C32_4
+    p = p * r + _C32_3
+    p = p * r + _HALF32
+    return p * r * r + r, n
+
+
+@_element
+def _exp32(x):
+    p, n = _exp32_parts(x)
+    n1 = n >> 1
+    s1 = _as_float(np.int32((n1 + 127) << 23))  # (Numba widens int32 arithmetic to int64)
+    s2 = _as_float(np.int32((n - n1 + 127) << 23))
+    return (p + _ONE32) * s1 * s2
+
+
+@_element
+def _expm1_32(x):
+    q = _C32M_9
+    q = q * x + _C32M_8
+    q = q * x + _C32M_7
+    q = q * x + _C32M_6
+    q = q * x + _C32M_5
+    q = q * x + _C32M_4
+    q = q * x + _C32M_3
+    q = q * x + _HALF32
+    small = q * x * x + x
+    if x == _ZERO32:
+        small = x  # -0.0 stays -0.0
+    p, n = _exp32_parts(x)
+    n1 = n >> 1
+    s1 = _as_float(np.int32((n1 + 127) << 23))
+    s2 = _as_float(np.int32((n - n1 + 127) << 23))
+    s = s1 * s2
+    large = p * s + (s - _ONE32)
+    if n > 30:
+        large = (p + _ONE32) * s1 * s2 - _ONE32
+    if abs(x) < _HALF32:
+        return small
+    return large
+
+
+# --- dtype-generic element functions for kernels -----------------------------------------------------
+
+_OV_FLAGS = {"nogil": True, "error_model": "numpy", "forceinline": True}
+
+
+def vexp(x):
+    """``exp(x)`` for a float32/float64 scalar inside a jitted kernel (vectorizable; <= 1.5 ulp)."""
+    raise NotImplementedError("vexp is for use inside jitted code")
+
+
+def vexpm1(x):
+    """``exp(x) - 1`` for a float32/float64 scalar inside a jitted kernel (vectorizable; <= 2 ulp)."""
+    raise NotImplementedError("vexpm1 is for use inside jitted code")
+
+
+def vtanh(x):
+    """``tanh(x) = sign(x) * (-t / (2 + t))``, ``t = expm1(-2|x|)``, inside a jitted kernel (<= 3 ulp)."""
+    raise NotImplementedError("vtanh is for use inside jitted code")
+
+
+def vsigmoid(x):
+    """``1 / (1 + exp(-x))`` for a float32/float64 scalar inside a jitted kernel (<= 3 ulp)."""
+    raise NotImplementedError("vsigmoid is for use inside jitted code")
+
+
+@overload(vexp, jit_options=_OV_FLAGS)
+def _ov_vexp(x):
+    if x == types.float64:
+        return lambda x: _exp64(x)
+    if x == types.float32:
+        return lambda x: _exp32(x)
+    return None
+
+
+@overload(vexpm1, jit_options=_OV_FLAGS)
+def _ov_vexpm1(x):
+    if x == types.float64:
+        return lambda x: _expm1_64(x)
+    if x == types.float32:
+        return lambda x: _expm1_32(x)
+    return None
+
+
+@overload(vtanh, jit_options=_OV_FLAGS)
+def _ov_vtanh(x):
+    if x not in (types.float32, types.float64):
+        return None
+    two = np.float64(2) if x == types.float64 else np.float32(2)
+
+    def impl(x):
+        t = vexpm1(-two * abs(x))  # in (-1, 0]; -inf -> -1, NaN stays NaN
+        return math.copysign(-t / (two + t), x)
+
+    return impl
+
+
+@overload(vsigmoid, jit_options=_OV_FLAGS)
+def _ov_vsigmoid(x):
+    if x not in (types.float32, types.float64):
+        return None
+    one = np.float64(1) if x == types.float64 else np.float32(1)
+
+    def impl(x):
+        return one / (one + vexp(-x))
+
+    return impl
+
+
+# --- array drivers: one pass over flat C-contiguous arrays -------------------------------------------
+
+@jit
+def _exp_w(x, out, lo, hi):
+    xs, os = x[lo:hi], out[lo:hi]
+    for i in range(xs.size):
+        os[i] = vexp(xs[i])
+
+
+@jit(parallel=True)
+def _exp_p(x, out, nchunks):
+    n = x.size
+    for c in prange(nchunks):
+        _exp_w(x, out, c * n // nchunks, (c + 1) * n // nchunks)
+
+
+@jit
+def _expm1_w(x, out, lo, hi):
+    xs, os = x[lo:hi], out[lo:hi]
+    for i in range(xs.size):
+        os[i] = vexpm1(xs[i])
+
+
+@jit(parallel=True)
+def _expm1_p(x, out, nchunks):
+    n = x.size
+    for c in prange(nchunks):
+        _expm1_w(x, out, c * n // nchunks, (c + 1) * n // nchunks)
+
+
+@jit
+def _tanh_w(x, out, lo, hi):
+    xs, os = x[lo:hi], out[lo:hi]
+    for i in range(xs.size):
+        os[i] = vtanh(xs[i])
+
+
+@jit(parallel=True)
+def _tanh_p(x, out, nchunks):
+    n = x.size
+    for c in prange(nchunks):
+        _tanh_w(x, out, c * n // nchunks, (c + 1) * n // nchunks)
+
+
+@jit
+def _sigmoid_w(x, out, lo, hi):
+    xs, os = x[lo:hi], out[lo:hi]
+    for i in range(xs.size):
+        os[i] = vsigmoid(xs[i])
+
+
+@jit(parallel=True)
+def _sigmoid_p(x, out, nchunks):
+    n = x.size
+    for c in prange(nchunks):
+        _sigmoid_w(x, out, c * n // nchunks, (c + 1) * n // nchunks)
+
+
+def exp_into(x: np.ndarray, out: np.ndarray) -> None:
+    """Flat C-contiguous float32/float64 arrays of one dtype and size: ``out = exp(x)`` (``out`` may be ``x``)."""
+    dispatch(_exp_w, _exp_p, x.size, x.size, x, out)
+
+
+def expm1_into(x: np.ndarray, out: np.ndarray) -> None:
+    """Flat arrays as :func:`exp_into`: ``out = exp(x) - 1``."""
+    dispatch(_expm1_w, _expm1_p, x.size, x.size, x, out)
+
+
+def tanh_into(x: np.ndarray, out: np.ndarray) -> None:
+    """Flat arrays as :func:`exp_into`: ``out = tanh(x)``."""
+    dispatch(_tanh_w, _tanh_p, x.size, x.size, x, out)
+
+
+def sigmoid_into(x: np.ndarray, out: np.ndarray) -> None:
+    """Flat arrays as :func:`exp_into`: ``out = 1 / (1 + exp(-x))``."""
+    dispatch(_sigmoid_w, _sigmoid_p, x.size, x.size, x, out)
