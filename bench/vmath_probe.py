@@ -1,8 +1,9 @@
 """Probe: which vectorized-transcendental path wins on this machine (``python bench/vmath_probe.py``).
 
 Times, per dtype (float32, float64) and size (100x100, 256x1024, 1024x4096), in interleaved blocks
-(:func:`fastdl.benchmark.measure_group`: every variant takes a block in every pass, medians over
-all samples), these variants of ``exp`` and of the forward passes of sigmoid, tanh and SiLU:
+(as :func:`fastdl.benchmark.measure_group`: every variant takes a block in every pass; the median
+and the 10th percentile over all samples), these variants of ``exp`` and of the forward passes of
+sigmoid, tanh, SiLU and the row-wise softmax (rows of 100, 1024, 4096):
 
 ``numba-libm``   a Numba loop calling ``math.exp``/``math.tanh`` (scalar libm, does not vectorize)
 ``numpy``        NumPy's SIMD ufuncs in place (``np.exp(x, out=o)``; sigmoid/SiLU: the ufunc
@@ -20,12 +21,17 @@ all samples), these variants of ``exp`` and of the forward passes of sigmoid, ta
                  45 us .. 6 ms with the spin count 1000); the tables show both, the fairer peer is
                  the faster of the two
 
+Softmax: ``numpy`` is fastdl's softmax of today (compiled shift, NumPy ``exp`` in place, compiled
+normalize), ``poly`` one compiled pass per row. PyTorch's SiLU and softmax allocate their result;
+every other variant writes into a preallocated array.
+
 Then the crossover of ``numpy-2t`` over ``numpy`` for ``exp`` (sizes 2**10 .. 2**22), and the
 memory-traffic comparison for sigmoid forward at 256x1024: NumPy's ``exp`` in place between two
 compiled passes (negate, finish) against one fused compiled pass.
 
-Options: ``--quick`` (shorter blocks, for a smoke run), ``--json FILE`` (all medians).
-Prints Markdown tables (microseconds per call, median) and the ``uptime`` load before and after.
+Options: ``--quick`` (shorter blocks, for a smoke run), ``--json FILE`` (all medians),
+``--funcs exp,softmax`` (a subset), ``--no-extra`` (skip the crossover and traffic sections).
+Prints Markdown tables (microseconds per call, median / 10th percentile) and the ``uptime`` load before and after.
 """
 
 from __future__ import annotations
@@ -46,12 +52,13 @@ import numpy as np
 from numba import prange
 
 from fastdl import benchmark as fb
-from fastdl._jit import jit
-from fastdl.kernels import activations, vmath
+from fastdl._jit import REDUCTION, jit
+from fastdl.kernels import activations, softmax, vmath
 
-SIZES = {"100x100": 100 * 100, "256x1024": 256 * 1024, "1024x4096": 1024 * 4096}
+SHAPES = {"100x100": (100, 100), "256x1024": (256, 1024), "1024x4096": (1024, 4096)}
+SIZES = {k: r * c for k, (r, c) in SHAPES.items()}
 DTYPES = ("float32", "float64")
-FUNCS = ("exp", "sigmoid", "tanh", "silu")
+FUNCS = ("exp", "sigmoid", "tanh", "silu", "softmax")
 
 
 # --- Numba loops around scalar libm, and the fused polynomial SiLU -----------------------------------
@@ -94,6 +101,55 @@ def _poly_silu_p(x, out, nchunks):
     n = x.size
     for c in prange(nchunks):
         _poly_silu(x, out, c * n // nchunks, (c + 1) * n // nchunks)
+
+
+@jit(fastmath=REDUCTION)
+def _poly_softmax(x, y, lo, hi):
+    """Row-wise softmax in one pass per row: max, ``vexp(x - max)`` stored and summed (float64), divide.
+
+    ``fastmath=REDUCTION`` (reassociation) lets the row max and the sum vectorize.
+    """
+    c = x.shape[1]
+    s_typed = np.empty(1, dtype=y.dtype)
+    for i in range(lo, hi):
+        xr, yr = x[i], y[i]
+        mx = xr[0]
+        for j in range(1, c):
+            if xr[j] > mx:
+                mx = xr[j]
+        s = 0.0
+        for j in range(c):
+            e = vmath.vexp(xr[j] - mx)
+            yr[j] = e
+            s += e
+        s_typed[0] = s
+        st = s_typed[0]
+        for j in range(c):
+            yr[j] = yr[j] / st
+
+
+@jit(parallel=True)
+def _poly_softmax_p(x, y, nchunks):
+    n = x.shape[0]
+    for k in prange(nchunks):
+        _poly_softmax(x, y, k * n // nchunks, (k + 1) * n // nchunks)
+
+
+@jit(fastmath=REDUCTION)
+def _libm_softmax(x, y):
+    c = x.shape[1]
+    for i in range(x.shape[0]):
+        mx = x[i, 0]
+        for j in range(1, c):
+            if x[i, j] > mx:
+                mx = x[i, j]
+        s = 0.0
+        for j in range(c):
+            e = math.exp(x[i, j] - mx)
+            y[i, j] = e
+            s += e
+        for j in range(c):
+            y[i, j] = y[i, j] / s
 
 
 @jit
@@ -139,7 +195,14 @@ def _np_silu(x, o, lo, hi):
     np.divide(xs, os, out=os)
 
 
-NP_PASSES = {"exp": _np_exp, "sigmoid": _np_sigmoid, "tanh": _np_tanh, "silu": _np_silu}
+def _np_softmax(x, o, lo, hi):
+    """fastdl's softmax of today on rows [lo, hi): compiled shift, NumPy exp in place, compiled normalize."""
+    softmax._shift_rows(x, o, lo, hi)
+    np.exp(o[lo:hi], out=o[lo:hi])
+    softmax._normalize_rows(o, lo, hi)
+
+
+NP_PASSES = {"exp": _np_exp, "sigmoid": _np_sigmoid, "tanh": _np_tanh, "silu": _np_silu, "softmax": _np_softmax}
 
 
 class Split2:
@@ -149,20 +212,23 @@ class Split2:
         self.pool = ThreadPoolExecutor(1)
 
     def __call__(self, f, x, o):
-        h = x.size // 2
+        n = len(x)  # elements of a flat array, rows of a 2-D one
+        h = n // 2
         fut = self.pool.submit(f, x, o, 0, h)
-        f(x, o, h, x.size)
+        f(x, o, h, n)
         fut.result()
 
 
 def local_variants(func: str, x: np.ndarray, o: np.ndarray, split: Split2) -> dict:
     one = x.dtype.type(1)
-    n = x.size
+    n = len(x)
     npf = NP_PASSES[func]
     libm = {"exp": lambda: _libm_exp(x, o), "sigmoid": lambda: _libm_sigmoid(x, o, one),
-            "tanh": lambda: _libm_tanh(x, o), "silu": lambda: _libm_silu(x, o, one)}[func]
+            "tanh": lambda: _libm_tanh(x, o), "silu": lambda: _libm_silu(x, o, one),
+            "softmax": lambda: _libm_softmax(x, o)}[func]
     serial, par = {"exp": (vmath._exp_w, vmath._exp_p), "sigmoid": (vmath._sigmoid_w, vmath._sigmoid_p),
-                   "tanh": (vmath._tanh_w, vmath._tanh_p), "silu": (_poly_silu, _poly_silu_p)}[func]
+                   "tanh": (vmath._tanh_w, vmath._tanh_p), "silu": (_poly_silu, _poly_silu_p),
+                   "softmax": (_poly_softmax, _poly_softmax_p)}[func]
     return {
         "numba-libm": libm,
         "numpy": lambda: npf(x, o, 0, n),
@@ -173,8 +239,13 @@ def local_variants(func: str, x: np.ndarray, o: np.ndarray, split: Split2) -> di
 
 
 def make_input(func: str, n: int, dtype: str) -> np.ndarray:
-    """Standard normal draws times 3 (seed 0): the activations' working range."""
-    return (3 * np.random.default_rng(0).standard_normal(n)).astype(dtype)
+    """Standard normal draws times 3 (seed 0): the activations' working range; softmax: rows of 1024
+    (100 for the 100x100 size), as the probe's shapes have them."""
+    x = (3 * np.random.default_rng(0).standard_normal(n)).astype(dtype)
+    if func == "softmax":
+        cols = 100 if n == 100 * 100 else (1024 if n == 256 * 1024 else 4096)
+        x = x.reshape(n // cols, cols)
+    return x
 
 
 # --- the PyTorch peer process ------------------------------------------------------------------------
@@ -194,7 +265,8 @@ def _peer_server() -> None:
             x = torch.from_numpy(make_input(msg["func"], msg["n"], msg["dtype"]))
             o = torch.empty_like(x)
             fn = {"exp": lambda x=x, o=o: torch.exp(x, out=o), "sigmoid": lambda x=x, o=o: torch.sigmoid(x, out=o),
-                  "tanh": lambda x=x, o=o: torch.tanh(x, out=o), "silu": lambda x=x: F.silu(x)}[msg["func"]]
+                  "tanh": lambda x=x, o=o: torch.tanh(x, out=o), "silu": lambda x=x: F.silu(x),
+                  "softmax": lambda x=x: torch.softmax(x, 1)}[msg["func"]]
         elif cmd == "calibrate":
             result = fb._calibrate(fn, msg["warmup"], msg["sample_time"])
         elif cmd == "block":
@@ -221,6 +293,26 @@ class TorchPeer(fb.RemotePeer):
 
 # --- the probe -----------------------------------------------------------------------------------------
 
+def measure_all(fns: dict, remote: dict | None = None, *, warmup: int = 2, min_time: float = 0.2,
+                min_samples: int = 5, sample_time: float = 1e-2, passes: int = 3) -> dict:
+    """Interleaved blocks as :func:`fastdl.benchmark.measure_group`, keeping every sample.
+
+    Returns name -> ``{"median": s, "p10": s}`` (seconds per call): on a loaded machine the median
+    includes waiting for a core, the 10th percentile estimates the cost when the work had one.
+    """
+    remote = remote or {}
+    numbers = {name: fb._calibrate(fn, warmup, sample_time) for name, fn in fns.items()}
+    numbers.update({name: peer.calibrate(warmup, sample_time) for name, peer in remote.items()})
+    lo = -(-min_samples // passes)
+    samples: dict[str, list[float]] = {name: [] for name in numbers}
+    for _ in range(passes):
+        for name, fn in fns.items():
+            samples[name] += fb._run_block(fn, numbers[name], warmup, lo, 4 * lo, min_time / passes)
+        for name, peer in remote.items():
+            samples[name] += peer.block(numbers[name], warmup, lo, 4 * lo, min_time / passes)
+    return {name: {"median": float(np.median(v)), "p10": float(np.percentile(v, 10))} for name, v in samples.items()}
+
+
 def _uptime() -> str:
     try:
         return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
@@ -229,13 +321,14 @@ def _uptime() -> str:
 
 
 def _table(title: str, rows: list[tuple[str, str, dict]], cols: list[str], bytes_per: int = 2) -> None:
+    """Cells ``median / p10`` in us; the best by p10 and its GB/s (``bytes_per`` x size x itemsize moved)."""
     print(f"\n### {title}\n")
-    print("| size | dtype | " + " | ".join(cols) + " | best | best GB/s |")
+    print("| size | dtype | " + " | ".join(cols) + " | best (p10) | GB/s |")
     print("|---|---|" + "---|" * (len(cols) + 2))
     for size, dtype, med in rows:
-        best = min((c for c in cols if c in med), key=med.get)
-        gbs = bytes_per * SIZES.get(size, 0) * np.dtype(dtype).itemsize / med[best] / 1e9
-        cells = [f"{med[c] * 1e6:.1f}" if c in med else "-" for c in cols]
+        best = min((c for c in cols if c in med), key=lambda c: med[c]["p10"])
+        gbs = bytes_per * SIZES.get(size, 0) * np.dtype(dtype).itemsize / med[best]["p10"] / 1e9
+        cells = [f"{med[c]['median'] * 1e6:.4g} / {med[c]['p10'] * 1e6:.4g}" if c in med else "-" for c in cols]
         print(f"| {size} | {dtype} | " + " | ".join(cells) + f" | {best} | {gbs:.1f} |")
 
 
@@ -243,6 +336,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short blocks (smoke run)")
     ap.add_argument("--json", help="write all medians to this file")
+    ap.add_argument("--no-extra", action="store_true", help="skip the crossover and memory-traffic sections")
     ap.add_argument("--funcs", default=",".join(FUNCS), help="comma-separated subset of " + ",".join(FUNCS))
     args = ap.parse_args(argv)
     kw = dict(min_time=0.05, passes=2, min_samples=3) if args.quick else dict(min_time=0.6, passes=5,
@@ -262,51 +356,55 @@ def main(argv: list[str] | None = None) -> None:
                     for peer in peers.values():
                         peer.setup_func(func, n, dtype)
                     with np.errstate(over="ignore"):
-                        med = fb.measure_group(local_variants(func, x, o, split), remote=peers, **kw)
+                        med = measure_all(local_variants(func, x, o, split), remote=peers, **kw)
                     rows.append((size, dtype, med))
                     results[f"{func}/{size}/{dtype}"] = med
-            _table(f"{func} forward, us per call (median)", rows, cols)
+            _table(f"{func} forward, us per call (median / p10)", rows, cols)
 
-        # crossover of the 2-thread NumPy split for exp
-        print("\n### exp: NumPy 1 thread vs split over 2 threads, us per call\n")
-        print("| n | dtype | numpy | numpy-2t | ratio |")
-        print("|---|---|---|---|---|")
-        for k in range(10, 23, 2):
+        if not args.no_extra:
+            # crossover of the 2-thread NumPy split for exp
+            print("\n### exp: NumPy 1 thread vs split over 2 threads, us per call (median / p10)\n")
+            print("| n | dtype | numpy | numpy-2t | ratio numpy/numpy-2t |")
+            print("|---|---|---|---|---|")
+            for k in range(10, 23, 2):
+                for dtype in DTYPES:
+                    x = make_input("exp", 2**k, dtype)
+                    o = np.empty_like(x)
+                    med = measure_all({"numpy": lambda x=x, o=o: _np_exp(x, o, 0, x.size),
+                                       "numpy-2t": lambda x=x, o=o: split(_np_exp, x, o)}, **kw)
+                    results[f"crossover/{2**k}/{dtype}"] = med
+                    a, b = med["numpy"], med["numpy-2t"]
+                    print(f"| 2^{k} | {dtype} | {a['median'] * 1e6:.1f} / {a['p10'] * 1e6:.1f} | "
+                          f"{b['median'] * 1e6:.1f} / {b['p10'] * 1e6:.1f} | {a['median'] / b['median']:.2f} / "
+                          f"{a['p10'] / b['p10']:.2f} |")
+
+            # memory traffic: NumPy in place between two compiled passes vs one fused compiled pass
+            rows = []
+            n = SIZES["256x1024"]
             for dtype in DTYPES:
-                x = make_input("exp", 2**k, dtype)
+                x = make_input("sigmoid", n, dtype)
                 o = np.empty_like(x)
-                med = fb.measure_group({"numpy": lambda x=x, o=o: _np_exp(x, o, 0, x.size),
-                                        "numpy-2t": lambda x=x, o=o: split(_np_exp, x, o)}, **kw)
-                results[f"crossover/{2**k}/{dtype}"] = med
-                print(f"| 2^{k} | {dtype} | {med['numpy'] * 1e6:.1f} | {med['numpy-2t'] * 1e6:.1f} | "
-                      f"{med['numpy'] / med['numpy-2t']:.2f} |")
+                one = x.dtype.type(1)
 
-        # memory traffic: NumPy in place between two compiled passes vs one fused compiled pass
-        rows = []
-        n = SIZES["256x1024"]
-        for dtype in DTYPES:
-            x = make_input("sigmoid", n, dtype)
-            o = np.empty_like(x)
-            one = x.dtype.type(1)
+                def three_pass(x=x, o=o, one=one):
+                    _negate(x, o, 0, n)
+                    np.exp(o, out=o)
+                    activations._sigmoid_finish(o, one, 0, n)
 
-            def three_pass(x=x, o=o, one=one):
-                _negate(x, o, 0, n)
-                np.exp(o, out=o)
-                activations._sigmoid_finish(o, one, 0, n)
-
-            variants = {
-                "compiled+np.exp+compiled": three_pass,
-                "today (np.neg+np.exp+compiled)": lambda x=x, o=o: activations.sigmoid_forward(x, o),
-                "fused poly": lambda x=x, o=o: vmath._sigmoid_w(x, o, 0, n),
-                "fused libm": lambda x=x, o=o, one=one: _libm_sigmoid(x, o, one),
-                "np.exp alone": lambda x=x, o=o: np.exp(x, out=o),
-                "compiled copy pass": lambda x=x, o=o: _copy(x, o, 0, n),
-            }
-            with np.errstate(over="ignore"):
-                med = fb.measure_group(variants, **kw)
-            results[f"traffic/256x1024/{dtype}"] = med
-            rows.append(("256x1024", dtype, med))
-        _table("sigmoid forward 256x1024: passes vs one fused pass, us per call", rows, list(variants))
+                variants = {
+                    "compiled+np.exp+compiled": three_pass,
+                    "today (np.neg+np.exp+compiled)": lambda x=x, o=o: activations.sigmoid_forward(x, o),
+                    "fused poly": lambda x=x, o=o: vmath._sigmoid_w(x, o, 0, n),
+                    "fused libm": lambda x=x, o=o, one=one: _libm_sigmoid(x, o, one),
+                    "np.exp alone": lambda x=x, o=o: np.exp(x, out=o),
+                    "compiled copy pass": lambda x=x, o=o: _copy(x, o, 0, n),
+                }
+                with np.errstate(over="ignore"):
+                    med = measure_all(variants, **kw)
+                results[f"traffic/256x1024/{dtype}"] = med
+                rows.append(("256x1024", dtype, med))
+            _table("sigmoid forward 256x1024: passes vs one fused pass, us per call (median / p10)", rows,
+                   list(variants))
     finally:
         for peer in peers.values():
             peer.close()
