@@ -30,7 +30,10 @@ memory-traffic comparison for sigmoid forward at 256x1024: NumPy's ``exp`` in pl
 compiled passes (negate, finish) against one fused compiled pass.
 
 Options: ``--quick`` (shorter blocks, for a smoke run), ``--json FILE`` (all medians),
-``--funcs exp,softmax`` (a subset), ``--no-extra`` (skip the crossover and traffic sections).
+``--funcs exp,softmax`` (a subset), ``--no-extra`` (skip the crossover and traffic sections),
+``--cpu`` (only the thread CPU time per call of the serial variants: what they cost when they
+have a core, which a loaded machine's wall-clock medians do not show), ``--accuracy`` (only the
+table of max ulp errors of NumPy, Numba's libm, vmath and PyTorch).
 Prints Markdown tables (microseconds per call, median / 10th percentile) and the ``uptime`` load before and after.
 """
 
@@ -313,6 +316,94 @@ def measure_all(fns: dict, remote: dict | None = None, *, warmup: int = 2, min_t
     return {name: {"median": float(np.median(v)), "p10": float(np.percentile(v, 10))} for name, v in samples.items()}
 
 
+def cpu_table(funcs: list[str], rounds: int = 7) -> dict:
+    """Thread CPU time per call of the single-threaded variants (immune to waiting for a core).
+
+    ``rounds`` rounds, each timing every variant once over ~20 ms of calls in turn; the median
+    over rounds. Cache and memory-bandwidth contention from other processes still count.
+    """
+    import time
+
+    split = None
+    results = {}
+    print("\n### single-thread variants: thread CPU time per call, us (median of rounds)\n")
+    cols = ["numba-libm", "numpy", "poly"]
+    print("| function | size | dtype | " + " | ".join(cols) + " | numpy/poly |")
+    print("|---|---|---|" + "---|" * (len(cols) + 1))
+    for func in funcs:
+        for size, n in SIZES.items():
+            for dtype in DTYPES:
+                x = make_input(func, n, dtype)
+                o = np.empty_like(x)
+                with np.errstate(over="ignore"):
+                    fns = {k: v for k, v in local_variants(func, x, o, split).items() if k in cols}
+                    numbers = {k: fb._calibrate(f, 2, 0.02) for k, f in fns.items()}
+                    samples = {k: [] for k in fns}
+                    for _ in range(rounds):
+                        for k, f in fns.items():
+                            t0 = time.thread_time()
+                            for _ in range(numbers[k]):
+                                f()
+                            samples[k].append((time.thread_time() - t0) / numbers[k])
+                med = {k: float(np.median(v)) for k, v in samples.items()}
+                results[f"cpu/{func}/{size}/{dtype}"] = med
+                print(f"| {func} | {size} | {dtype} | " + " | ".join(f"{med[c] * 1e6:.4g}" for c in cols)
+                      + f" | {med['numpy'] / med['poly']:.2f} |")
+    return results
+
+
+def accuracy_table() -> None:
+    """Max ulp error of each implementation over 2.1e6 inputs per dtype (as tests/test_vmath.py draws them)."""
+    rng = np.random.default_rng(1234)
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    print("\n### max ulp error vs a wider reference (np.longdouble for float64, float64 for float32)\n")
+    print("| function | dtype | numpy | numba-libm | poly (vmath) | torch |")
+    print("|---|---|---|---|---|---|")
+    libm = {"exp": _libm_exp, "tanh": _libm_tanh, "sigmoid": None, "expm1": None}
+    for name in ("exp", "expm1", "tanh", "sigmoid"):
+        for dtype in DTYPES:
+            wide = 760.0 if dtype == "float64" else 110.0
+            x = np.concatenate([rng.uniform(-wide, wide, 10**6), rng.uniform(-4, 4, 10**6),
+                                rng.standard_normal(10**5) * 1e-4]).astype(dtype)
+            ref_t = np.longdouble if dtype == "float64" else np.float64
+            xw = x.astype(ref_t)
+            with np.errstate(over="ignore"):
+                ref = {"exp": np.exp, "expm1": np.expm1, "tanh": np.tanh,
+                       "sigmoid": lambda v: 1 / (1 + np.exp(-v))}[name](xw)
+                if name == "sigmoid":  # the book's formula gives 0 where exp(-x) overflows in the dtype
+                    ref = np.where(np.isinf(np.exp(-x)), 0, ref)
+                outs = {"numpy": {"exp": np.exp, "expm1": np.expm1, "tanh": np.tanh,
+                                  "sigmoid": lambda v: 1 / (1 + np.exp(-v))}[name](x)}
+            o = np.empty_like(x)
+            if name == "sigmoid":
+                _libm_sigmoid(x, o, x.dtype.type(1))
+                outs["numba-libm"] = o.copy()
+            elif libm[name] is not None:
+                libm[name](x, o)
+                outs["numba-libm"] = o.copy()
+            {"exp": vmath.exp_into, "expm1": vmath.expm1_into, "tanh": vmath.tanh_into,
+             "sigmoid": vmath.sigmoid_into}[name](x, o)
+            outs["poly (vmath)"] = o.copy()
+            if torch is not None:
+                tf = {"exp": torch.exp, "expm1": torch.expm1, "tanh": torch.tanh, "sigmoid": torch.sigmoid}[name]
+                outs["torch"] = tf(torch.from_numpy(x)).numpy()
+            cells = []
+            for impl in ("numpy", "numba-libm", "poly (vmath)", "torch"):
+                if impl not in outs:
+                    cells.append("-")
+                    continue
+                out = outs[impl]
+                with np.errstate(over="ignore", invalid="ignore"):
+                    rounded = ref.astype(dtype)
+                    same = (out == rounded) | (np.isnan(out) & np.isnan(ref))
+                    err = np.abs(out.astype(ref_t) - ref) / np.spacing(np.abs(rounded)).astype(ref_t)
+                cells.append(f"{float(np.max(np.where(same, 0, err))):.2f}")
+            print(f"| {name} | {dtype} | " + " | ".join(cells) + " |")
+
+
 def _uptime() -> str:
     try:
         return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
@@ -336,11 +427,21 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short blocks (smoke run)")
     ap.add_argument("--json", help="write all medians to this file")
+    ap.add_argument("--accuracy", action="store_true", help="only the max-ulp table of every implementation")
+    ap.add_argument("--cpu", action="store_true", help="only the thread-CPU-time table of the serial variants")
     ap.add_argument("--no-extra", action="store_true", help="skip the crossover and memory-traffic sections")
     ap.add_argument("--funcs", default=",".join(FUNCS), help="comma-separated subset of " + ",".join(FUNCS))
     args = ap.parse_args(argv)
     kw = dict(min_time=0.05, passes=2, min_samples=3) if args.quick else dict(min_time=0.6, passes=5,
                                                                               min_samples=10)
+    if args.accuracy:
+        accuracy_table()
+        return
+    if args.cpu:
+        print("load before:", _uptime())
+        cpu_table(args.funcs.split(","))
+        print("\nload after:", _uptime())
+        return
     print("load before:", _uptime())
     split = Split2()
     peers = {"torch": TorchPeer(), "torch-spin1k": TorchPeer("1000")}
