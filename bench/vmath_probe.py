@@ -1,7 +1,7 @@
 """Probe: which vectorized-transcendental path wins on this machine (``python bench/vmath_probe.py``).
 
 Times, per dtype (float32, float64) and size (100x100, 256x1024, 1024x4096), in interleaved blocks
-(as :func:`fastdl.benchmark.measure_group`: every variant takes a block in every pass; the median
+(as :func:`fastdl.benchmark.timing.measure_group`: every variant takes a block in every pass; the median
 and the 10th percentile over all samples), these variants of ``exp`` and of the forward passes of
 sigmoid, tanh, SiLU and the row-wise softmax (rows of 100, 1024, 4096):
 
@@ -54,8 +54,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from numba import prange
 
-from fastdl import benchmark as fb
 from fastdl._jit import REDUCTION, jit
+from fastdl.benchmark import timing
+from fastdl.benchmark.peer import RemotePeer
 from fastdl.kernels import activations, softmax, vmath
 
 SHAPES = {"100x100": (100, 100), "256x1024": (256, 1024), "1024x4096": (1024, 4096)}
@@ -271,16 +272,16 @@ def _peer_server() -> None:
                   "tanh": lambda x=x, o=o: torch.tanh(x, out=o), "silu": lambda x=x: F.silu(x),
                   "softmax": lambda x=x: torch.softmax(x, 1)}[msg["func"]]
         elif cmd == "calibrate":
-            result = fb._calibrate(fn, msg["warmup"], msg["sample_time"])
+            result = timing.calibrate(fn, msg["warmup"], msg["sample_time"])
         elif cmd == "block":
-            result = fb._run_block(fn, msg["number"], msg["warmup"], msg["min_samples"], msg["max_samples"],
+            result = timing.run_block(fn, msg["number"], msg["warmup"], msg["min_samples"], msg["max_samples"],
                                    msg["block_time"])
         out.write(json.dumps({"result": result}) + "\n")
         out.flush()
 
 
-class TorchPeer(fb.RemotePeer):
-    """:class:`fastdl.benchmark.RemotePeer` running this script's ``--peer`` server (torch 2 threads)."""
+class TorchPeer(RemotePeer):
+    """:class:`fastdl.benchmark.peer.RemotePeer` running this script's ``--peer`` server (torch 2 threads)."""
 
     def __init__(self, spincount: str | None = None) -> None:
         self.impl, self.seed, self.max_settle = "torch", 0, 1.0
@@ -298,19 +299,19 @@ class TorchPeer(fb.RemotePeer):
 
 def measure_all(fns: dict, remote: dict | None = None, *, warmup: int = 2, min_time: float = 0.2,
                 min_samples: int = 5, sample_time: float = 1e-2, passes: int = 3) -> dict:
-    """Interleaved blocks as :func:`fastdl.benchmark.measure_group`, keeping every sample.
+    """Interleaved blocks as :func:`fastdl.benchmark.timing.measure_group`, keeping every sample.
 
     Returns name -> ``{"median": s, "p10": s}`` (seconds per call): on a loaded machine the median
     includes waiting for a core, the 10th percentile estimates the cost when the work had one.
     """
     remote = remote or {}
-    numbers = {name: fb._calibrate(fn, warmup, sample_time) for name, fn in fns.items()}
+    numbers = {name: timing.calibrate(fn, warmup, sample_time) for name, fn in fns.items()}
     numbers.update({name: peer.calibrate(warmup, sample_time) for name, peer in remote.items()})
     lo = -(-min_samples // passes)
     samples: dict[str, list[float]] = {name: [] for name in numbers}
     for _ in range(passes):
         for name, fn in fns.items():
-            samples[name] += fb._run_block(fn, numbers[name], warmup, lo, 4 * lo, min_time / passes)
+            samples[name] += timing.run_block(fn, numbers[name], warmup, lo, 4 * lo, min_time / passes)
         for name, peer in remote.items():
             samples[name] += peer.block(numbers[name], warmup, lo, 4 * lo, min_time / passes)
     return {name: {"median": float(np.median(v)), "p10": float(np.percentile(v, 10))} for name, v in samples.items()}
@@ -337,7 +338,7 @@ def cpu_table(funcs: list[str], rounds: int = 7) -> dict:
                 o = np.empty_like(x)
                 with np.errstate(over="ignore"):
                     fns = {k: v for k, v in local_variants(func, x, o, split).items() if k in cols}
-                    numbers = {k: fb._calibrate(f, 2, 0.02) for k, f in fns.items()}
+                    numbers = {k: timing.calibrate(f, 2, 0.02) for k, f in fns.items()}
                     samples = {k: [] for k in fns}
                     for _ in range(rounds):
                         for k, f in fns.items():
