@@ -62,7 +62,7 @@ from fastdl.kernels import activations, softmax, vmath
 SHAPES = {"100x100": (100, 100), "256x1024": (256, 1024), "1024x4096": (1024, 4096)}
 SIZES = {k: r * c for k, (r, c) in SHAPES.items()}
 DTYPES = ("float32", "float64")
-FUNCS = ("exp", "sigmoid", "tanh", "silu", "softmax")
+FUNCS = ("exp", "sigmoid", "tanh", "silu", "softmax", "softplus")
 
 
 # --- Numba loops around scalar libm, and the fused polynomial SiLU -----------------------------------
@@ -90,6 +90,13 @@ def _libm_silu(x, out, one):
     for i in range(x.size):
         v = x[i]
         out[i] = v / (one + math.exp(-v))
+
+
+@jit
+def _libm_softplus(x, out, zero):
+    for i in range(x.size):
+        v = x[i]
+        out[i] = (v if v > zero else zero) + math.log1p(math.exp(-abs(v)))
 
 
 @jit
@@ -206,7 +213,18 @@ def _np_softmax(x, o, lo, hi):
     softmax._normalize_rows(o, lo, hi)
 
 
-NP_PASSES = {"exp": _np_exp, "sigmoid": _np_sigmoid, "tanh": _np_tanh, "silu": _np_silu, "softmax": _np_softmax}
+def _np_softplus(x, o, lo, hi):
+    """``max(x, 0) + log1p(exp(-|x|))`` in NumPy ufunc passes, in place (4 passes and a temporary-free max)."""
+    xs, os = x[lo:hi], o[lo:hi]
+    np.abs(xs, out=os)
+    np.negative(os, out=os)
+    np.exp(os, out=os)
+    np.log1p(os, out=os)
+    os += np.maximum(xs, 0)
+
+
+NP_PASSES = {"exp": _np_exp, "sigmoid": _np_sigmoid, "tanh": _np_tanh, "silu": _np_silu, "softmax": _np_softmax,
+             "softplus": _np_softplus}
 
 
 class Split2:
@@ -229,10 +247,11 @@ def local_variants(func: str, x: np.ndarray, o: np.ndarray, split: Split2) -> di
     npf = NP_PASSES[func]
     libm = {"exp": lambda: _libm_exp(x, o), "sigmoid": lambda: _libm_sigmoid(x, o, one),
             "tanh": lambda: _libm_tanh(x, o), "silu": lambda: _libm_silu(x, o, one),
-            "softmax": lambda: _libm_softmax(x, o)}[func]
+            "softmax": lambda: _libm_softmax(x, o), "softplus": lambda: _libm_softplus(x, o, x.dtype.type(0))}[func]
     serial, par = {"exp": (vmath._exp_w, vmath._exp_p), "sigmoid": (vmath._sigmoid_w, vmath._sigmoid_p),
                    "tanh": (vmath._tanh_w, vmath._tanh_p), "silu": (_poly_silu, _poly_silu_p),
-                   "softmax": (_poly_softmax, _poly_softmax_p)}[func]
+                   "softmax": (_poly_softmax, _poly_softmax_p),
+                   "softplus": (vmath._softplus_w, vmath._softplus_p)}[func]
     return {
         "numba-libm": libm,
         "numpy": lambda: npf(x, o, 0, n),
@@ -270,7 +289,8 @@ def _peer_server() -> None:
             o = torch.empty_like(x)
             fn = {"exp": lambda x=x, o=o: torch.exp(x, out=o), "sigmoid": lambda x=x, o=o: torch.sigmoid(x, out=o),
                   "tanh": lambda x=x, o=o: torch.tanh(x, out=o), "silu": lambda x=x: F.silu(x),
-                  "softmax": lambda x=x: torch.softmax(x, 1)}[msg["func"]]
+                  "softmax": lambda x=x: torch.softmax(x, 1),
+                  "softplus": lambda x=x: F.softplus(x)}[msg["func"]]
         elif cmd == "calibrate":
             result = timing.calibrate(fn, msg["warmup"], msg["sample_time"])
         elif cmd == "block":
@@ -353,8 +373,36 @@ def cpu_table(funcs: list[str], rounds: int = 7) -> dict:
     return results
 
 
+@jit
+def _libm_log1p(x, out):
+    for i in range(x.size):
+        out[i] = math.log1p(x[i])
+
+
+def _book_sigmoid(v):
+    return 1 / (1 + np.exp(-v))
+
+
+def _accuracy_cases(torch):
+    """name -> (reference on the wide type, numpy, numba-libm or None, vmath driver, torch or None)."""
+    return {
+        "exp": (np.exp, np.exp, _libm_exp, vmath.exp_into, torch and torch.exp),
+        "expm1": (np.expm1, np.expm1, None, vmath.expm1_into, torch and torch.expm1),
+        "tanh": (np.tanh, np.tanh, _libm_tanh, vmath.tanh_into, torch and torch.tanh),
+        "sigmoid": (_book_sigmoid, _book_sigmoid, lambda x, o: _libm_sigmoid(x, o, x.dtype.type(1)),
+                    vmath.sigmoid_into, torch and torch.sigmoid),
+        "log1p": (np.log1p, np.log1p, _libm_log1p, vmath.log1p_into, torch and torch.log1p),
+        "softplus": (lambda v: np.logaddexp(0, v), lambda v: np.logaddexp(0, v),
+                     lambda x, o: _libm_softplus(x, o, x.dtype.type(0)), vmath.softplus_into, None),
+    }
+
+
 def accuracy_table() -> None:
-    """Max ulp error of each implementation over 2.1e6 inputs per dtype (as tests/test_vmath.py draws them)."""
+    """Max ulp error of each implementation over 2.1e6 inputs per dtype (as tests/test_vmath.py draws them).
+
+    No PyTorch column for softplus: it returns ``x`` above its threshold (20) by design, and without
+    the threshold its ``log1p(exp(x))`` overflows.
+    """
     rng = np.random.default_rng(1234)
     try:
         import torch
@@ -363,34 +411,30 @@ def accuracy_table() -> None:
     print("\n### max ulp error vs a wider reference (np.longdouble for float64, float64 for float32)\n")
     print("| function | dtype | numpy | numba-libm | poly (vmath) | torch |")
     print("|---|---|---|---|---|---|")
-    libm = {"exp": _libm_exp, "tanh": _libm_tanh, "sigmoid": None, "expm1": None}
-    for name in ("exp", "expm1", "tanh", "sigmoid"):
+    for name, (ref_f, np_f, libm_f, vm_f, torch_f) in _accuracy_cases(torch).items():
         for dtype in DTYPES:
-            wide = 760.0 if dtype == "float64" else 110.0
-            x = np.concatenate([rng.uniform(-wide, wide, 10**6), rng.uniform(-4, 4, 10**6),
-                                rng.standard_normal(10**5) * 1e-4]).astype(dtype)
+            if name == "log1p":
+                top = 700.0 if dtype == "float64" else 87.0
+                x = np.concatenate([rng.uniform(-1, 1, 10**6), np.exp(rng.uniform(-top, top, 10**6)),
+                                    rng.standard_normal(10**5) * 1e-4]).astype(dtype)
+            else:
+                wide = 760.0 if dtype == "float64" else 110.0
+                x = np.concatenate([rng.uniform(-wide, wide, 10**6), rng.uniform(-4, 4, 10**6),
+                                    rng.standard_normal(10**5) * 1e-4]).astype(dtype)
             ref_t = np.longdouble if dtype == "float64" else np.float64
-            xw = x.astype(ref_t)
-            with np.errstate(over="ignore"):
-                ref = {"exp": np.exp, "expm1": np.expm1, "tanh": np.tanh,
-                       "sigmoid": lambda v: 1 / (1 + np.exp(-v))}[name](xw)
+            with np.errstate(over="ignore", invalid="ignore"):
+                ref = ref_f(x.astype(ref_t))
                 if name == "sigmoid":  # the book's formula gives 0 where exp(-x) overflows in the dtype
                     ref = np.where(np.isinf(np.exp(-x)), 0, ref)
-                outs = {"numpy": {"exp": np.exp, "expm1": np.expm1, "tanh": np.tanh,
-                                  "sigmoid": lambda v: 1 / (1 + np.exp(-v))}[name](x)}
+                outs = {"numpy": np_f(x)}
             o = np.empty_like(x)
-            if name == "sigmoid":
-                _libm_sigmoid(x, o, x.dtype.type(1))
+            if libm_f is not None:
+                libm_f(x, o)
                 outs["numba-libm"] = o.copy()
-            elif libm[name] is not None:
-                libm[name](x, o)
-                outs["numba-libm"] = o.copy()
-            {"exp": vmath.exp_into, "expm1": vmath.expm1_into, "tanh": vmath.tanh_into,
-             "sigmoid": vmath.sigmoid_into}[name](x, o)
+            vm_f(x, o)
             outs["poly (vmath)"] = o.copy()
-            if torch is not None:
-                tf = {"exp": torch.exp, "expm1": torch.expm1, "tanh": torch.tanh, "sigmoid": torch.sigmoid}[name]
-                outs["torch"] = tf(torch.from_numpy(x)).numpy()
+            if torch_f is not None:
+                outs["torch"] = torch_f(torch.from_numpy(x)).numpy()
             cells = []
             for impl in ("numpy", "numba-libm", "poly (vmath)", "torch"):
                 if impl not in outs:

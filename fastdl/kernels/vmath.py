@@ -1,4 +1,4 @@
-"""Vectorizable ``exp`` and what derives from it (expm1, tanh, sigmoid), float32 and float64.
+"""Vectorizable ``exp``, ``log1p`` and what derives from them (expm1, tanh, sigmoid, softplus), float32 and float64.
 
 Numba lowers ``math.exp``/``np.exp`` in a loop to a scalar libm call per element (no SVML in the
 PyPI llvmlite), which stops LLVM from vectorizing the loop. The element functions here are plain
@@ -26,12 +26,20 @@ arithmetic and selects that LLVM vectorizes (AVX-512 / AVX2 / SSE, whatever the 
     ``1 / (1 + exp(-x))``: the book's formula with this ``exp`` (0 where ``exp(-x)`` overflows,
     as in the reference).
 
-Softplus ``log1p(exp(x))`` needs a vectorized ``log`` (not here yet); Mish can do without it:
-``tanh(softplus(x)) = u / (u + 2)`` with ``u = e (e + 2)``, ``e = exp(x)``.
+``log1p(y)``
+    ``u = 1 + y`` rounded, its rounding error ``c`` kept (``y - (u - 1)``, or ``1 - (u - y)`` for
+    ``y > 1``); ``u = 2**k m`` with ``m`` in ``[sqrt(1/2), sqrt 2)`` read from the integer bits;
+    ``log(m) = s - s**2/2 + f (s**2/2 + R(f**2))``, ``s = m - 1``, ``f = s / (2 + s)``, ``R`` the
+    series of ``2 atanh(f)/f - 2`` (degree 10 / 6 in ``f**2``); result ``k ln2 + log(m) + c / u``.
+    Selects give ``-0.0``, ``-inf`` at ``-1``, NaN below ``-1``, ``inf`` at ``inf``.
+``softplus(x)``
+    ``max(x, 0) + log1p(exp(-|x|))``: no overflow, no threshold (PyTorch's ``x`` above 20 is the
+    caller's select). Mish can also do without ``log``: ``tanh(softplus(x)) = u / (u + 2)`` with
+    ``u = e (e + 2)``, ``e = exp(x)``.
 
 Accuracy (stated bounds, verified by ``tests/test_vmath.py`` over >= 10**6 random and edge
-inputs against ``np.exp`` on ``np.longdouble`` for float64 and against float64 ``np.exp`` for
-float32; ulp of the exact result, subnormal results counted in ulps of the subnormal spacing):
+inputs per dtype against the function evaluated in ``np.longdouble`` for float64 and in float64
+for float32; ulps of the exact result, subnormal results in ulps of the subnormal spacing):
 
 ========  ==========  ==========
 function  float64     float32
@@ -40,6 +48,8 @@ exp       <= 1.5 ulp  <= 1.5 ulp
 expm1     <= 2 ulp    <= 2 ulp
 tanh      <= 3 ulp    <= 3 ulp
 sigmoid   <= 3 ulp    <= 3 ulp
+log1p     <= 1.5 ulp  <= 1.5 ulp
+softplus  <= 2 ulp    <= 2 ulp
 ========  ==========  ==========
 
 These are not NumPy's values to the bit. Where :mod:`fastdl.reference` uses ``np.exp`` and a test
@@ -47,10 +57,11 @@ asserts bit-identity (today's sigmoid forward and softmax numerators), the kerne
 ``exp``; see ``docs/design-notes.md`` ("Vectorized transcendentals") for which activation may take
 which path.
 
-Use: call ``vexp(x)`` / ``vexpm1(x)`` / ``vtanh(x)`` / ``vsigmoid(x)`` inside a ``@jit`` kernel loop
-on a float32 or float64 scalar (the dtype is chosen at compile time); the array drivers
-:func:`exp_into`, :func:`expm1_into`, :func:`tanh_into`, :func:`sigmoid_into` run one pass over
-flat C-contiguous arrays.
+Use: call ``vexp(x)`` / ``vexpm1(x)`` / ``vtanh(x)`` / ``vsigmoid(x)`` / ``vlog1p(x)`` /
+``vsoftplus(x)`` inside a ``@jit`` kernel loop on a float32 or float64 scalar (the dtype is chosen
+at compile time); the array drivers :func:`exp_into`, :func:`expm1_into`, :func:`tanh_into`,
+:func:`sigmoid_into`, :func:`log1p_into`, :func:`softplus_into` run one pass over flat
+C-contiguous arrays.
 """
 
 from __future__ import annotations
@@ -65,7 +76,8 @@ from numba.extending import intrinsic, overload
 from .._jit import jit
 from . import dispatch
 
-__all__ = ["vexp", "vexpm1", "vtanh", "vsigmoid", "exp_into", "expm1_into", "tanh_into", "sigmoid_into"]
+__all__ = ["vexp", "vexpm1", "vtanh", "vsigmoid", "vlog1p", "vsoftplus", "exp_into", "expm1_into", "tanh_into",
+           "sigmoid_into", "log1p_into", "softplus_into"]
 
 
 # --- bit casts (LLVM ``bitcast``: free, vectorizes) ------------------------------------------------
@@ -269,6 +281,91 @@ def _expm1_32(x):
     return large
 
 
+# --- log1p: exponent from the integer bits, log(1 + s) = s - s**2/2 + f (s**2/2 + R(f**2)) ---------------
+
+# bits of sqrt(1/2): (bits(u) - these) >> 52 is the k with u / 2**k in [sqrt(1/2), sqrt 2)
+_SQRTH64 = 0x3FE6A09E667F3BCD
+_INF64 = np.inf
+
+
+@_element
+def _log1p64(y):
+    u = 1.0 + y
+    c = y - (u - 1.0)  # the rounding error of u (exact for |y| <= 1), corrected by c / u below
+    if y > 1.0:
+        c = 1.0 - (u - y)
+    ui = _as_int(u)
+    k = (ui - _SQRTH64) >> 52
+    m = _as_float(ui - (k << 52))
+    sm = m - 1.0
+    f = sm / (2.0 + sm)  # log(m) = 2 atanh(f)
+    z = f * f
+    r = 2.0 / 23.0
+    r = r * z + 2.0 / 21.0
+    r = r * z + 2.0 / 19.0
+    r = r * z + 2.0 / 17.0
+    r = r * z + 2.0 / 15.0
+    r = r * z + 2.0 / 13.0
+    r = r * z + 2.0 / 11.0
+    r = r * z + 2.0 / 9.0
+    r = r * z + 2.0 / 7.0
+    r = r * z + 2.0 / 5.0
+    r = r * z + 2.0 / 3.0
+    r = r * z
+    hfsq = 0.5 * sm * sm
+    kf = np.float64(k)
+    res = kf * _LN2_HI64 + (sm - (hfsq - (f * (hfsq + r) + (kf * _LN2_LO64 + c / u))))
+    if u == _INF64:
+        res = u
+    if u == 0.0:
+        res = -_INF64
+    if y < -1.0:
+        res = np.nan
+    if y == 0.0:
+        res = y  # -0.0 stays -0.0
+    return res
+
+
+_SQRTH32 = 0x3F3504F3
+_TWO32 = _F(2.0)
+_R32 = tuple(_F(2.0 / c) for c in (13.0, 11.0, 9.0, 7.0, 5.0, 3.0))
+_R32_13, _R32_11, _R32_9, _R32_7, _R32_5, _R32_3 = _R32
+_INF32, _NAN32, _MINUS1_32 = _F(np.inf), _F(np.nan), _F(-1.0)
+
+
+@_element
+def _log1p32(y):
+    u = _ONE32 + y
+    c = y - (u - _ONE32)
+    if y > _ONE32:
+        c = _ONE32 - (u - y)
+    ui = _as_int(u)
+    k = np.int32((ui - _SQRTH32) >> 23)
+    m = _as_float(np.int32(ui - (k << 23)))
+    sm = m - _ONE32
+    f = sm / (_TWO32 + sm)
+    z = f * f
+    r = _R32_13
+    r = r * z + _R32_11
+    r = r * z + _R32_9
+    r = r * z + _R32_7
+    r = r * z + _R32_5
+    r = r * z + _R32_3
+    r = r * z
+    hfsq = _HALF32 * sm * sm
+    kf = np.float32(k)
+    res = kf * _LN2_HI32 + (sm - (hfsq - (f * (hfsq + r) + (kf * _LN2_LO32 + c / u))))
+    if u == _INF32:
+        res = u
+    if u == _ZERO32:
+        res = -_INF32
+    if y < _MINUS1_32:
+        res = _NAN32
+    if y == _ZERO32:
+        res = y
+    return res
+
+
 # --- dtype-generic element functions for kernels -----------------------------------------------------
 
 _OV_FLAGS = {"nogil": True, "error_model": "numpy", "forceinline": True}
@@ -292,6 +389,38 @@ def vtanh(x):
 def vsigmoid(x):
     """``1 / (1 + exp(-x))`` for a float32/float64 scalar inside a jitted kernel (<= 3 ulp)."""
     raise NotImplementedError("vsigmoid is for use inside jitted code")
+
+
+def vlog1p(x):
+    """``log(1 + x)`` for a float32/float64 scalar inside a jitted kernel (<= 1.5 ulp)."""
+    raise NotImplementedError("vlog1p is for use inside jitted code")
+
+
+def vsoftplus(x):
+    """``log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|))`` inside a jitted kernel, no threshold (<= 2 ulp)."""
+    raise NotImplementedError("vsoftplus is for use inside jitted code")
+
+
+@overload(vlog1p, jit_options=_OV_FLAGS)
+def _ov_vlog1p(x):
+    if x == types.float64:
+        return lambda x: _log1p64(x)
+    if x == types.float32:
+        return lambda x: _log1p32(x)
+    return None
+
+
+@overload(vsoftplus, jit_options=_OV_FLAGS)
+def _ov_vsoftplus(x):
+    if x not in (types.float32, types.float64):
+        return None
+    zero = np.float64(0) if x == types.float64 else np.float32(0)
+
+    def impl(x):
+        pos = x if x > zero else zero  # NaN -> 0 here, NaN from the log1p term
+        return pos + vlog1p(vexp(-abs(x)))
+
+    return impl
 
 
 @overload(vexp, jit_options=_OV_FLAGS)
@@ -395,6 +524,34 @@ def _sigmoid_p(x, out, nchunks):
         _sigmoid_w(x, out, c * n // nchunks, (c + 1) * n // nchunks)
 
 
+@jit
+def _log1p_w(x, out, lo, hi):
+    xs, os = x[lo:hi], out[lo:hi]
+    for i in range(xs.size):
+        os[i] = vlog1p(xs[i])
+
+
+@jit(parallel=True)
+def _log1p_p(x, out, nchunks):
+    n = x.size
+    for c in prange(nchunks):
+        _log1p_w(x, out, c * n // nchunks, (c + 1) * n // nchunks)
+
+
+@jit
+def _softplus_w(x, out, lo, hi):
+    xs, os = x[lo:hi], out[lo:hi]
+    for i in range(xs.size):
+        os[i] = vsoftplus(xs[i])
+
+
+@jit(parallel=True)
+def _softplus_p(x, out, nchunks):
+    n = x.size
+    for c in prange(nchunks):
+        _softplus_w(x, out, c * n // nchunks, (c + 1) * n // nchunks)
+
+
 def exp_into(x: np.ndarray, out: np.ndarray) -> None:
     """Flat C-contiguous float32/float64 arrays of one dtype and size: ``out = exp(x)`` (``out`` may be ``x``)."""
     dispatch(_exp_w, _exp_p, x.size, x.size, x, out)
@@ -413,3 +570,13 @@ def tanh_into(x: np.ndarray, out: np.ndarray) -> None:
 def sigmoid_into(x: np.ndarray, out: np.ndarray) -> None:
     """Flat arrays as :func:`exp_into`: ``out = 1 / (1 + exp(-x))``."""
     dispatch(_sigmoid_w, _sigmoid_p, x.size, x.size, x, out)
+
+
+def log1p_into(x: np.ndarray, out: np.ndarray) -> None:
+    """Flat arrays as :func:`exp_into`: ``out = log(1 + x)``."""
+    dispatch(_log1p_w, _log1p_p, x.size, x.size, x, out)
+
+
+def softplus_into(x: np.ndarray, out: np.ndarray) -> None:
+    """Flat arrays as :func:`exp_into`: ``out = log(1 + exp(x))`` (no linear threshold)."""
+    dispatch(_softplus_w, _softplus_p, x.size, x.size, x, out)
