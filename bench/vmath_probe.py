@@ -67,36 +67,35 @@ FUNCS = ("exp", "sigmoid", "tanh", "silu", "softmax", "softplus")
 
 # --- Numba loops around scalar libm, and the fused polynomial SiLU -----------------------------------
 
-@jit
-def _libm_exp(x, out):
-    for i in range(x.size):
-        out[i] = math.exp(x[i])
+LIBM = {"exp": 0, "sigmoid": 1, "tanh": 2, "silu": 3, "softplus": 4, "log1p": 5}
 
 
 @jit
-def _libm_sigmoid(x, out, one):
-    for i in range(x.size):
-        out[i] = one / (one + math.exp(-x[i]))
+def _libm_map(x, out, op, one, zero):
+    """Numba loops around scalar libm ``math.exp``/``tanh``/``log1p`` (``op`` from :data:`LIBM`)."""
+    if op == 0:
+        for i in range(x.size):
+            out[i] = math.exp(x[i])
+    elif op == 1:
+        for i in range(x.size):
+            out[i] = one / (one + math.exp(-x[i]))
+    elif op == 2:
+        for i in range(x.size):
+            out[i] = math.tanh(x[i])
+    elif op == 3:
+        for i in range(x.size):
+            out[i] = x[i] / (one + math.exp(-x[i]))
+    elif op == 4:
+        for i in range(x.size):
+            v = x[i]
+            out[i] = (v if v > zero else zero) + math.log1p(math.exp(-abs(v)))
+    else:
+        for i in range(x.size):
+            out[i] = math.log1p(x[i])
 
 
-@jit
-def _libm_tanh(x, out):
-    for i in range(x.size):
-        out[i] = math.tanh(x[i])
-
-
-@jit
-def _libm_silu(x, out, one):
-    for i in range(x.size):
-        v = x[i]
-        out[i] = v / (one + math.exp(-v))
-
-
-@jit
-def _libm_softplus(x, out, zero):
-    for i in range(x.size):
-        v = x[i]
-        out[i] = (v if v > zero else zero) + math.log1p(math.exp(-abs(v)))
+def _libm(name):
+    return lambda x, o: _libm_map(x, o, LIBM[name], x.dtype.type(1), x.dtype.type(0))
 
 
 @jit
@@ -242,16 +241,25 @@ class Split2:
 
 
 def local_variants(func: str, x: np.ndarray, o: np.ndarray, split: Split2) -> dict:
-    one = x.dtype.type(1)
     n = len(x)
     npf = NP_PASSES[func]
-    libm = {"exp": lambda: _libm_exp(x, o), "sigmoid": lambda: _libm_sigmoid(x, o, one),
-            "tanh": lambda: _libm_tanh(x, o), "silu": lambda: _libm_silu(x, o, one),
-            "softmax": lambda: _libm_softmax(x, o), "softplus": lambda: _libm_softplus(x, o, x.dtype.type(0))}[func]
-    serial, par = {"exp": (vmath._exp_w, vmath._exp_p), "sigmoid": (vmath._sigmoid_w, vmath._sigmoid_p),
-                   "tanh": (vmath._tanh_w, vmath._tanh_p), "silu": (_poly_silu, _poly_silu_p),
-                   "softmax": (_poly_softmax, _poly_softmax_p),
-                   "softplus": (vmath._softplus_w, vmath._softplus_p)}[func]
+    if func == "softmax":
+        def libm():
+            _libm_softmax(x, o)
+    else:
+        libm_f = _libm(func)
+
+        def libm():
+            libm_f(x, o)
+    op = {"exp": vmath.EXP, "sigmoid": vmath.SIGMOID, "tanh": vmath.TANH, "softplus": vmath.SOFTPLUS}.get(func)
+    if op is None:
+        serial, par = {"silu": (_poly_silu, _poly_silu_p), "softmax": (_poly_softmax, _poly_softmax_p)}[func]
+    else:
+        def serial(x, o, lo, hi, op=op):
+            vmath._map_w(x, o, op, lo, hi)
+
+        def par(x, o, nchunks, op=op):
+            vmath._map_p(x, o, op, nchunks)
     return {
         "numba-libm": libm,
         "numpy": lambda: npf(x, o, 0, n),
@@ -373,12 +381,6 @@ def cpu_table(funcs: list[str], rounds: int = 7) -> dict:
     return results
 
 
-@jit
-def _libm_log1p(x, out):
-    for i in range(x.size):
-        out[i] = math.log1p(x[i])
-
-
 def _book_sigmoid(v):
     return 1 / (1 + np.exp(-v))
 
@@ -386,14 +388,14 @@ def _book_sigmoid(v):
 def _accuracy_cases(torch):
     """name -> (reference on the wide type, numpy, numba-libm or None, vmath driver, torch or None)."""
     return {
-        "exp": (np.exp, np.exp, _libm_exp, vmath.exp_into, torch and torch.exp),
+        "exp": (np.exp, np.exp, _libm("exp"), vmath.exp_into, torch and torch.exp),
         "expm1": (np.expm1, np.expm1, None, vmath.expm1_into, torch and torch.expm1),
-        "tanh": (np.tanh, np.tanh, _libm_tanh, vmath.tanh_into, torch and torch.tanh),
-        "sigmoid": (_book_sigmoid, _book_sigmoid, lambda x, o: _libm_sigmoid(x, o, x.dtype.type(1)),
+        "tanh": (np.tanh, np.tanh, _libm("tanh"), vmath.tanh_into, torch and torch.tanh),
+        "sigmoid": (_book_sigmoid, _book_sigmoid, _libm("sigmoid"),
                     vmath.sigmoid_into, torch and torch.sigmoid),
-        "log1p": (np.log1p, np.log1p, _libm_log1p, vmath.log1p_into, torch and torch.log1p),
+        "log1p": (np.log1p, np.log1p, _libm("log1p"), vmath.log1p_into, torch and torch.log1p),
         "softplus": (lambda v: np.logaddexp(0, v), lambda v: np.logaddexp(0, v),
-                     lambda x, o: _libm_softplus(x, o, x.dtype.type(0)), vmath.softplus_into, None),
+                     _libm("softplus"), vmath.softplus_into, None),
     }
 
 
@@ -540,8 +542,8 @@ def main(argv: list[str] | None = None) -> None:
                 variants = {
                     "compiled+np.exp+compiled": three_pass,
                     "today (np.neg+np.exp+compiled)": lambda x=x, o=o: activations.sigmoid_forward(x, o),
-                    "fused poly": lambda x=x, o=o: vmath._sigmoid_w(x, o, 0, n),
-                    "fused libm": lambda x=x, o=o, one=one: _libm_sigmoid(x, o, one),
+                    "fused poly": lambda x=x, o=o: vmath._map_w(x, o, vmath.SIGMOID, 0, n),
+                    "fused libm": lambda x=x, o=o, one=one: _libm_map(x, o, LIBM["sigmoid"], one, one - one),
                     "np.exp alone": lambda x=x, o=o: np.exp(x, out=o),
                     "compiled copy pass": lambda x=x, o=o: _copy(x, o, 0, n),
                 }

@@ -401,51 +401,27 @@ def vsoftplus(x):
     raise NotImplementedError("vsoftplus is for use inside jitted code")
 
 
-@overload(vlog1p, jit_options=_OV_FLAGS)
-def _ov_vlog1p(x):
-    if x == types.float64:
-        return lambda x: _log1p64(x)
-    if x == types.float32:
-        return lambda x: _log1p32(x)
-    return None
+def _overload(stub, make):
+    """Register ``make(ftype)`` (``ftype`` np.float64 or np.float32) as ``stub``'s implementation per dtype."""
 
-
-@overload(vsoftplus, jit_options=_OV_FLAGS)
-def _ov_vsoftplus(x):
-    if x not in (types.float32, types.float64):
+    @overload(stub, jit_options=_OV_FLAGS)
+    def _ov(x):
+        if x == types.float64:
+            return make(np.float64)
+        if x == types.float32:
+            return make(np.float32)
         return None
-    zero = np.float64(0) if x == types.float64 else np.float32(0)
 
-    def impl(x):
-        pos = x if x > zero else zero  # NaN -> 0 here, NaN from the log1p term
-        return pos + vlog1p(vexp(-abs(x)))
-
-    return impl
+    return _ov
 
 
-@overload(vexp, jit_options=_OV_FLAGS)
-def _ov_vexp(x):
-    if x == types.float64:
-        return lambda x: _exp64(x)
-    if x == types.float32:
-        return lambda x: _exp32(x)
-    return None
+def _per_dtype(f64, f32):
+    """``make`` for :func:`_overload` choosing the float64 or float32 element function."""
+    return lambda ftype: (lambda x: f64(x)) if ftype is np.float64 else (lambda x: f32(x))
 
 
-@overload(vexpm1, jit_options=_OV_FLAGS)
-def _ov_vexpm1(x):
-    if x == types.float64:
-        return lambda x: _expm1_64(x)
-    if x == types.float32:
-        return lambda x: _expm1_32(x)
-    return None
-
-
-@overload(vtanh, jit_options=_OV_FLAGS)
-def _ov_vtanh(x):
-    if x not in (types.float32, types.float64):
-        return None
-    two = np.float64(2) if x == types.float64 else np.float32(2)
+def _tanh_impl(ftype):
+    two = ftype(2)
 
     def impl(x):
         t = vexpm1(-two * abs(x))  # in (-1, 0]; -inf -> -1, NaN stays NaN
@@ -454,129 +430,95 @@ def _ov_vtanh(x):
     return impl
 
 
-@overload(vsigmoid, jit_options=_OV_FLAGS)
-def _ov_vsigmoid(x):
-    if x not in (types.float32, types.float64):
-        return None
-    one = np.float64(1) if x == types.float64 else np.float32(1)
+def _sigmoid_impl(ftype):
+    one = ftype(1)
+    return lambda x: one / (one + vexp(-x))
+
+
+def _softplus_impl(ftype):
+    zero = ftype(0)
 
     def impl(x):
-        return one / (one + vexp(-x))
+        pos = x if x > zero else zero  # NaN -> 0 here, NaN from the log1p term
+        return pos + vlog1p(vexp(-abs(x)))
 
     return impl
 
 
+_overload(vexp, _per_dtype(_exp64, _exp32))
+_overload(vexpm1, _per_dtype(_expm1_64, _expm1_32))
+_overload(vlog1p, _per_dtype(_log1p64, _log1p32))
+_overload(vtanh, _tanh_impl)
+_overload(vsigmoid, _sigmoid_impl)
+_overload(vsoftplus, _softplus_impl)
+
+
 # --- array drivers: one pass over flat C-contiguous arrays -------------------------------------------
 
-@jit
-def _exp_w(x, out, lo, hi):
-    xs, os = x[lo:hi], out[lo:hi]
-    for i in range(xs.size):
-        os[i] = vexp(xs[i])
-
-
-@jit(parallel=True)
-def _exp_p(x, out, nchunks):
-    n = x.size
-    for c in prange(nchunks):
-        _exp_w(x, out, c * n // nchunks, (c + 1) * n // nchunks)
+#: operation codes of :func:`_map_w` (one compiled worker for all, one loop per code)
+EXP, EXPM1, TANH, SIGMOID, LOG1P, SOFTPLUS = range(6)
 
 
 @jit
-def _expm1_w(x, out, lo, hi):
+def _map_w(x, out, op, lo, hi):
+    """``out[lo:hi] = f(x[lo:hi])`` for the element function ``op`` names (the test is outside the loops)."""
     xs, os = x[lo:hi], out[lo:hi]
-    for i in range(xs.size):
-        os[i] = vexpm1(xs[i])
+    if op == EXP:
+        for i in range(xs.size):
+            os[i] = vexp(xs[i])
+    elif op == EXPM1:
+        for i in range(xs.size):
+            os[i] = vexpm1(xs[i])
+    elif op == TANH:
+        for i in range(xs.size):
+            os[i] = vtanh(xs[i])
+    elif op == SIGMOID:
+        for i in range(xs.size):
+            os[i] = vsigmoid(xs[i])
+    elif op == LOG1P:
+        for i in range(xs.size):
+            os[i] = vlog1p(xs[i])
+    else:
+        for i in range(xs.size):
+            os[i] = vsoftplus(xs[i])
 
 
 @jit(parallel=True)
-def _expm1_p(x, out, nchunks):
+def _map_p(x, out, op, nchunks):
     n = x.size
     for c in prange(nchunks):
-        _expm1_w(x, out, c * n // nchunks, (c + 1) * n // nchunks)
+        _map_w(x, out, op, c * n // nchunks, (c + 1) * n // nchunks)
 
 
-@jit
-def _tanh_w(x, out, lo, hi):
-    xs, os = x[lo:hi], out[lo:hi]
-    for i in range(xs.size):
-        os[i] = vtanh(xs[i])
-
-
-@jit(parallel=True)
-def _tanh_p(x, out, nchunks):
-    n = x.size
-    for c in prange(nchunks):
-        _tanh_w(x, out, c * n // nchunks, (c + 1) * n // nchunks)
-
-
-@jit
-def _sigmoid_w(x, out, lo, hi):
-    xs, os = x[lo:hi], out[lo:hi]
-    for i in range(xs.size):
-        os[i] = vsigmoid(xs[i])
-
-
-@jit(parallel=True)
-def _sigmoid_p(x, out, nchunks):
-    n = x.size
-    for c in prange(nchunks):
-        _sigmoid_w(x, out, c * n // nchunks, (c + 1) * n // nchunks)
-
-
-@jit
-def _log1p_w(x, out, lo, hi):
-    xs, os = x[lo:hi], out[lo:hi]
-    for i in range(xs.size):
-        os[i] = vlog1p(xs[i])
-
-
-@jit(parallel=True)
-def _log1p_p(x, out, nchunks):
-    n = x.size
-    for c in prange(nchunks):
-        _log1p_w(x, out, c * n // nchunks, (c + 1) * n // nchunks)
-
-
-@jit
-def _softplus_w(x, out, lo, hi):
-    xs, os = x[lo:hi], out[lo:hi]
-    for i in range(xs.size):
-        os[i] = vsoftplus(xs[i])
-
-
-@jit(parallel=True)
-def _softplus_p(x, out, nchunks):
-    n = x.size
-    for c in prange(nchunks):
-        _softplus_w(x, out, c * n // nchunks, (c + 1) * n // nchunks)
+def _apply(op: int, x: np.ndarray, out: np.ndarray) -> None:
+    dispatch(_map_w, _map_p, x.size, x.size, x, out, op)
 
 
 def exp_into(x: np.ndarray, out: np.ndarray) -> None:
     """Flat C-contiguous float32/float64 arrays of one dtype and size: ``out = exp(x)`` (``out`` may be ``x``)."""
-    dispatch(_exp_w, _exp_p, x.size, x.size, x, out)
+    _apply(EXP, x, out)
 
 
 def expm1_into(x: np.ndarray, out: np.ndarray) -> None:
     """Flat arrays as :func:`exp_into`: ``out = exp(x) - 1``."""
-    dispatch(_expm1_w, _expm1_p, x.size, x.size, x, out)
+    _apply(EXPM1, x, out)
 
 
 def tanh_into(x: np.ndarray, out: np.ndarray) -> None:
     """Flat arrays as :func:`exp_into`: ``out = tanh(x)``."""
-    dispatch(_tanh_w, _tanh_p, x.size, x.size, x, out)
+    _apply(TANH, x, out)
 
 
 def sigmoid_into(x: np.ndarray, out: np.ndarray) -> None:
     """Flat arrays as :func:`exp_into`: ``out = 1 / (1 + exp(-x))``."""
-    dispatch(_sigmoid_w, _sigmoid_p, x.size, x.size, x, out)
+    _apply(SIGMOID, x, out)
 
 
 def log1p_into(x: np.ndarray, out: np.ndarray) -> None:
     """Flat arrays as :func:`exp_into`: ``out = log(1 + x)``."""
-    dispatch(_log1p_w, _log1p_p, x.size, x.size, x, out)
+    _apply(LOG1P, x, out)
 
 
 def softplus_into(x: np.ndarray, out: np.ndarray) -> None:
     """Flat arrays as :func:`exp_into`: ``out = log(1 + exp(x))`` (no linear threshold)."""
-    dispatch(_softplus_w, _softplus_p, x.size, x.size, x, out)
+    _apply(SOFTPLUS, x, out)
