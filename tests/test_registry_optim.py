@@ -194,3 +194,27 @@ def test_a_float_counter_and_a_built_in_worker(dtype, rng):
     with pytest.raises(ValueError, match="a function when a counter is a float"):
         Rule(name="x", class_name="X", kernel=optim._k.sgd, hyper=(), constants=lambda s: (s,),
              counters=(optim.Counter("s", "s", "", initial=1.0),))
+
+
+def test_toy_joins_the_benchmark_matrix(signsgd):
+    from fastdl import benchmark
+
+    assert "signsgd-update" in benchmark.OPTIMIZER_OPS
+    assert benchmark.cases.work("signsgd-update", "10K", "float64")[0] == 3 * 8 * (100 * 100 + 100)  # no state
+    states = {}
+    for impl in ("fastdl", "reference"):
+        case = benchmark.make_case("signsgd-update", "10K", "float64", impl)
+        case.fn()
+        states[impl] = case.fn.state["params"]
+    for key, value in states["fastdl"].items():  # the same data and the same rule: the same numbers
+        np.testing.assert_allclose(value, states["reference"][key], rtol=1e-12)
+    assert any(op == "signsgd-update" for op, _ in benchmark.default_matrix(torch=False).entries)
+    with pytest.raises(benchmark.Unavailable, match="no torch twin"):  # the toy names none
+        benchmark.make_case("signsgd-update", "10K", "float64", "torch").fn()
+
+
+def test_builtin_rules_bring_their_torch_twins():
+    from fastdl import benchmark
+
+    assert benchmark.torch_twins()["nesterov"] == ("SGD", {"momentum": 0.9, "nesterov": True})
+    assert set(benchmark.torch_twins()) >= set(optim.RULES)

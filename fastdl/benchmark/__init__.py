@@ -27,10 +27,10 @@ Contract
 
 Adding a row
     * An optimizer: nothing here. Every name of :data:`fastdl.optim.OPTIMIZERS` is an op
-      ``<name>-update`` (its traffic counted from the state arrays it keeps, see
-      :func:`~fastdl.benchmark.cases.state_arrays`); the reference column uses the class of the same
-      name in :mod:`fastdl.reference` when there is one. For a torch column add one line to
-      :data:`TORCH_OPTIMIZERS`: ``"adamw": ("AdamW", {"eps": 1e-7, "weight_decay": 0.004})``.
+      ``<name>-update``; a rule of :data:`fastdl.optim.RULES` brings its traffic (``3 + 2 * states``),
+      its reference twin and its torch twin (``Rule.torch``). For a class added to ``OPTIMIZERS``
+      alone, the reference column uses the class of the same name in :mod:`fastdl.reference`, and a
+      torch column needs one line in :data:`TORCH_OPTIMIZERS`: ``"mine": ("SGD", {"momentum": 0.5})``.
     * An activation: nothing here. Every activation registered in :mod:`fastdl.activations` is a row
       (its fastdl layer, its ``reference`` twin and its ``torch`` twin from the record; see
       :func:`~fastdl.benchmark.tables.layer_table`). An activation layer outside the registry: one
@@ -77,7 +77,7 @@ from .report import (
     run_info,
     table_rows,
 )
-from .tables import LAYER_TABLE, TORCH_OPTIMIZERS, LayerOp, Unavailable, activation, layer_table
+from .tables import LAYER_TABLE, TORCH_OPTIMIZERS, LayerOp, Unavailable, activation, layer_table, torch_twins
 from .timing import configure_torch_threads, measure, measure_group
 
 __all__ = [
@@ -95,6 +95,7 @@ __all__ = [
     "STEP_OPS",
     "STEP_SIZES",
     "TORCH_OPTIMIZERS",
+    "torch_twins",
     "Case",
     "LayerOp",
     "Matrix",

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import _checks, layers, nets, optim, reference, runtime
-from .tables import TORCH_OPTIMIZERS, LayerData, Unavailable, layer_table, torch_module, torch_optimizer
+from .tables import LayerData, Unavailable, layer_table, torch_module, torch_optimizer, torch_twins
 
 IMPLS = ("reference", "fastdl", "torch")
 DTYPES = tuple(dt.name for dt in _checks.FLOAT_DTYPES)
@@ -114,7 +114,8 @@ def _numpy_optimizer(name: str, impl: str, lr: float):
     opt = optim.get_optimizer(name, lr=lr)
     if impl == "fastdl":
         return opt
-    cls = getattr(reference, type(opt).__name__, None)
+    rule = optim.RULES.get(name)
+    cls = rule.reference_class() if rule is not None else getattr(reference, type(opt).__name__, None)
     if cls is None:
         raise Unavailable(f"fastdl.reference has no {type(opt).__name__}")
     return cls(lr=lr)
@@ -129,7 +130,10 @@ def state_arrays(name: str) -> int:
     state. The traffic model of an update is then ``3 + 2 * state_arrays`` arrays: the parameter
     read and written, the gradient read, each state read and written.
     """
-    try:
+    rule = optim.RULES.get(name)
+    if rule is not None:  # the record says it (its traffic is 3 + 2 * its states)
+        return len(rule.state)
+    try:  # a class added to OPTIMIZERS alone
         opt = _numpy_optimizer(name, "reference", 0.01)
     except Unavailable:
         opt = optim.get_optimizer(name)
@@ -148,7 +152,7 @@ def _numpy_optimizer_case(op: str, size: str, dtype: str, impl: str, seed: int) 
 def _torch_optimizer_case(op: str, size: str, dtype: str, seed: int) -> Callable[[], object]:
     torch = torch_module()
     name = _optimizer_name(op)
-    if name not in TORCH_OPTIMIZERS:
+    if name not in torch_twins():
         raise Unavailable(f"{op} has no torch twin")
     params, grads = _optimizer_data(size, dtype, seed)
     tparams = []

@@ -4,7 +4,8 @@
   (``reference``, ``fastdl``, ``torch``) and a work model. A row gives the ops ``<name>-forward``
   and ``<name>-backward`` (and ``<name>-fwd-bwd`` when ``fwd_bwd`` is set); an implementation
   without a setup has no column.
-* :data:`TORCH_OPTIMIZERS` -- optimizer name -> its PyTorch twin; a name without one has no torch column.
+* :func:`torch_twins` -- optimizer name -> its PyTorch twin (the rules' own, plus :data:`TORCH_OPTIMIZERS`);
+  a name without one has no torch column.
 
 How to add a row: :mod:`fastdl.benchmark`. :mod:`fastdl.benchmark.cases` turns rows into cases.
 """
@@ -272,24 +273,29 @@ def layer_table() -> dict[str, LayerOp]:
 # optimizer ops
 # ----------------------------------------------------------------------------------------------
 
-#: optimizer name (a key of fastdl.optim.OPTIMIZERS) -> (torch.optim class name, keyword arguments) of the
-#: PyTorch optimizer doing the same update. torch's AdaGrad/RMSprop/Adam place eps differently from the
-#: book: compare with torch for speed, with the reference for numbers.
-TORCH_OPTIMIZERS: dict[str, tuple[str, dict]] = {
-    "sgd": ("SGD", {}),
-    "momentum": ("SGD", {"momentum": 0.9}),
-    "nesterov": ("SGD", {"momentum": 0.9, "nesterov": True}),
-    "adagrad": ("Adagrad", {"eps": 1e-7}),
-    "rmsprop": ("RMSprop", {"alpha": 0.99, "eps": 1e-7}),
-    "adam": ("Adam", {"eps": 1e-7}),
-}
+#: optimizer name -> (torch.optim class name, keyword arguments) for optimizers outside the rule table (a
+#: class added to fastdl.optim.OPTIMIZERS alone); the rules' own twins come from their records
+#: (:func:`torch_twins`). torch's AdaGrad/RMSprop/Adam place eps differently from the book: compare with
+#: torch for speed, with the reference for numbers.
+TORCH_OPTIMIZERS: dict[str, tuple[str, dict]] = {}
+
+
+def torch_twins() -> dict[str, tuple[str, dict]]:
+    """Every optimizer's PyTorch twin now: the ``torch`` field of each rule of :data:`fastdl.optim.RULES`,
+    then :data:`TORCH_OPTIMIZERS` (which wins)."""
+    from .. import optim
+
+    twins = {name: rule.torch for name, rule in optim.RULES.items() if rule.torch is not None}
+    twins.update(TORCH_OPTIMIZERS)
+    return twins
 
 
 def torch_optimizer(torch, name: str, params: list, lr: float):
-    """The torch twin of optimizer ``name`` (:data:`TORCH_OPTIMIZERS`), fused on CPU where supported, else foreach."""
-    if name not in TORCH_OPTIMIZERS:
+    """The torch twin of optimizer ``name`` (:func:`torch_twins`), fused on CPU where supported, else foreach."""
+    twins = torch_twins()
+    if name not in twins:
         raise Unavailable(f"{name} has no torch twin")
-    cls_name, kwargs = TORCH_OPTIMIZERS[name]
+    cls_name, kwargs = twins[name]
     cls = getattr(torch.optim, cls_name)
     for variant in ({"fused": True}, {"foreach": True}, {}):
         try:
