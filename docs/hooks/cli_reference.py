@@ -7,17 +7,22 @@ option appears on the next build without editing the docs.
 ``<!-- fastdl-lazy-names -->`` (``docs/api/fastdl.md``) becomes the table of the names ``fastdl``
 loads on first use (``fastdl._LAZY_ATTRS``), each linked to its API page; a name whose target is not
 documented breaks ``mkdocs build --strict``.
+
+Every public submodule (``fastdl._SUBMODULES``) must have its page ``docs/api/<name>.md``: a missing
+one is a warning, so ``mkdocs build --strict`` (CI) names the page to add.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
 
 MARKER = "<!-- fastdl-cli-reference -->"
 LAZY_MARKER = "<!-- fastdl-lazy-names -->"
+log = logging.getLogger("mkdocs.hooks.fastdl")
 WIDTH = "88"  # argparse wraps help at $COLUMNS; 88 fits the page at 1280 px
 
 
@@ -70,14 +75,47 @@ def render_cli_reference() -> str:
             os.environ["COLUMNS"] = before
 
 
-def render_lazy_names() -> str:
-    """Markdown table of ``fastdl.NAME`` -> where it is defined, for the names loaded on first use."""
+def _public_home(name: str, module: str, attr: str) -> str | None:
+    """Documented path of ``fastdl.<name>``: its module if public, else a public submodule re-exporting it."""
+    import importlib
+
     import fastdl
 
-    lines = ["| name | is | defined in |", "|---|---|---|"]
+    if not any(part.startswith("_") for part in module.split(".")):
+        return f"{module}.{attr}"
+    obj = getattr(fastdl, name)
+    for sub in fastdl._SUBMODULES:
+        mod = importlib.import_module(f"fastdl.{sub}")
+        if attr in getattr(mod, "__all__", ()) and getattr(mod, attr, None) is obj:
+            return f"fastdl.{sub}.{attr}"
+    return None
+
+
+def render_lazy_names() -> str:
+    """Markdown table of ``fastdl.NAME`` -> where it is documented, for the names loaded on first use."""
+    import fastdl
+
+    lines = ["| name | is |", "|---|---|"]
     for name, (module, attr) in sorted(fastdl._LAZY_ATTRS.items()):
-        lines.append(f"| `fastdl.{name}` | [`{module}.{attr}`][{module}.{attr}] | [`{module}`][{module}] |")
+        home = _public_home(name, module, attr)
+        if home is None:
+            log.warning(f"docs: fastdl.{name} comes from the private module {module} and no public submodule "
+                        f"of fastdl._SUBMODULES exports it: nothing documents it")
+            lines.append(f"| `fastdl.{name}` | `{module}.{attr}` |")
+        else:
+            lines.append(f"| `fastdl.{name}` | [`{home}`][{home}] |")
     return "\n".join(lines)
+
+
+def on_files(files, config, **kwargs):
+    """Every public submodule (``fastdl._SUBMODULES``) needs its API page ``docs/api/<name>.md``."""
+    import fastdl
+
+    for sub in fastdl._SUBMODULES:
+        if files.get_file_from_path(f"api/{sub}.md") is None:
+            log.warning(f"docs: fastdl.{sub} is a public submodule (fastdl._SUBMODULES) without an API page: add "
+                        f"docs/api/{sub}.md ('# fastdl.{sub}' and '::: fastdl.{sub}') and its line in mkdocs.yml's nav")
+    return files
 
 
 def on_page_markdown(markdown: str, page, config, files, **kwargs):

@@ -10,6 +10,7 @@ Markdown. Three constructs would read badly, so each docstring is rewritten once
 * Definition lists in the description (a term line, its definition indented below it) become a bold
   term and its paragraph; Markdown would run them together into one paragraph.
 * ``text::`` before a literal block becomes ``text:`` (the indented block stays a code block).
+* Simple tables (``====  ====`` borders, one header row) become Markdown tables.
 
 The numpydoc sections (``Parameters``, ``Returns``, ...) are left to mkdocstrings' numpy parser.
 """
@@ -24,6 +25,7 @@ import griffe
 _ROLE = re.compile(r":(?:py:)?(?:func|class|mod|data|meth|attr|exc|obj|const):`(~?)([\w.]+)(?:\(\))?`")
 _SECTION = re.compile(r"^[ \t]*\S[^\n]*\n[ \t]*-{3,}[ \t]*$", re.M)
 _INDENT = "    "
+_BORDER = re.compile(r"^=+(?: +=+)+ *$")
 
 
 def _resolve(obj, name: str) -> str:
@@ -78,6 +80,46 @@ def _definition_lists(text: str) -> str:
     return "\n".join(out)
 
 
+def _cells(line: str, starts: list[int]) -> list[str]:
+    """The cells of a simple-table row whose columns start at ``starts`` (the last one runs to the end)."""
+    ends = [*starts[1:], len(line)]
+    return [line[a:b].strip().replace("|", "\\|") for a, b in zip(starts, ends)]
+
+
+def _simple_tables(text: str) -> str:
+    """reStructuredText simple tables (``===`` borders; with or without a header row) -> Markdown."""
+    lines = text.split("\n")
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        if not _BORDER.match(lines[i]):
+            out.append(lines[i])
+            i += 1
+            continue
+        starts = [m.start() for m in re.finditer(r"=+", lines[i])]
+        blocks: list[list[str]] = [[]]  # the rows between one border and the next
+        j = i + 1
+        while j < len(lines):
+            if _BORDER.match(lines[j]):
+                j += 1
+                if len(blocks) == 2 or j >= len(lines) or not lines[j].strip():
+                    break  # bottom border: the table ends
+                blocks.append([])
+                continue  # lines[j] is the first row of the body
+            elif lines[j].strip():
+                blocks[-1].append(lines[j])
+            j += 1
+        else:
+            out.append(lines[i])  # no closing border: not a table
+            i += 1
+            continue
+        header, body = (blocks[0], blocks[1]) if len(blocks) == 2 else ([" "], blocks[0])
+        out += ["| " + " | ".join(_cells(header[0], starts)) + " |", "|" + "---|" * len(starts)]
+        out += ["| " + " | ".join(_cells(row, starts)) + " |" for row in body]
+        i = j
+    return "\n".join(out)
+
+
 def _literal_markers(text: str) -> str:
     text = re.sub(r"^[ \t]*::[ \t]*$", "", text, flags=re.M)
     return re.sub(r"(?<=\S)::[ \t]*$", ":", text, flags=re.M)
@@ -87,7 +129,7 @@ def rewrite(obj, text: str) -> str:
     """The docstring ``text`` of ``obj`` with roles, definition lists and ``::`` in Markdown."""
     match = _SECTION.search(text)
     head, tail = (text[:match.start()], text[match.start():]) if match else (text, "")
-    head = _literal_markers(_definition_lists(head))
+    head = _literal_markers(_definition_lists(_simple_tables(head)))
     return _roles(obj, head + tail)
 
 
