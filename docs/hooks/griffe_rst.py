@@ -12,6 +12,10 @@ Markdown. Three constructs would read badly, so each docstring is rewritten once
 * ``text::`` before a literal block becomes ``text:`` (the indented block stays a code block).
 * Simple tables (``====  ====`` borders, one header row) become Markdown tables.
 
+The pages show every public name, also without a docstring (the book-style classes of
+:mod:`fastdl.reference` have none), except a class's undocumented attributes (``x = None`` of every
+layer): the numpydoc ``Attributes`` section of the class describes those worth knowing.
+
 The numpydoc sections (``Parameters``, ``Returns``, ...) are left to mkdocstrings' numpy parser.
 """
 
@@ -146,4 +150,8 @@ class RstToMarkdown(griffe.Extension):
             seen.add(id(obj))
             if obj.docstring is not None:
                 obj.docstring.value = rewrite(obj, obj.docstring.value)
+            if obj.is_class:  # attributes without a docstring: the class's "Attributes" section covers them
+                for name, member in list(obj.members.items()):
+                    if not member.is_alias and member.is_attribute and member.docstring is None:
+                        obj.del_member(name)
             stack.extend(obj.members.values())
