@@ -384,8 +384,9 @@ def class_doc(rule: Rule) -> str:
         for c in rule.counters:
             lines += [f"{c.name} : int", f"    {c.doc} (starts at {c.initial})."]
         parts.append("\n".join(lines))
-    parts.append(textwrap.fill("See :mod:`fastdl.optim` for what ``update`` validates and guarantees, and "
-                               "docs/design-notes.md (Optimizers) for the measurements behind the kernels.", _WIDTH))
+    parts.append("Notes\n-----\n" + textwrap.fill(  # a section of its own, not the tail of "Attributes"
+        "See :mod:`fastdl.optim` for what ``update`` validates and guarantees, and "
+        "docs/design-notes.md (Optimizers) for the measurements behind the kernels.", _WIDTH))
     return "\n\n".join(parts)
 
 
