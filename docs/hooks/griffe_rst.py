@@ -17,11 +17,18 @@ The pages show every public name, also without a docstring (the book-style class
 layer): the numpydoc ``Attributes`` section of the class describes those worth knowing.
 
 The numpydoc sections (``Parameters``, ``Returns``, ...) are left to mkdocstrings' numpy parser.
+
+Names made at import time (the optimizer classes and ``*_step`` functions that ``fastdl.optim``
+builds from its rule table with ``globals()[...] = ...``) are invisible to static analysis: for every
+module, the names of its runtime ``__all__`` that static analysis did not find are added from the
+imported objects (signature and docstring), so a registry-made class gets its page like a written one.
 """
 
 from __future__ import annotations
 
 import html
+import importlib
+import inspect
 import re
 
 import griffe
@@ -137,10 +144,88 @@ def rewrite(obj, text: str) -> str:
     return _roles(obj, head + tail)
 
 
+_KINDS = {
+    inspect.Parameter.POSITIONAL_ONLY: griffe.ParameterKind.positional_only,
+    inspect.Parameter.POSITIONAL_OR_KEYWORD: griffe.ParameterKind.positional_or_keyword,
+    inspect.Parameter.VAR_POSITIONAL: griffe.ParameterKind.var_positional,
+    inspect.Parameter.KEYWORD_ONLY: griffe.ParameterKind.keyword_only,
+    inspect.Parameter.VAR_KEYWORD: griffe.ParameterKind.var_keyword,
+}
+
+
+def _docstring(value, like) -> griffe.Docstring | None:
+    if not value:
+        return None
+    return griffe.Docstring(inspect.cleandoc(value), parser=like.parser, parser_options=like.parser_options)
+
+
+def _function(name: str, func, like, method: bool = False) -> griffe.Function | None:
+    try:
+        sig = inspect.signature(func)
+    except (TypeError, ValueError):
+        return None
+    params = [griffe.Parameter("self", kind=griffe.ParameterKind.positional_or_keyword)] if method else []
+    params += [griffe.Parameter(p.name, kind=_KINDS[p.kind],
+                                default=None if p.default is inspect.Parameter.empty else repr(p.default))
+               for p in sig.parameters.values()]
+    return griffe.Function(name, parameters=griffe.Parameters(*params), docstring=_docstring(func.__doc__, like))
+
+
+def _class(name: str, cls: type, like) -> griffe.Class:
+    out = griffe.Class(name, docstring=_docstring(cls.__doc__, like))
+    init = _function("__init__", cls, like, method=True)  # the signature of calling the class
+    if init is not None:
+        init.docstring = None
+        out.set_member("__init__", init)
+    for attr in dir(cls):
+        value = getattr(cls, attr, None)
+        if attr.startswith("_") or not inspect.isfunction(value):
+            continue
+        method = _function(attr, value, like)
+        if method is not None:
+            out.set_member(attr, method)
+    return out
+
+
+def _add_runtime_names(module, like) -> None:
+    """Add the names of ``module``'s runtime ``__all__`` that static analysis did not see."""
+    if module.name == "__main__":  # importing it would run the command line
+        return
+    try:
+        live = importlib.import_module(module.path)
+    except (Exception, SystemExit):  # a module that cannot be imported here keeps its static view
+        return
+    for name in getattr(live, "__all__", ()):
+        if name in module.members:
+            continue
+        value = getattr(live, name, None)
+        home = getattr(value, "__module__", None)
+        if (inspect.isclass(value) or inspect.isfunction(value)) and home and home != module.path:
+            # made elsewhere (fastdl.functional re-exports fastdl.optim's step functions): point there
+            module.set_member(name, griffe.Alias(name, f"{home}.{value.__qualname__}", parent=module))
+        elif inspect.isclass(value):
+            module.set_member(name, _class(name, value, like))
+        elif inspect.isfunction(value):
+            func = _function(name, value, like)
+            if func is not None:
+                module.set_member(name, func)
+    if "__all__" in module.members:  # the list itself is no API
+        module.del_member("__all__")
+    if hasattr(live, "__all__"):  # a computed __all__ (``*(r.class_name for r in ...)``) is read here
+        module.exports = [str(name) for name in live.__all__]
+
+
 class RstToMarkdown(griffe.Extension):
     """Rewrite every docstring of the loaded package (see the module docstring)."""
 
     def on_package(self, *, pkg, loader, **kwargs) -> None:
+        like = pkg.docstring
+        # the top-level package's lazy names are listed by the docs hook (docs/api/fastdl.md), not copied
+        modules = [m for m in pkg.modules.values() if not m.is_alias]
+        while modules:
+            module = modules.pop()
+            _add_runtime_names(module, like)
+            modules.extend(m for m in module.modules.values() if not m.is_alias)
         stack = [pkg]
         seen = set()
         while stack:
