@@ -57,6 +57,7 @@ def config(net) -> dict:
         "use_batchnorm": bool(net.use_batchnorm),
         "dtype": net.dtype.name,
         "backend": backend,
+        "loss": getattr(net, "loss_name", "cross_entropy"),
     }
     return cfg
 

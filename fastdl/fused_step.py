@@ -4,7 +4,8 @@ Parameters and gradients live as views into two flat buffers (``P``, ``G``, same
 fastdl optimizer steps the whole model in one kernel call. Each GEMM runs with ``np.dot(..., out=)``
 into buffers kept per batch size, and everything between two GEMMs as one compiled kernel of
 :mod:`fastdl.kernels.fused` (bias + batch norm + activation forward; activation + batch norm + bias
-backward; bias + softmax + cross-entropy + its gradient). The arithmetic is the layers', so the
+backward; bias + softmax + cross-entropy + its gradient, or for ``loss='mse'`` bias + squared error + its
+gradient in one pass, :func:`fastdl.kernels.mse.identity_mse_grad`). The arithmetic is the layers', so the
 numbers are those of the layer-by-layer path, to the bit.
 
 Activations come from their :mod:`fastdl.activations` record: a record with fused kernel codes runs
@@ -24,6 +25,7 @@ import numpy as np
 
 from . import _checks, _flat, activations, ops, runtime
 from .kernels import fused as _fused
+from .kernels import mse as _mse
 
 __all__ = ["PHASES", "FusedStep"]
 
@@ -85,6 +87,7 @@ class FusedStep:
         n_hidden = net.hidden_layer_num
         self.use_bn = net.use_batchnorm
         self.dtype = net.dtype
+        self.mse = net.loss_name == "mse"
         self._init_activation(activations.get(net.activation))
         self.bindings = []  # (layer, attribute, view) the layer must still hold
         self.blocks: list[_Block] = []
@@ -129,7 +132,8 @@ class FusedStep:
         self.last = net.last_layer
         self.buffers: dict[int, tuple] = {}
         calls = self.calls = _Calls()
-        calls.prepare, calls.dot, calls.loss = self._prepare, np.dot, self._loss
+        calls.prepare, calls.dot = self._prepare, np.dot
+        calls.loss = self._loss_mse if self.mse else self._loss
         calls.block_forward, calls.block_backward = _fused.block_forward, _fused.block_backward
         calls.act_forward = self._act_forward if self.fwd_code == _fused.LINEAR else None
         calls.act_backward = self._act_backward if self.bwd_code == _fused.LINEAR else None
@@ -247,7 +251,11 @@ class FusedStep:
         x = net._input(x, "gradient")
         if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] != net.input_size:
             return None
-        labels, probs = ops.labels(t, x.shape[0], self.blocks[-1].width, self.dtype, f"{type(net).__name__}.gradient")
+        where = f"{type(net).__name__}.gradient"
+        if self.mse:  # (the targets travel as probs: (N, D) in the dtype)
+            labels, probs = None, ops.targets(t, (x.shape[0], self.blocks[-1].width), self.dtype, where)
+        else:
+            labels, probs = ops.labels(t, x.shape[0], self.blocks[-1].width, self.dtype, where)
         if self.use_bn:
             moms = self._momenta()
             if moms is None:
@@ -305,7 +313,7 @@ class FusedStep:
             lam_t = tp(lam)
             for blk in blocks:
                 _fused.add_scaled(blk.gW, blk.W, lam_t)
-        self._sync_layers(net, x, t, labels, probs, loss, n, hs, xns, outs, saved, y)
+        self._sync_layers(net, x, t, labels, probs, loss, n, hs, xns, outs, saved, z if self.mse else y)
         return dict(self.grad_views)
 
     def _act_forward(self, blk: _Block, pre: np.ndarray, out: np.ndarray, saved: np.ndarray) -> None:
@@ -331,6 +339,11 @@ class FusedStep:
         s = _fused.softmax_xent_grad(y, labels, dz if probs is None else probs, probs is not None,
                                      tp(ops.XENT_EPS), nf, tp(1), dz, out_blk.gb)
         return ops.loss_scalar(s, n, self.dtype, "SoftmaxWithLoss.forward")
+
+    def _loss_mse(self, z, y, dz, labels, targets, nf, n: int):
+        """Output bias, squared error and its gradient in one pass (``y`` unused: the output is ``z``)."""
+        s = _mse.identity_mse_grad(z, self.blocks[-1].b, targets, nf, dz, self.blocks[-1].gb)
+        return ops.loss_scalar(-0.5 * s, n, self.dtype, "IdentityWithLoss.forward")  # (0.5 * s / N)
 
     def _nonfinite_stats(self, blk: _Block, bad: int, m, om) -> None:
         # the layer path's report and order: report first, then (if not raised) store the statistics
@@ -363,7 +376,7 @@ class FusedStep:
                 layer.mask = saved[i] if self.keep_mask else None  # (relu's kernel reads the output instead)
             a = outs[i]
         last = self.last
-        last.y, last.t, last.loss, last._fwd = y, t, loss, (y, labels, probs)
+        last.y, last.t, last.loss, last._fwd = y, t, loss, (y, probs) if self.mse else (y, labels, probs)
 
 
 def _consts(layer, dt: np.dtype) -> tuple:

@@ -40,10 +40,11 @@ from . import _checks, activations, ops, runtime
 from ._checks import called_before, contiguous, fail, float_array
 from .kernels import batchnorm as _bn
 from .kernels import dropout as _do
+from .kernels import mse as _mse
 from .kernels import softmax as _sm
 
-__all__ = ["ActivationLayer", "Affine", "BatchNormalization", "Dropout", "Relu", "Sigmoid", "SoftmaxWithLoss",
-           "activation_layer"]
+__all__ = ["ActivationLayer", "Affine", "BatchNormalization", "Dropout", "IdentityWithLoss", "Relu", "Sigmoid",
+           "SoftmaxWithLoss", "activation_layer"]
 
 XENT_EPS = ops.XENT_EPS
 BN_EPS = ops.BN_EPS
@@ -346,6 +347,69 @@ class SoftmaxWithLoss:
             y = contiguous(y, fwd[0].dtype)
         d = ops.scalar(dout, "dout", where, y.dtype)
         return _sm.softmax_xent_backward(y, labels if probs is None else probs, d)
+
+
+class IdentityWithLoss:
+    """Identity output with the sum-of-squares loss (the regression output layer, in the book's style).
+
+    ``y = x``; ``loss = 0.5 * sum_ij (y[i, j] - t[i, j])**2 / N``: the book's ``sum_squared_error``
+    per sample, averaged over the batch; ``backward``: ``dx = (y - t) / N * dout``.
+
+    Keras' ``"mse"`` averages over the ``D`` outputs as well and has no ``0.5``:
+    ``mse = mean((y - t)**2) = 2 * loss / D`` (for one output, twice this loss), and its gradient is
+    ``2 / D`` times this one; the minimiser is the same. RMSE is ``sqrt(2 * loss / D)``.
+
+    Attributes
+    ----------
+    y : ndarray or None
+        The last ``x`` (C-contiguous, not a copy when it was already).
+    t : ndarray or None
+        The targets as given to ``forward``.
+    loss : numpy scalar or None
+        The last loss, of x's dtype.
+    """
+
+    def __init__(self) -> None:
+        self.loss = None
+        self.y: np.ndarray | None = None
+        self.t = None
+        self._fwd: tuple | None = None  # (y, targets as (N, D) in y's dtype) of one forward, read once by backward
+
+    def forward(self, x, t):
+        """Return ``0.5 * sum((x - t)**2) / N``.
+
+        Parameters
+        ----------
+        x : ndarray ``(N, D)``, float32 or float64
+        t : ndarray ``(N, D)``, float32 or float64 (``(N,)`` when ``D == 1``), cast to x's dtype
+
+        Returns
+        -------
+        numpy scalar of x's dtype
+            A non-finite loss is reported through :func:`fastdl.runtime.report_nonfinite`.
+        """
+        where = "IdentityWithLoss.forward"
+        xc = ops.softmax_input(x, where)
+        tc = ops.targets(t, xc.shape, xc.dtype, where)
+        s = _mse.sq_err(xc, tc)
+        loss = ops.loss_scalar(-0.5 * s, xc.shape[0], xc.dtype, where)  # (loss_scalar negates: 0.5 * s / N)
+        self.y, self.t, self.loss = xc, t, loss
+        self._fwd = (xc, tc)
+        return loss
+
+    def backward(self, dout=1) -> np.ndarray:
+        """Return a new ``dx = (y - t) / N * dout`` (x's shape and dtype); ``dout`` is a real scalar (default 1)."""
+        where = "IdentityWithLoss.backward"
+        fwd = self._fwd
+        called_before(fwd, where, "IdentityWithLoss.forward")
+        y, tc = fwd
+        if self.y is not y:  # replaced by hand: use it if it fits the stored targets
+            y = float_array(self.y, "y", where, ndim=2)
+            if y.shape != tc.shape:
+                fail(where, "y", f"of shape {tc.shape} (the shape of the forward's x)", f"shape {y.shape}")
+            y = contiguous(y, tc.dtype)
+        d = ops.scalar(dout, "dout", where, y.dtype)
+        return _mse.mse_grad(y, tc, d)[0]
 
 
 class Dropout:

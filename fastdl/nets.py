@@ -20,7 +20,8 @@ The fused training step (fastdl backend, no dropout)
     same layout, so a fastdl optimizer steps the whole model in one kernel call. ``gradient`` runs
     each GEMM with ``np.dot(..., out=)`` into buffers kept per batch size and everything between two
     GEMMs as one compiled kernel (bias + batch norm + activation forward; activation + batch norm +
-    bias backward; bias + softmax + cross-entropy + its gradient), and skips the first layer's
+    bias backward; bias + softmax + cross-entropy + its gradient, or bias + squared error + its gradient
+    for ``loss='mse'``), and skips the first layer's
     ``dx``, which nothing uses. The arithmetic is the layers', so the numbers are those of the
     layer-by-layer path. Whatever the fused step does not cover (dropout, another backend, 4-D input,
     a ``params`` entry or layer attribute replaced by another array, a layer replaced, a subclass
@@ -64,6 +65,9 @@ __all__ = ["LAYER_CLASSES", "CheckpointError", "MultiLayerNet", "MultiLayerNetEx
 LAYER_CLASSES = ("Affine", "Relu", "Sigmoid", "BatchNormalization", "Dropout", "SoftmaxWithLoss")
 
 _BACKEND_MODULES = {"fastdl": _fastdl_layers, "reference": _reference}
+
+#: the output losses: name -> the backend's loss layer class (``last_layer``)
+LOSSES = {"cross_entropy": "SoftmaxWithLoss", "mse": "IdentityWithLoss"}
 
 
 def _backend_ref(backend):
@@ -163,7 +167,7 @@ class MultiLayerNetExtend:
 
     Layers per hidden unit block: ``Affine{i}``, ``BatchNorm{i}`` (with ``use_batchnorm``),
     ``Activation_function{i}``, ``Dropout{i}`` (with ``use_dropout``); then ``Affine{L}`` and a
-    ``SoftmaxWithLoss`` as ``last_layer``.
+    ``SoftmaxWithLoss`` as ``last_layer`` (an ``IdentityWithLoss`` with ``loss='mse'``).
 
     Parameters
     ----------
@@ -194,6 +198,12 @@ class MultiLayerNetExtend:
         Layer implementation (see :func:`resolve_backend`).
     dropout_ratio : float, optional
         Alias of ``dropout_ration``; wins when given.
+    loss : {'cross_entropy', 'mse'}
+        The output layer: ``'cross_entropy'`` (default, the book's softmax with cross-entropy, a
+        classifier: ``output_size`` classes, :meth:`accuracy`) or ``'mse'`` (regression: identity
+        output with ``0.5 * sum((y - t)**2) / N``, :class:`fastdl.layers.IdentityWithLoss`;
+        ``output_size`` real targets per sample, :meth:`predict` returns the predictions,
+        :meth:`score` the R²; :meth:`accuracy` raises).
 
     Attributes
     ----------
@@ -201,7 +211,9 @@ class MultiLayerNetExtend:
         ``'W1', 'b1', ..., 'gamma1', 'beta1', ...`` as the book orders them.
     layers : OrderedDict
         The layers by name.
-    last_layer : SoftmaxWithLoss
+    last_layer : SoftmaxWithLoss or IdentityWithLoss
+    loss_name : str
+        The ``loss`` argument.
     dtype : numpy.dtype
     backend : module
         The module the layer classes came from.
@@ -212,8 +224,12 @@ class MultiLayerNetExtend:
     def __init__(self, input_size: int, hidden_size_list, output_size: int, activation: str = "relu",
                  weight_init_std: str | float = "relu", weight_decay_lambda: float = 0,
                  use_dropout: bool = False, dropout_ration: float = 0.5, use_batchnorm: bool = False,
-                 dtype=np.float64, backend=None, dropout_ratio: float | None = None) -> None:
+                 dtype=np.float64, backend=None, dropout_ratio: float | None = None,
+                 loss: str = "cross_entropy") -> None:
         where = self._where
+        if not isinstance(loss, str) or loss not in LOSSES:
+            _checks.fail(where, "loss", f"one of {tuple(LOSSES)}", repr(loss))
+        self.loss_name = loss
         self.input_size = _positive_int(input_size, "input_size", where)
         self.output_size = _positive_int(output_size, "output_size", where)
         if isinstance(hidden_size_list, int | np.integer) or not hasattr(hidden_size_list, "__iter__"):
@@ -287,6 +303,7 @@ class MultiLayerNetExtend:
         state = dict(state)
         state["backend"] = _backend_from_ref(state["backend"])
         state.pop("_fast", None)  # (the fused step's name in pickles of fastdl 0.1)
+        state.setdefault("loss_name", "cross_entropy")  # (pickles made before loss='mse')
         state.pop("_plan", None)
         state["_fused"] = None
         self.__dict__.update(state)
@@ -336,7 +353,11 @@ class MultiLayerNetExtend:
                 self.layers[f"Dropout{idx}"] = L.Dropout(self.dropout_ration)
         idx = self.hidden_layer_num + 1
         self.layers[f"Affine{idx}"] = L.Affine(self.params[f"W{idx}"], self.params[f"b{idx}"])
-        self.last_layer = L.SoftmaxWithLoss()
+        loss_layer = getattr(L, LOSSES[self.loss_name], None)
+        if loss_layer is None:
+            _checks.fail(self._where, "backend", f"a module with a {LOSSES[self.loss_name]} layer (loss "
+                         f"{self.loss_name!r})", _checks.describe(L), TypeError)
+        self.last_layer = loss_layer()
         self._index_layers()
 
     def _index_layers(self) -> None:
@@ -358,10 +379,11 @@ class MultiLayerNetExtend:
         return x.astype(self.dtype)
 
     def _batch(self, x, t, method: str) -> tuple[np.ndarray, np.ndarray]:
-        """Validate a batch and its targets before any layer runs; return ``(x, labels)``.
+        """Validate a batch and its targets before any layer runs; return ``(x, labels)`` (``(x, targets)``
+        as ``(N, output_size)`` for ``loss='mse'``).
 
         ``x`` in the network's dtype, of shape ``(N, input_size)`` (or ``(N, ...)`` with
-        ``input_size`` values per sample), ``N >= 1``; ``t`` as :class:`SoftmaxWithLoss` takes it.
+        ``input_size`` values per sample), ``N >= 1``; ``t`` as the loss layer takes it.
         A rejected call has run no layer: batch-norm statistics, dropout's random stream and
         parameters are as they were.
         """
@@ -370,11 +392,13 @@ class MultiLayerNetExtend:
         if x.ndim < 2 or x.shape[0] < 1 or math.prod(x.shape[1:]) != self.input_size:
             _checks.fail(where, "x", f"a batch of shape (N, {self.input_size}) with N >= 1 (or (N, ...) with "
                          f"{self.input_size} values per sample)", f"shape {x.shape}")
+        if self.loss_name == "mse":
+            return x, ops.targets(t, (x.shape[0], self.output_size), self.dtype, where)
         labels, _ = ops.labels(t, x.shape[0], self.output_size, self.dtype, where)
         return x, labels
 
     def predict(self, x: np.ndarray, train_flg: bool = False) -> np.ndarray:
-        """Scores (before softmax) for a batch ``x``; cast to the network's dtype if needed.
+        """Scores (before softmax), or the predictions for ``loss='mse'``, for a batch ``x`` (cast to the dtype).
 
         Parameters
         ----------
@@ -412,14 +436,15 @@ class MultiLayerNetExtend:
         return decay
 
     def loss(self, x: np.ndarray, t: np.ndarray, train_flg: bool = False):
-        """Cross-entropy loss plus ``0.5 * λ * Σ sum(W**2)``.
+        """Cross-entropy loss (``loss='mse'``: ``0.5 * sum((y - t)**2) / N``) plus ``0.5 * λ * Σ sum(W**2)``.
 
         Parameters
         ----------
         x : numpy.ndarray
             Input batch.
         t : numpy.ndarray
-            Labels ``(N,)`` or one-hot ``(N, output_size)``.
+            Labels ``(N,)`` or one-hot ``(N, output_size)``; for ``loss='mse'`` real targets
+            ``(N, output_size)`` (or ``(N,)`` with one output).
         train_flg : bool
             Training mode (see :meth:`predict`).
 
@@ -457,9 +482,42 @@ class MultiLayerNetExtend:
         ``x`` and ``t`` are checked as :meth:`loss` checks them before any layer runs (labels in
         ``[0, output_size)``, one per row).
         """
+        if self.loss_name == "mse":
+            _checks.fail(f"{type(self).__name__}.accuracy", "the network", "a classifier (loss='cross_entropy'): "
+                         "accuracy is not meaningful for regression; use score(x, t), the R²", "loss='mse'",
+                         TypeError)
         x, labels = self._batch(x, t, "accuracy")
         y = np.argmax(self.predict(x, train_flg=False), axis=1)
         return float(np.sum(y == labels) / float(y.shape[0]))
+
+    def score(self, x: np.ndarray, t: np.ndarray) -> float:
+        """R² for ``loss='mse'`` (scikit-learn's regressor ``score``), :meth:`accuracy` for a classifier.
+
+        ``R² = 1 - SS_res / SS_tot`` per output, with ``SS_res = sum_i (t[i] - y[i])**2`` and
+        ``SS_tot = sum_i (t[i] - mean(t))**2`` (``y = predict(x)`` in evaluation mode), averaged over
+        the outputs (scikit-learn's ``r2_score`` with ``multioutput='uniform_average'``). An output
+        whose targets are constant scores 1.0 when predicted exactly, else 0.0 (as scikit-learn).
+
+        Parameters
+        ----------
+        x, t : numpy.ndarray
+            Inputs and targets (checked as :meth:`loss` checks them).
+
+        Returns
+        -------
+        float
+            At most 1; 0 for predicting the mean of ``t``; negative for worse.
+        """
+        if self.loss_name != "mse":
+            return self.accuracy(x, t)
+        x, targets = self._batch(x, t, "score")
+        y = self.predict(x, train_flg=False).astype(np.float64)
+        t64 = targets.astype(np.float64)
+        ss_res = np.sum((t64 - y) ** 2, axis=0)
+        ss_tot = np.sum((t64 - t64.mean(axis=0)) ** 2, axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r2 = np.where(ss_tot > 0, 1.0 - ss_res / ss_tot, np.where(ss_res == 0, 1.0, 0.0))
+        return float(np.mean(r2))
 
     def numerical_gradient(self, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
         """Gradients by central differences (slow; for checking :meth:`gradient`).
@@ -576,7 +634,8 @@ class MultiLayerNetExtend:
         sizes = [self.input_size, *self.hidden_size_list, self.output_size]
         extras = "".join([", batchnorm" if self.use_batchnorm else "",
                           f", dropout={self.dropout_ration}" if self.use_dropout else "",
-                          f", weight_decay={self.weight_decay_lambda}" if self.weight_decay_lambda else ""])
+                          f", weight_decay={self.weight_decay_lambda}" if self.weight_decay_lambda else "",
+                          f", loss={self.loss_name}" if self.loss_name != "cross_entropy" else ""])
         return (f"{type(self).__name__}({'-'.join(map(str, sizes))}, {self.activation}{extras}, "
                 f"{self.dtype.name}, backend={getattr(self.backend, '__name__', type(self.backend).__name__)})")
 
@@ -613,7 +672,7 @@ class MultiLayerNet(MultiLayerNetExtend):
     """Fully connected ReLU/sigmoid network (the book's ``MultiLayerNet``): no batch norm, no dropout.
 
     Layers: ``Affine{i}``, ``Activation_function{i}`` per hidden layer, then ``Affine{L}`` and a
-    ``SoftmaxWithLoss`` as ``last_layer``.
+    ``SoftmaxWithLoss`` as ``last_layer`` (``IdentityWithLoss`` with ``loss='mse'``).
 
     Parameters
     ----------
@@ -633,6 +692,8 @@ class MultiLayerNet(MultiLayerNetExtend):
         float64 (default) or float32.
     backend : None, str or module
         Layer implementation (see :func:`resolve_backend`).
+    loss : {'cross_entropy', 'mse'}
+        Classification (default) or regression output (see :class:`MultiLayerNetExtend`).
     """
 
     _where = "MultiLayerNet"
@@ -640,10 +701,10 @@ class MultiLayerNet(MultiLayerNetExtend):
 
     def __init__(self, input_size: int, hidden_size_list, output_size: int, activation: str = "relu",
                  weight_init_std: str | float = "relu", weight_decay_lambda: float = 0,
-                 dtype=np.float64, backend=None) -> None:
+                 dtype=np.float64, backend=None, loss: str = "cross_entropy") -> None:
         super().__init__(input_size, hidden_size_list, output_size, activation=activation,
                          weight_init_std=weight_init_std, weight_decay_lambda=weight_decay_lambda,
-                         dtype=dtype, backend=backend)
+                         dtype=dtype, backend=backend, loss=loss)
 
 
 #: the classes a saved network may name (``net.save`` / :func:`load`, checkpoints)

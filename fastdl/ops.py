@@ -2,8 +2,8 @@
 
 Two kinds of helpers, both internal (the public stateless API is :mod:`fastdl.functional`):
 
-* **checks** (``param``, ``bias``, ``scalar``, ``labels``, ``affine_input``, ``bn_input``, ``softmax_input``,
-  ``dout``, ``loss_scalar``) raise the house errors of :mod:`fastdl._checks` and return arrays ready
+* **checks** (``param``, ``bias``, ``scalar``, ``labels``, ``targets``, ``affine_input``, ``bn_input``,
+  ``softmax_input``, ``dout``, ``loss_scalar``) raise the house errors of :mod:`fastdl._checks` and return arrays ready
   for a kernel (C-contiguous, in the dtype the op computes in);
 * **drivers** (``affine``, ``affine_backward``) take such arrays, allocate the outputs and run the
   kernels; they trust their arguments.
@@ -96,6 +96,16 @@ def labels(t, n: int, c: int, dtype: np.dtype, where: str) -> tuple[np.ndarray, 
         return _sm.row_argmax(probs), probs
     fail(where, "t", "1-D labels or 2-D one-hot rows", f"shape {t.shape}")
     raise AssertionError  # unreachable
+
+
+def targets(t, shape: tuple[int, int], dtype: np.dtype, where: str) -> np.ndarray:
+    """Regression targets for outputs of ``shape`` ``(N, D)``: float32/float64 of that shape, or ``(N,)`` when
+    ``D == 1``; returned C-contiguous ``(N, D)`` in ``dtype``."""
+    t = float_array(t, "t", where)
+    n, d = shape
+    if t.shape != shape and not (d == 1 and t.shape == (n,)):
+        fail(where, "t", f"of shape {shape} (the shape of x){f' or ({n},)' if d == 1 else ''}", f"shape {t.shape}")
+    return contiguous(t.reshape(shape), dtype)
 
 
 def loss_scalar(s: float, n: int, dtype: np.dtype, where: str):

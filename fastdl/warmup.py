@@ -56,7 +56,7 @@ def _work(dtype: str):
 
     def run_layer(layer, *args, **kwargs):
         layer.forward(*args, **kwargs)
-        return layer.backward(1 if isinstance(layer, layers.SoftmaxWithLoss) else dout)
+        return layer.backward(1 if isinstance(layer, layers.SoftmaxWithLoss | layers.IdentityWithLoss) else dout)
 
     work = [
         ("Affine", lambda: run_layer(layers.Affine(rng.standard_normal((6, 6)).astype(dtype),
@@ -70,6 +70,7 @@ def _work(dtype: str):
                              dr.forward(x, train_flg=False))),
         ("SoftmaxWithLoss", lambda: (run_layer(layers.SoftmaxWithLoss(), x, t),
                                      run_layer(layers.SoftmaxWithLoss(), x, onehot))),
+        ("IdentityWithLoss", lambda: run_layer(layers.IdentityWithLoss(), x, dout)),
     ]
     for name in optim.OPTIMIZERS:
         def update(name=name):

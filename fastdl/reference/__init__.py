@@ -18,7 +18,7 @@ Layout mirrors the package: :mod:`fastdl.reference.layers`, :mod:`fastdl.referen
 
 from ._activations import Elu, Gelu, LeakyRelu, Mish, PRelu, Selu, Silu, Tanh
 from ._functions import cross_entropy_error, relu, sigmoid, softmax
-from ._layers import Affine, BatchNormalization, Dropout, Relu, Sigmoid, SoftmaxWithLoss
+from ._layers import Affine, BatchNormalization, Dropout, IdentityWithLoss, Relu, Sigmoid, SoftmaxWithLoss
 from ._optim import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "Affine",
     "BatchNormalization",
     "Dropout",
+    "IdentityWithLoss",
     "Momentum",
     "Nesterov",
     "RMSprop",

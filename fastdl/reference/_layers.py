@@ -79,6 +79,24 @@ class SoftmaxWithLoss:
         return dx * dout
 
 
+class IdentityWithLoss:
+    """Identity output with the book's sum of squares per sample, averaged over the batch."""
+
+    def __init__(self):
+        self.loss = None
+        self.y = None
+        self.t = None
+
+    def forward(self, x, t):
+        self.t = t.reshape(x.shape)
+        self.y = x
+        self.loss = 0.5 * np.sum((self.y - self.t) ** 2) / x.shape[0]
+        return self.loss
+
+    def backward(self, dout=1):
+        return (self.y - self.t) / self.y.shape[0] * dout
+
+
 class Dropout:
     """Book form (not inverted): keep where a uniform draw > ratio; scale by (1 - ratio) at test time."""
 
