@@ -13,7 +13,7 @@ import numpy as np
 
 from . import _io
 
-__all__ = ["History", "plot_history"]
+__all__ = ["History", "plot_history", "plot_predictions"]
 
 
 class History:
@@ -30,7 +30,10 @@ class History:
     config : dict
         Network, optimizer and run settings.
     final_test_acc : float or None
-        Accuracy on the whole test set at the end.
+        Accuracy on the whole test set at the end (None for a regression network).
+    final_test_r2 : float or None
+        A regression network's R² on the whole test set at the end (None for a classifier; in
+        :meth:`to_dict` only when set).
     stop_reason : str
         ``'completed'``, or why the run stopped early.
     best_epoch : int or None
@@ -48,6 +51,7 @@ class History:
         self.epochs: list[dict] = []
         self.train_loss: list[float] = []
         self.final_test_acc: float | None = None
+        self.final_test_r2: float | None = None
         self.stop_reason = "not started"
         self.best_epoch: int | None = None
         self.wall_time_s = 0.0
@@ -76,7 +80,7 @@ class History:
         -------
         dict
         """
-        return {
+        out = {
             "config": self.config,
             "stop_reason": self.stop_reason,
             "final_test_acc": self.final_test_acc,
@@ -88,6 +92,9 @@ class History:
             "epochs": self.epochs,
             "train_loss": self.train_loss,
         }
+        if self.final_test_r2 is not None:
+            out["final_test_r2"] = self.final_test_r2
+        return out
 
     def save_json(self, path: str | Path) -> Path:
         """Write :meth:`to_dict` as JSON (non-finite numbers as ``null``); create parent directories.
@@ -129,7 +136,7 @@ def _json_ready(obj):
 
 
 def plot_history(history: History, path: str | Path | None = None, title: str | None = None):
-    """Loss per step (and per-epoch mean) beside train/test accuracy per epoch.
+    """Loss per step (and per-epoch mean) beside train/test accuracy (a regression run's R²) per epoch.
 
     Parameters
     ----------
@@ -150,20 +157,66 @@ def plot_history(history: History, path: str | Path | None = None, title: str | 
     ax_loss, ax_acc = fig.subplots(1, 2)
     steps = np.arange(1, len(history.train_loss) + 1)
     ax_loss.plot(steps, history.train_loss, lw=0.8, alpha=0.6, label="mini-batch loss")
+    r2 = bool(history.epochs) and "test_r2" in history.epochs[0]
+    metric = "r2" if r2 else "acc"
     if history.epochs:
         ax_loss.plot(history.metric("iteration"), history.metric("train_loss"), "o-", ms=3, label="epoch mean")
         epochs = history.metric("epoch")
-        ax_acc.plot(epochs, history.metric("train_acc"), "o-", ms=3, label="train")
-        ax_acc.plot(epochs, history.metric("test_acc"), "s--", ms=3, label="test")
+        ax_acc.plot(epochs, history.metric(f"train_{metric}"), "o-", ms=3, label="train")
+        ax_acc.plot(epochs, history.metric(f"test_{metric}"), "s--", ms=3, label="test")
     ax_loss.set(xlabel="step", ylabel="loss", title="training loss (mini-batch, after each update)")
     finite = np.asarray(history.train_loss, dtype=float)
     finite = finite[np.isfinite(finite)]
     if finite.size and finite.min() > 0 and finite.max() / finite.min() > 100:
         ax_loss.set_yscale("log")
     ax_loss.legend()
-    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1.02))
+    if r2:  # (R² is unbounded below: show from -1 at most)
+        low = min([0.0, *history.metric("train_r2"), *history.metric("test_r2")])
+        ax_acc.set(xlabel="epoch", ylabel="R²", title="R² (1 - SS_res / SS_tot)", ylim=(max(low, -1.0) - 0.02, 1.02))
+    else:
+        ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1.02))
     ax_acc.legend(loc="lower right")
     fig.suptitle(title or history.config.get("network", "training"))
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        _io.atomic_write(path, lambda fh: fig.savefig(fh, dpi=110, format=Path(path).suffix.lstrip(".") or "png"))
+    return fig
+
+
+def plot_predictions(t, y, path: str | Path | None = None, title: str | None = None):
+    """Predicted against true values of a regression test set (one panel per output), with the line ``y = t``.
+
+    Parameters
+    ----------
+    t, y : numpy.ndarray
+        Targets and predictions, ``(N,)`` or ``(N, D)`` of one shape.
+    path : str or Path, optional
+        Where to save the PNG (written atomically).
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.figure import Figure
+
+    t2 = np.asarray(t, dtype=float).reshape(len(t), -1)
+    y2 = np.asarray(y, dtype=float).reshape(t2.shape)
+    d = t2.shape[1]
+    fig = Figure(figsize=(max(4.6 * d, 6.4), 5.0), layout="constrained")
+    for j, ax in enumerate(np.atleast_1d(fig.subplots(1, d))):
+        tj, yj = t2[:, j], y2[:, j]
+        lo, hi = min(tj.min(), yj.min()), max(tj.max(), yj.max())
+        ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="y = t")
+        ax.scatter(tj, yj, s=14, alpha=0.7, label=f"test samples ({len(tj)})")
+        rmse = float(np.sqrt(np.mean((yj - tj) ** 2)))
+        ss_tot = float(np.sum((tj - tj.mean()) ** 2))
+        r2 = 1.0 - float(np.sum((tj - yj) ** 2)) / ss_tot if ss_tot > 0 else float("nan")
+        ax.set(xlabel="true", ylabel="predicted", aspect="equal",
+               title=f"output {j}: RMSE {rmse:.4g}, R² {r2:.3f}" if d > 1 else f"RMSE {rmse:.4g}, R² {r2:.3f}")
+        ax.legend(loc="upper left")
+    fig.suptitle(title or "predicted vs true", fontsize="medium", wrap=True)
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         _io.atomic_write(path, lambda fh: fig.savefig(fh, dpi=110, format=Path(path).suffix.lstrip(".") or "png"))

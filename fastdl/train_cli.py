@@ -1,7 +1,8 @@
 """The ``fastdl train`` command: the book's networks on a built-in data set, from the command line.
 
-It builds a :class:`~fastdl.nets.MultiLayerNetExtend`, runs a :class:`~fastdl.trainer.Trainer` and
-writes the history (JSON) and a figure (PNG); ``--checkpoint-dir``/``--resume`` keep and continue a
+It builds a :class:`~fastdl.nets.MultiLayerNetExtend` (``loss='mse'`` on the regression set diabetes),
+runs a :class:`~fastdl.trainer.Trainer` and writes the history (JSON) and a figure (PNG; for regression
+also predicted against true values of the test set); ``--checkpoint-dir``/``--resume`` keep and continue a
 run (see :mod:`fastdl.checkpoint`); ``--lr auto`` asks :func:`fastdl.lr_find` for the rate.
 """
 
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import optim
+from .history import plot_predictions
 from .trainer import Trainer, plot_history
 
 __all__ = ["register_cli"]
@@ -37,6 +39,8 @@ def _load(dataset: str, dtype):
 
     if dataset == "digits":
         return datasets.load_digits(normalize=True, dtype=dtype)
+    if dataset == "diabetes":
+        return datasets.load_diabetes(normalize=True, dtype=dtype)
     (x_tr, t_tr), (x_te, t_te) = datasets.load_mnist(normalize=True)
     return (x_tr.astype(dtype, copy=False), t_tr), (x_te.astype(dtype, copy=False), t_te)
 
@@ -60,6 +64,9 @@ def _auto_lr(args: argparse.Namespace, net, x_train, t_train) -> float:
           f"{len(found.lrs)} steps, {found.stop_reason})")
     return found.suggestion
 
+
+#: data sets with real-valued targets: trained with loss='mse', scored by RMSE and R²
+_REGRESSION_SETS = ("diabetes",)
 
 #: the arguments that define a `fastdl train` run (kept in its checkpoints; --resume takes them back)
 _RUN_ARGS = ("dataset", "hidden", "activation", "init", "optimizer", "lr", "batchnorm", "dropout", "weight_decay",
@@ -89,10 +96,13 @@ def _train_command(args: argparse.Namespace) -> int:
         lr = trainer.history.config.get("optimizer_param", {}).get("lr", trainer.optimizer.lr)
     else:
         np.random.seed(args.seed)
-        net = MultiLayerNetExtend(x_train.shape[1], args.hidden, 10, activation=args.activation,
+        regression = args.dataset in _REGRESSION_SETS
+        net = MultiLayerNetExtend(x_train.shape[1], args.hidden, t_train.shape[1] if regression else 10,
+                                  activation=args.activation,
                                   weight_init_std=args.init, weight_decay_lambda=args.weight_decay,
                                   use_dropout=args.dropout > 0, dropout_ratio=args.dropout or 0.5,
-                                  use_batchnorm=args.batchnorm, dtype=dtype, backend=args.backend)
+                                  use_batchnorm=args.batchnorm, dtype=dtype, backend=args.backend,
+                                  loss="mse" if regression else "cross_entropy")
         lr = _auto_lr(args, net, x_train, t_train) if args.lr == "auto" else args.lr
         trainer = Trainer(net, x_train, t_train, x_test, t_test, epochs=args.epochs,
                           mini_batch_size=args.batch_size, optimizer=args.optimizer, optimizer_param={"lr": lr},
@@ -109,10 +119,18 @@ def _train_command(args: argparse.Namespace) -> int:
     png_path = out / f"{stem}.png"
     plot_history(history, png_path, title=f"{args.dataset}: {net!r}, {args.optimizer} lr={lr:.3g}")
     n_test = x_test.shape[0]
-    print(f"test accuracy {history.final_test_acc:.4f} ({round(history.final_test_acc * n_test)}/{n_test}) | "
-          f"{history.iterations} steps, {history.samples_per_s:,.0f} samples/s in training steps | "
-          f"{history.wall_time_s:.2f} s training, {total:.2f} s total | stop: {history.stop_reason}")
-    print(f"history: {json_path}\nplot:    {png_path}")
+    run = (f"{history.iterations} steps, {history.samples_per_s:,.0f} samples/s in training steps | "
+           f"{history.wall_time_s:.2f} s training, {total:.2f} s total | stop: {history.stop_reason}")
+    if history.final_test_r2 is None:
+        print(f"test accuracy {history.final_test_acc:.4f} ({round(history.final_test_acc * n_test)}/{n_test}) | {run}")
+        print(f"history: {json_path}\nplot:    {png_path}")
+    else:
+        y_test = net.predict(x_test)
+        rmse = float(np.sqrt(np.mean((y_test.astype(np.float64) - t_test) ** 2)))
+        pred_path = out / f"{stem}-pred.png"
+        plot_predictions(t_test, y_test, pred_path, title=f"{args.dataset} test set\n{net!r}")
+        print(f"test RMSE {rmse:.4g}, R2 {history.final_test_r2:.4f} ({n_test} samples) | {run}")
+        print(f"history: {json_path}\nplot:    {png_path}\npredicted vs true: {pred_path}")
     return 0 if history.stop_reason.startswith(("completed", "early stopping")) else 1
 
 
@@ -125,11 +143,13 @@ def register_cli(subparsers) -> None:
         From ``parser.add_subparsers()``.
     """
     p = subparsers.add_parser(
-        "train", help="train a MultiLayerNetExtend on digits or MNIST",
-        description="Train a fully connected network with the book's Trainer; prints test accuracy and samples/s, "
-                    "saves the history JSON and a loss/accuracy plot to --out.")
-    p.add_argument("--dataset", choices=("digits", "mnist"), default="digits",
-                   help="digits: scikit-learn's 8x8 digits (offline); mnist: downloaded once (default: digits)")
+        "train", help="train a MultiLayerNetExtend on digits, MNIST or diabetes (regression)",
+        description="Train a fully connected network with the book's Trainer; prints test accuracy (regression: "
+                    "test RMSE and R2) and samples/s, saves the history JSON and a loss/accuracy plot to --out "
+                    "(regression: also a predicted-vs-true plot of the test set).")
+    p.add_argument("--dataset", choices=("digits", "mnist", "diabetes"), default="digits",
+                   help="digits: scikit-learn's 8x8 digits (offline); mnist: downloaded once; diabetes: scikit-learn's "
+                        "diabetes regression set (offline; loss mse) (default: digits)")
     p.add_argument("--hidden", type=_hidden_list, default=[100, 100], help="hidden sizes, e.g. 100,100 (default)")
     from . import activations
 
@@ -146,7 +166,8 @@ def register_cli(subparsers) -> None:
     p.add_argument("--weight-decay", type=float, default=0.0, metavar="LAMBDA", help="L2 strength (default 0)")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--patience", type=int, default=None, help="early stopping on test accuracy (default: off)")
+    p.add_argument("--patience", type=int, default=None,
+                   help="early stopping on test accuracy (regression: test R2) (default: off)")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     p.add_argument("--backend", choices=("fastdl", "reference"), default=None,
                    help="layers and optimizers: fastdl (compiled, default) or reference (plain NumPy)")

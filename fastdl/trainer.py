@@ -37,7 +37,8 @@ from .history import History, plot_history
 __all__ = ["MONITORS", "History", "Trainer", "make_optimizer", "plot_history"]
 
 #: Metrics early stopping can watch, and whether larger is better.
-MONITORS = {"test_acc": True, "train_acc": True, "train_loss": False, "val_acc": True, "val_loss": False}
+MONITORS = {"test_acc": True, "train_acc": True, "train_loss": False, "val_acc": True, "val_loss": False,
+            "test_r2": True, "train_r2": True, "val_r2": True}
 
 
 def _optimizer_classes(module) -> dict[str, type]:
@@ -147,9 +148,11 @@ class Trainer:
         ``min_delta``; ``None`` disables early stopping.
     min_delta : float
         Smallest change that counts as an improvement.
-    monitor : {'test_acc', 'train_acc', 'train_loss', 'val_acc', 'val_loss'}
+    monitor : {'test_acc', 'train_acc', 'train_loss', 'val_acc', 'val_loss', 'test_r2', 'train_r2', 'val_r2'}
         Watched metric (``'test_acc'`` is the accuracy on the data given as the test set; the
-        ``val_`` metrics need ``validation_data`` and keep the test set unseen).
+        ``val_`` metrics need ``validation_data`` and keep the test set unseen). For a regression
+        network (``loss_name == 'mse'``) the accuracies are its R² (``network.score``), recorded as
+        ``train_r2``/``test_r2``/``val_r2``; an ``_acc`` monitor then watches the ``_r2`` metric.
     restore_best_weights : bool
         On early stopping, copy the best parameters (and batch-norm running statistics) back
         into the network's arrays, in place, so its layers keep their references.
@@ -179,7 +182,7 @@ class Trainer:
     Attributes
     ----------
     train_loss_list, train_acc_list, test_acc_list : list
-        The book's lists.
+        The book's lists (for a regression network the accuracy lists hold the R² per epoch).
     history : History
         Per-epoch metrics, timing, stop reason.
     optimizer : object
@@ -206,6 +209,10 @@ class Trainer:
                 _checks.fail(where, "network", "a network with params, gradient, loss and accuracy",
                              f"{type(network).__name__} without {attr}", TypeError)
         self.network = network
+        #: 'r2' for a regression network (its score), else 'acc' (its accuracy)
+        self.metric = "r2" if getattr(network, "loss_name", None) == "mse" else "acc"
+        if self.metric == "r2" and not callable(getattr(network, "score", None)):
+            _checks.fail(where, "network", "a regression network with score(x, t)", type(network).__name__, TypeError)
         self.verbose = bool(verbose)
         dtype = getattr(network, "dtype", None)
         self.x_train, self.t_train = self._data(x_train, t_train, "x_train", "t_train", dtype, where)
@@ -236,6 +243,11 @@ class Trainer:
         self.min_delta = _checks.positive_number(min_delta, "min_delta", where, allow_zero=True)
         if monitor not in MONITORS:
             _checks.fail(where, "monitor", f"one of {tuple(MONITORS)}", repr(monitor))
+        if self.metric == "r2" and monitor.endswith("_acc"):
+            monitor = monitor[:-len("acc")] + "r2"
+        elif self.metric == "acc" and monitor.endswith("_r2"):
+            _checks.fail(where, "monitor", "an accuracy or loss metric for a classifier ('_r2' needs a regression "
+                         "network, loss='mse')", repr(monitor))
         if monitor.startswith("val_") and self.x_val is None:
             _checks.fail(where, "monitor", "a metric the trainer computes ('val_...' needs validation_data)",
                          repr(monitor))
@@ -408,20 +420,22 @@ class Trainer:
         n = self.evaluate_sample_num_per_epoch
         if n is not None:
             x_tr, t_tr, x_te, t_te = x_tr[:n], t_tr[:n], x_te[:n], t_te[:n]
-        train_acc = self.network.accuracy(x_tr, t_tr)
-        test_acc = self.network.accuracy(x_te, t_te)
+        metric = self.metric
+        score = self.network.score if metric == "r2" else self.network.accuracy
+        train_acc = score(x_tr, t_tr)
+        test_acc = score(x_te, t_te)
         self.train_acc_list.append(train_acc)
         self.test_acc_list.append(test_acc)
         record = {
             "epoch": self.current_epoch,
             "iteration": self.current_iter + 1,
             "train_loss": float(np.mean(self._epoch_losses)),
-            "train_acc": float(train_acc),
-            "test_acc": float(test_acc),
+            f"train_{metric}": float(train_acc),
+            f"test_{metric}": float(test_acc),
         }
         if self.x_val is not None:
             record["val_loss"] = float(self.network.loss(self.x_val, self.t_val))
-            record["val_acc"] = float(self.network.accuracy(self.x_val, self.t_val))
+            record[f"val_{metric}"] = float(score(self.x_val, self.t_val))
         lr = getattr(self.optimizer, "lr", None)
         if isinstance(lr, int | float | np.floating) and not isinstance(lr, bool):
             record["learning_rate"] = float(lr)  # the rate of this epoch's steps
@@ -440,7 +454,12 @@ class Trainer:
         self.history.epochs.append(record)
         self.history.train_time_s += self._epoch_step_time
         self._epoch_losses, self._epoch_step_time, self._epoch_samples = [], 0.0, 0
-        if self._bar is not None:
+        if self._bar is not None and metric == "r2":
+            self._bar.set_postfix({"loss": f"{record['train_loss']:.4g}", "train_r2": f"{train_acc:.3f}",
+                                   "test_r2": f"{test_acc:.3f}"}, refresh=False)
+            self._bar.write(f"=== epoch:{self.current_epoch}, train loss:{record['train_loss']:.4f}, "
+                            f"train R2:{train_acc:.4f}, test R2:{test_acc:.4f} ===")
+        elif self._bar is not None:
             self._bar.set_postfix({"loss": f"{record['train_loss']:.4f}", "train_acc": f"{train_acc:.3f}",
                                    "test_acc": f"{test_acc:.3f}"}, refresh=False)
             self._bar.write(f"=== epoch:{self.current_epoch}, train acc:{train_acc:.4f}, test acc:{test_acc:.4f} ===")
@@ -554,13 +573,20 @@ class Trainer:
         h.train_time_s += self._epoch_step_time
         h.iterations = self.current_iter
         h.samples_per_s = h.iterations * self.batch_size / h.train_time_s if h.train_time_s > 0 else 0.0
-        test_acc = self.network.accuracy(self.x_test, self.t_test)
-        h.final_test_acc = float(test_acc)
+        if self.metric == "r2":
+            test_acc = self.network.score(self.x_test, self.t_test)
+            h.final_test_r2 = float(test_acc)
+        else:
+            test_acc = self.network.accuracy(self.x_test, self.t_test)
+            h.final_test_acc = float(test_acc)
         h.train_loss = [float(v) for v in self.train_loss_list]
         if not self.stopped:
             h.stop_reason = "completed"
         h.wall_time_s = time.perf_counter() - self._start
-        if self.verbose:
+        if self.verbose and self.metric == "r2":
+            print("=============== Final Test R2 ===============")
+            print("test R2:" + str(test_acc))
+        elif self.verbose:
             print("=============== Final Test Accuracy ===============")
             print("test acc:" + str(test_acc))
         return h
