@@ -30,6 +30,7 @@ _SUBMODULES = (
     "layers",
     "nets",
     "lr_finder",
+    "metrics",
     "optim",
     "perceptron",
     "profiler",

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _io
+from .metrics import r2_score
 
 __all__ = ["History", "plot_history", "plot_predictions"]
 
@@ -211,8 +212,7 @@ def plot_predictions(t, y, path: str | Path | None = None, title: str | None = N
         ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="y = t")
         ax.scatter(tj, yj, s=14, alpha=0.7, label=f"test samples ({len(tj)})")
         rmse = float(np.sqrt(np.mean((yj - tj) ** 2)))
-        ss_tot = float(np.sum((tj - tj.mean()) ** 2))
-        r2 = 1.0 - float(np.sum((tj - yj) ** 2)) / ss_tot if ss_tot > 0 else float("nan")
+        r2 = r2_score(tj, yj)
         ax.set(xlabel="true", ylabel="predicted", aspect="equal",
                title=f"output {j}: RMSE {rmse:.4g}, R² {r2:.3f}" if d > 1 else f"RMSE {rmse:.4g}, R² {r2:.3f}")
         ax.legend(loc="upper left")

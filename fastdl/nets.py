@@ -57,6 +57,7 @@ from . import reference as _reference
 from ._archive import CheckpointError
 from .fused_step import FusedStep
 from .init import std_for
+from .metrics import r2_score
 
 __all__ = ["LAYER_CLASSES", "CheckpointError", "MultiLayerNet", "MultiLayerNetExtend", "load", "numerical_gradient",
            "resolve_backend"]
@@ -199,11 +200,9 @@ class MultiLayerNetExtend:
     dropout_ratio : float, optional
         Alias of ``dropout_ration``; wins when given.
     loss : {'cross_entropy', 'mse'}
-        The output layer: ``'cross_entropy'`` (default, the book's softmax with cross-entropy, a
-        classifier: ``output_size`` classes, :meth:`accuracy`) or ``'mse'`` (regression: identity
-        output with ``0.5 * sum((y - t)**2) / N``, :class:`fastdl.layers.IdentityWithLoss`;
-        ``output_size`` real targets per sample, :meth:`predict` returns the predictions,
-        :meth:`score` the R²; :meth:`accuracy` raises).
+        ``'cross_entropy'`` (default): the book's softmax with cross-entropy, a classifier. ``'mse'``:
+        regression, :class:`fastdl.layers.IdentityWithLoss` (``0.5 * sum((y - t)**2) / N``) on
+        ``output_size`` real targets; :meth:`score` gives the R², :meth:`accuracy` raises.
 
     Attributes
     ----------
@@ -491,12 +490,9 @@ class MultiLayerNetExtend:
         return float(np.sum(y == labels) / float(y.shape[0]))
 
     def score(self, x: np.ndarray, t: np.ndarray) -> float:
-        """R² for ``loss='mse'`` (scikit-learn's regressor ``score``), :meth:`accuracy` for a classifier.
+        """R² of ``predict(x)`` (evaluation mode) for ``loss='mse'``, :meth:`accuracy` for a classifier.
 
-        ``R² = 1 - SS_res / SS_tot`` per output, with ``SS_res = sum_i (t[i] - y[i])**2`` and
-        ``SS_tot = sum_i (t[i] - mean(t))**2`` (``y = predict(x)`` in evaluation mode), averaged over
-        the outputs (scikit-learn's ``r2_score`` with ``multioutput='uniform_average'``). An output
-        whose targets are constant scores 1.0 when predicted exactly, else 0.0 (as scikit-learn).
+        ``R² = 1 - SS_res / SS_tot`` per output, averaged (:func:`fastdl.metrics.r2_score`, scikit-learn's).
 
         Parameters
         ----------
@@ -511,13 +507,7 @@ class MultiLayerNetExtend:
         if self.loss_name != "mse":
             return self.accuracy(x, t)
         x, targets = self._batch(x, t, "score")
-        y = self.predict(x, train_flg=False).astype(np.float64)
-        t64 = targets.astype(np.float64)
-        ss_res = np.sum((t64 - y) ** 2, axis=0)
-        ss_tot = np.sum((t64 - t64.mean(axis=0)) ** 2, axis=0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r2 = np.where(ss_tot > 0, 1.0 - ss_res / ss_tot, np.where(ss_res == 0, 1.0, 0.0))
-        return float(np.mean(r2))
+        return r2_score(targets, self.predict(x, train_flg=False))
 
     def numerical_gradient(self, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
         """Gradients by central differences (slow; for checking :meth:`gradient`).
