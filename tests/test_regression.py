@@ -338,3 +338,26 @@ def test_train_command_on_diabetes(diabetes, tmp_path, capsys):
     assert "test RMSE " in out and ", R2 " in out and "test accuracy" not in out
     for name in ("train-diabetes.json", "train-diabetes.png", "train-diabetes-pred.png"):
         assert (tmp_path / name).stat().st_size > 0
+
+
+def test_checkpoint_resume_of_a_regression_run_continues_bit_for_bit(diabetes, tmp_path):
+    (x, t), (xt, tt) = diabetes
+
+    def run(**kw):
+        np.random.seed(1)
+        net = MultiLayerNetExtend(10, [16], 1, weight_init_std="glorot", loss="mse")
+        return Trainer(net, x, t, xt, tt, epochs=4, optimizer="adam", optimizer_param={"lr": 0.01},
+                       verbose=False, seed=1, **kw)
+
+    straight = run()
+    straight.train()
+    first = run(checkpoint_dir=tmp_path / "ck", checkpoint_keep=10)
+    first.train()
+    files = sorted((tmp_path / "ck").glob("ckpt-*.npz"))
+    resumed = Trainer.resume(files[1], x, t, xt, tt, verbose=False)
+    assert resumed.network.loss_name == "mse" and resumed.current_epoch == 2
+    resumed.train()
+    for key, value in straight.network.params.items():
+        np.testing.assert_array_equal(resumed.network.params[key], value, err_msg=key)
+    assert resumed.history.final_test_r2 == straight.history.final_test_r2
+    assert resumed.history.metric("test_r2") == straight.history.metric("test_r2")
