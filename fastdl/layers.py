@@ -286,7 +286,27 @@ class Affine:
         return dx.reshape(shape)
 
 
-class SoftmaxWithLoss:
+class _LossLayer:
+    """What the output layers share: the last forward's ``y``, ``t``, ``loss``, and the tuple backward reads."""
+
+    def __init__(self) -> None:
+        self.loss = None
+        self.y: np.ndarray | None = None
+        self.t = None
+        self._fwd: tuple | None = None  # (y, targets...) of one forward, read once by backward
+
+    def _y(self, stored: np.ndarray, where: str, what: str) -> np.ndarray:
+        """The forward's ``y``, or the :attr:`y` set by hand in its place when it has its shape (cast to its dtype)."""
+        y = self.y
+        if y is stored:
+            return stored
+        y = float_array(y, "y", where, ndim=2)
+        if y.shape != stored.shape:
+            fail(where, "y", f"of shape {stored.shape} (the shape of the forward's {what})", f"shape {y.shape}")
+        return contiguous(y, stored.dtype)
+
+
+class SoftmaxWithLoss(_LossLayer):
     """Softmax followed by the cross-entropy loss (the book's output layer).
 
     ``y = softmax(x)`` row-wise (stabilised by the row maximum);
@@ -303,12 +323,6 @@ class SoftmaxWithLoss:
     loss : numpy scalar or None
         The last loss, of x's dtype.
     """
-
-    def __init__(self) -> None:
-        self.loss = None
-        self.y: np.ndarray | None = None
-        self.t = None
-        self._fwd: tuple | None = None  # (y, labels, probs) of one forward, read once by backward
 
     def forward(self, x, t):
         """Return the mean cross-entropy loss of ``softmax(x)`` against ``t``.
@@ -340,16 +354,12 @@ class SoftmaxWithLoss:
         fwd = self._fwd  # one read: y and the targets of one forward, whatever other threads do
         called_before(fwd, where, "SoftmaxWithLoss.forward")
         y, labels, probs = fwd
-        if self.y is not y:  # replaced by hand: use it if it fits the stored targets
-            y = float_array(self.y, "y", where, ndim=2)
-            if y.shape != fwd[0].shape:
-                fail(where, "y", f"of shape {fwd[0].shape} (the shape of the forward's softmax)", f"shape {y.shape}")
-            y = contiguous(y, fwd[0].dtype)
+        y = self._y(y, where, "softmax")  # (replaced by hand: used if it fits the stored targets)
         d = ops.scalar(dout, "dout", where, y.dtype)
         return _sm.softmax_xent_backward(y, labels if probs is None else probs, d)
 
 
-class IdentityWithLoss:
+class IdentityWithLoss(_LossLayer):
     """Identity output with the sum-of-squares loss (the regression output layer, in the book's style).
 
     ``y = x``; ``loss = 0.5 * sum_ij (y[i, j] - t[i, j])**2 / N``: the book's ``sum_squared_error``
@@ -368,12 +378,6 @@ class IdentityWithLoss:
     loss : numpy scalar or None
         The last loss, of x's dtype.
     """
-
-    def __init__(self) -> None:
-        self.loss = None
-        self.y: np.ndarray | None = None
-        self.t = None
-        self._fwd: tuple | None = None  # (y, targets as (N, D) in y's dtype) of one forward, read once by backward
 
     def forward(self, x, t):
         """Return ``0.5 * sum((x - t)**2) / N``.
@@ -402,12 +406,8 @@ class IdentityWithLoss:
         where = "IdentityWithLoss.backward"
         fwd = self._fwd
         called_before(fwd, where, "IdentityWithLoss.forward")
-        y, tc = fwd
-        if self.y is not y:  # replaced by hand: use it if it fits the stored targets
-            y = float_array(self.y, "y", where, ndim=2)
-            if y.shape != tc.shape:
-                fail(where, "y", f"of shape {tc.shape} (the shape of the forward's x)", f"shape {y.shape}")
-            y = contiguous(y, tc.dtype)
+        y, tc = fwd  # (tc: the targets as (N, D) in y's dtype)
+        y = self._y(y, where, "x")
         d = ops.scalar(dout, "dout", where, y.dtype)
         return _mse.mse_grad(y, tc, d)[0]
 
