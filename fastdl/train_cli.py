@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import optim
-from .history import plot_predictions
-from .trainer import Trainer, plot_history
+from .trainer import Trainer, plot_history, plot_predictions
 
 __all__ = ["register_cli"]
 

@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 
 from . import _checks, optim
-from .history import History, plot_history
+from .history import History, plot_history, plot_predictions
 
-__all__ = ["MONITORS", "History", "Trainer", "make_optimizer", "plot_history"]
+__all__ = ["MONITORS", "History", "Trainer", "make_optimizer", "plot_history", "plot_predictions"]
 
 #: Metrics early stopping can watch, and whether larger is better.
 MONITORS = {"test_acc": True, "train_acc": True, "train_loss": False, "val_acc": True, "val_loss": False,
