@@ -23,6 +23,7 @@ _SUBMODULES = (
     "activations",
     "benchmark",
     "checkpoint",
+    "constraints",
     "datasets",
     "experiments",
     "functional",

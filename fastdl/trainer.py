@@ -178,6 +178,9 @@ class Trainer:
         epoch's evaluation and before early stopping; ``logs`` holds the epoch's metrics. What a
         callback adds to ``logs`` (``learning_rate``) is recorded in the history. Callbacks with
         ``state_dict()`` are saved in checkpoints as ``'callbacks[i]'``.
+    weight_constraint : callable, optional
+        Applied in place to every weight matrix (``W1``, ``W2``, ...) after each update, e.g.
+        :class:`fastdl.constraints.MaxNorm` (max-norm regularization).
 
     Attributes
     ----------
@@ -202,7 +205,8 @@ class Trainer:
                  seed: int | None = None, patience: int | None = None, min_delta: float = 0.0,
                  monitor: str = "test_acc", restore_best_weights: bool = False, backend=None,
                  checkpoint_dir=None, checkpoint_every: int = 1, checkpoint_keep: int = 2,
-                 validation_data: tuple | None = None, callbacks: list | None = None) -> None:
+                 validation_data: tuple | None = None, callbacks: list | None = None,
+                 weight_constraint=None) -> None:
         where = "Trainer"
         for attr in ("params", "gradient", "loss", "accuracy"):
             if not hasattr(network, attr):
@@ -223,6 +227,12 @@ class Trainer:
                 _checks.fail(where, "validation_data", "a pair (x_val, t_val)", _checks.describe(validation_data),
                              TypeError)
             self.x_val, self.t_val = self._data(*validation_data, "x_val", "t_val", dtype, where)
+        if weight_constraint is not None and not callable(weight_constraint):
+            _checks.fail(where, "weight_constraint", "a callable such as fastdl.constraints.MaxNorm(2.0)",
+                         _checks.describe(weight_constraint), TypeError)
+        self.weight_constraint = weight_constraint
+        #: the weight matrices the constraint applies to: params named W1, W2, ... (the same objects)
+        self._constrained = [v for k, v in network.params.items() if k.startswith("W") and k[1:].isdigit()]
         self.callbacks = list(callbacks or [])
         for i, cb in enumerate(self.callbacks):
             if not any(callable(getattr(cb, m, None)) for m in ("on_train_begin", "on_epoch_end")):
@@ -272,6 +282,7 @@ class Trainer:
             "test_size": int(self.x_test.shape[0]),
             "validation_size": None if self.x_val is None else int(self.x_val.shape[0]),
             "callbacks": [_callback_config(cb) for cb in self.callbacks],
+            "weight_constraint": None if weight_constraint is None else _callback_config(weight_constraint),
             "max_iter": self.max_iter,
             "seed": self.seed,
             "patience": self.patience,
@@ -390,6 +401,9 @@ class Trainer:
         try:
             grads = self.network.gradient(x_batch, t_batch)
             self.optimizer.update(self.network.params, grads)
+            if self.weight_constraint is not None:
+                for W in self._constrained:
+                    self.weight_constraint(W)
             loss = self.network.loss(x_batch, t_batch)
         except FloatingPointError as exc:  # errstate(nonfinite='raise')
             loss = float("nan")
