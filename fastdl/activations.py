@@ -52,6 +52,7 @@ from . import reference as _ref
 from .init import INIT_NAMES
 from .kernels import activations as _k
 from .kernels import fused as _fused
+from .kernels import smooth as _s
 
 __all__ = ["SAVES", "Activation", "Param", "get", "names", "records", "register", "unregister"]
 
@@ -233,3 +234,66 @@ register(Activation(
     # forward by the driver (NumPy's vectorized exp on the block's buffer), backward in the kernel
     fused_forward=None, fused_backward=_fused.SIGMOID,
     formula="1 / (1 + exp(-x))"))
+
+
+# -- Hands-On ML ch. 11 (PyTorch's definitions; kernels in fastdl.kernels.smooth) ---------------------
+
+
+def _torch_prelu(x):
+    """PyTorch's PReLU with the layer's initial slope (0.25 on every feature), for the benchmark."""
+    import torch
+
+    return torch.nn.functional.prelu(x, torch.full((x.shape[-1],), 0.25, dtype=x.dtype))
+
+
+def _torch_gelu_tanh(x):
+    """PyTorch's GELU in its tanh form."""
+    import torch
+
+    return torch.nn.functional.gelu(x, approximate="tanh")
+
+
+register(Activation(
+    name="tanh", layer="Tanh", forward=_s.tanh_forward, backward=_s.tanh_backward, saves="y",
+    reference=_ref.Tanh, torch="tanh", init="xavier",
+    formula="tanh(x); backward dout * (1 - y*y)"))
+
+register(Activation(
+    name="leaky_relu", layer="LeakyRelu", forward=_s.leaky_relu_forward, backward=_s.leaky_relu_backward,
+    saves="mask", reference=_ref.LeakyRelu, torch="leaky_relu", init="he", options=(("alpha", 0.01),),
+    formula="x if x > 0 else alpha*x; alpha = 0.01 as PyTorch (Keras' LeakyReLU layer defaults to 0.3)"))
+
+register(Activation(
+    name="prelu", layer="PRelu", forward=_s.prelu_forward, backward=_s.prelu_backward, saves="x",
+    reference=_ref.PRelu, torch=_torch_prelu, init="he", params=(Param("alpha", 0.25),),
+    formula="x if x > 0 else alpha[j]*x, a learned slope per feature j (init 0.25; dalpha after backward)"))
+
+register(Activation(
+    name="elu", layer="Elu", forward=_s.elu_forward, backward=_s.elu_backward, saves="x",
+    reference=_ref.Elu, torch="elu", init="he", options=(("alpha", 1.0),),
+    formula="x if x > 0 else alpha*(exp(x) - 1)"))
+
+register(Activation(
+    name="selu", layer="Selu", forward=_s.selu_forward, backward=_s.selu_backward, saves="x",
+    reference=_ref.Selu, torch="selu", init="lecun",
+    formula=f"scale*(x if x > 0 else alpha*(exp(x) - 1)), scale = {_s.SELU_SCALE!r}, alpha = {_s.SELU_ALPHA!r}"))
+
+register(Activation(
+    name="gelu", layer="Gelu", forward=_s.gelu_forward, backward=_s.gelu_backward, saves="x",
+    reference=_ref.Gelu, torch="gelu", init="he",
+    formula="0.5*x*(1 + erf(x/sqrt(2))) (approximate='none'; Gelu(approximate='tanh') is 'gelu_tanh')"))
+
+register(Activation(
+    name="gelu_tanh", layer="GeluTanh", forward=_s.gelu_tanh_forward, backward=_s.gelu_tanh_backward, saves="x",
+    reference=_ref.GeluTanh, torch=_torch_gelu_tanh, init="he",
+    formula="0.5*x*(1 + tanh(sqrt(2/pi)*(x + 0.044715*x**3))) (GELU's tanh form)"))
+
+register(Activation(
+    name="silu", layer="Silu", aliases=("swish",), forward=_s.silu_forward, backward=_s.silu_backward, saves="x",
+    reference=_ref.Silu, torch="silu", init="he",
+    formula="x*sigmoid(x)"))
+
+register(Activation(
+    name="mish", layer="Mish", forward=_s.mish_forward, backward=_s.mish_backward, saves="x",
+    reference=_ref.Mish, torch="mish", init="he",
+    formula="x*tanh(softplus(x)), softplus(x) = log(1 + exp(x)), linear above 20 as PyTorch"))

@@ -43,8 +43,8 @@ from .kernels import dropout as _do
 from .kernels import mse as _mse
 from .kernels import softmax as _sm
 
-__all__ = ["ActivationLayer", "Affine", "BatchNormalization", "Dropout", "IdentityWithLoss", "Relu", "Sigmoid",
-           "SoftmaxWithLoss", "activation_layer"]
+__all__ = ["ActivationLayer", "Affine", "BatchNormalization", "Dropout", "Gelu", "IdentityWithLoss", "Relu",
+           "Sigmoid", "SoftmaxWithLoss", "activation_layer"]
 
 XENT_EPS = ops.XENT_EPS
 BN_EPS = ops.BN_EPS
@@ -192,6 +192,30 @@ class Sigmoid(ActivationLayer):
     """
 
     activation = "sigmoid"
+
+
+class Gelu(ActivationLayer):
+    """``out = x*0.5*(1 + erf(x/sqrt 2))``, or with ``approximate='tanh'``
+    ``out = 0.5*x*(1 + tanh(sqrt(2/pi)*(x + 0.044715*x**3)))``.
+
+    PyTorch's two forms; the tanh form is the registered activation ``'gelu_tanh'`` (its layer
+    ``GeluTanh`` is this class with ``approximate='tanh'``).
+
+    Attributes
+    ----------
+    x : ndarray or None
+        The last forward input.
+    """
+
+    activation = "gelu"
+
+    def __init__(self, approximate: str = "none") -> None:
+        if approximate not in ("none", "tanh"):
+            fail("Gelu", "approximate", "'none' or 'tanh'", repr(approximate))
+        if approximate == "tanh":
+            self.activation = "gelu_tanh"
+        super().__init__()
+        self.approximate = approximate
 
 
 _GENERATED: dict[str, tuple] = {}  # name -> (record, class) built by activation_layer

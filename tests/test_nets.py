@@ -143,7 +143,7 @@ def test_any_module_with_the_six_classes_is_a_backend():
     ({"input_size": 2.5}, TypeError, "input_size"),
     ({"hidden_size_list": 100}, TypeError, "hidden_size_list"),
     ({"hidden_size_list": [10, 0]}, ValueError, "hidden_size_list"),
-    ({"activation": "tanh"}, ValueError, "activation"),
+    ({"activation": "softsign"}, ValueError, "activation"),
     ({"weight_init_std": "uniform"}, ValueError, "weight_init_std"),
     ({"weight_decay_lambda": -1}, ValueError, "weight_decay_lambda"),
     ({"dropout_ratio": 1.0}, ValueError, "dropout_ratio"),

@@ -140,7 +140,7 @@ def _rewrite(path, out, edit):
                                                                 r"net.param.W9"),
     (lambda d, a: d["__net__"]["config"].__setitem__("hidden_size_list", [30, 21]),
      r"net.param.W2 must have shape \(30, 21\)"),
-    (lambda d, a: d["__net__"]["config"].__setitem__("activation", "tanh"),
+    (lambda d, a: d["__net__"]["config"].__setitem__("activation", "softsign"),
      r"config does not build a network .*activation must be one of \('relu', 'sigmoid'"),
     (lambda d, a: d["__net__"]["config"].__setitem__("backend", {"module": "os"}),
      r"saved with the layer module 'os': pass backend="),

@@ -227,7 +227,8 @@ def registered_activation(record: activations.Activation) -> LayerOp:
     """
     def setup_with(make_layer):
         def setup(data: LayerData) -> Calls:
-            layer = make_layer()
+            # learnable per-feature parameters (PReLU's slope) at their initial value
+            layer = make_layer(*(np.full(data.d, p.init, dtype=data.dtype) for p in record.params))
             return numpy_calls(layer, lambda: layer.forward(data.x), _dout(data))
 
         return setup
@@ -239,7 +240,7 @@ def registered_activation(record: activations.Activation) -> LayerOp:
         return torch_calls(lambda: fn(x), [x], data, rng)
 
     setups = {"reference": setup_with(record.reference),
-              "fastdl": setup_with(lambda: layers.activation_layer(record.name)())}
+              "fastdl": setup_with(lambda *params: layers.activation_layer(record.name)(*params))}
     if record.torch is not None:
         setups["torch"] = torch_setup
     mask = record.saves == "mask"

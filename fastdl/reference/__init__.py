@@ -8,15 +8,15 @@ One deliberate difference: where the book creates float64 state by default (batc
 statistics as ``np.zeros(D)``), the reference creates it in the dtype of the layer's parameters so
 float32 runs can be compared with float32 runs. For float64, the arithmetic is the book's.
 
-The activations the book lacks (``Tanh``, ``LeakyRelu``, ``PRelu``, ``Elu``, ``Selu``, ``Gelu``, ``Silu``,
-``Mish``; Hands-On ML ch. 11) follow PyTorch's definitions; exact GELU takes ``erf`` from SciPy where it is
-installed (NumPy has none).
+The activations the book lacks (``Tanh``, ``LeakyRelu``, ``PRelu``, ``Elu``, ``Selu``, ``Gelu`` and
+``GeluTanh``, ``Silu``, ``Mish``; Hands-On ML ch. 11) follow PyTorch's definitions; exact GELU takes ``erf``
+from SciPy where it is installed (NumPy has none).
 
 Layout mirrors the package: :mod:`fastdl.reference.layers`, :mod:`fastdl.reference.optim` and
 :mod:`fastdl.reference.functions`; everything is also importable from here.
 """
 
-from ._activations import Elu, Gelu, LeakyRelu, Mish, PRelu, Selu, Silu, Tanh
+from ._activations import Elu, Gelu, GeluTanh, LeakyRelu, Mish, PRelu, Selu, Silu, Tanh
 from ._functions import cross_entropy_error, relu, sigmoid, softmax
 from ._layers import Affine, BatchNormalization, Dropout, IdentityWithLoss, Relu, Sigmoid, SoftmaxWithLoss
 from ._optim import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
@@ -24,6 +24,7 @@ from ._optim import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
 __all__ = [
     "Elu",
     "Gelu",
+    "GeluTanh",
     "LeakyRelu",
     "Mish",
     "PRelu",

@@ -181,6 +181,13 @@ class Gelu:
         return dout * (cdf + x * pdf)
 
 
+class GeluTanh(Gelu):
+    """``Gelu(approximate="tanh")`` as a class of its own (the registry's ``gelu_tanh``)."""
+
+    def __init__(self):
+        super().__init__("tanh")
+
+
 class Silu:
     def __init__(self):
         self.x = None
