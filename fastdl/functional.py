@@ -75,7 +75,8 @@ def activation_backward(name: str, dout, saved, **options) -> np.ndarray:
     if rec.saves == "mask":
         sc = _forward(rec, sc, consts)[1]
     dx = np.empty(sc.shape, dtype=saved.dtype)
-    rec.backward(contiguous(dout, saved.dtype).reshape(-1), sc.reshape(-1), dx.reshape(-1), *consts)
+    cs = tuple(map(saved.dtype.type, consts))  # the constants in the array's dtype (the driver contract)
+    rec.backward(contiguous(dout, saved.dtype).reshape(-1), sc.reshape(-1), dx.reshape(-1), *cs)
     return dx
 
 
@@ -146,10 +147,10 @@ def sigmoid_backward(dout, y) -> np.ndarray:
 
 
 def __getattr__(attr: str):
-    """``fastdl.functional.<name>`` and ``<name>_backward`` for every registered activation."""
+    """``fastdl.functional.<name>`` and ``<name>_backward`` for every registered activation (and alias)."""
     backward = attr.endswith("_backward")
     name = attr[: -len("_backward")] if backward else attr
-    if name in activations.names():
+    if any(name in rec.names for rec in activations.records()):
         if backward:
             def fn(dout, saved, **options):
                 return activation_backward(name, dout, saved, **options)
