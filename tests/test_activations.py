@@ -295,3 +295,22 @@ def test_prelu_slope_trained_by_every_optimizer(opt_name):
     assert not np.array_equal(net.params["alpha1"], before)
     for key in ("alpha1", "alpha2", "W1"):
         np.testing.assert_allclose(net.params[key], ref.params[key], rtol=1e-10, atol=1e-12, err_msg=key)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", NAMES)
+def test_parallel_twins_give_the_serial_numbers(name, dtype):
+    """Every driver's parallel twin (forced on a small array) against its serial worker."""
+    from fastdl import runtime
+
+    x, dout, _ = _inputs((37, 29), dtype, seed=9)
+    results = []
+    for threshold in (2**62, 0):
+        with runtime.parallel_threshold(threshold):
+            layer = _make(name, 29, dtype)[0]
+            results.append((layer.forward(x), layer.backward(dout), getattr(layer, "dalpha", None)))
+    (y0, d0, a0), (y1, d1, a1) = results
+    np.testing.assert_array_equal(y1, y0)
+    np.testing.assert_array_equal(d1, d0)
+    if a0 is not None:  # per-chunk partial sums: the reduction tolerance
+        _assert_dalpha(a1, a0, dtype, "dalpha parallel vs serial")
