@@ -12,7 +12,8 @@ Every kernel gets its flags here:
 * ``nogil=True``: kernels release the GIL, so a user's own threads can overlap them.
 * no ``fastmath`` by default: results must match :mod:`fastdl.reference`, and the ``nnan``/``ninf``
   flags would fold ``isnan`` to False. ``fastmath=REDUCTION`` (``reassoc``, ``contract``, ``nsz``)
-  is allowed where a reduction needs it; it keeps NaN/Inf semantics.
+  is allowed where a reduction needs it; it keeps NaN/Inf semantics. ``fastmath=CONTRACT`` (fused
+  multiply-add only) is allowed for polynomial evaluations (:mod:`fastdl.kernels.erf`).
 * ``boundscheck`` is left to the ``NUMBA_BOUNDSCHECK`` environment variable (CI runs a subset with
   it set to 1).
 
@@ -36,9 +37,10 @@ import numba
 # runtime sets NUMBA_CACHE_DIR and GOMP_SPINCOUNT; fastdl/__init__.py imports it before anything imports numba
 from . import runtime  # noqa: F401
 
-__all__ = ["REDUCTION", "KERNELS", "jit"]
+__all__ = ["CONTRACT", "REDUCTION", "KERNELS", "jit"]
 
 REDUCTION = frozenset({"reassoc", "contract", "nsz"})
+CONTRACT = frozenset({"contract"})
 
 #: name -> dispatcher, for ``fastdl warmup`` and the "compiles nothing new" tests.
 KERNELS: dict[str, numba.core.registry.CPUDispatcher] = {}
