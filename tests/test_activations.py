@@ -331,3 +331,12 @@ def test_erf_polynomial_error_bound():
     np.testing.assert_allclose(ours[small], libm[small], rtol=1e-15, atol=0)
     assert erf1(np.inf) == 1.0 and erf1(-np.inf) == -1.0 and np.isnan(erf1(np.nan))
     assert math.copysign(1.0, erf1(-0.0)) == -1.0
+    # the float32 twin, in float32 arithmetic
+    from fastdl.kernels.erf import erf1f
+
+    z32 = z[np.abs(z) < 1e30].astype(np.float32)
+    ours32 = np.array([erf1f(v) for v in z32])
+    assert np.array_equal(ours32, ours32.astype(np.float32))  # float32 values
+    exact = np.array([math.erf(float(v)) for v in z32])
+    np.testing.assert_allclose(ours32, exact, rtol=0, atol=1.9e-7)
+    assert erf1f(np.float32(np.inf)) == 1 and np.isnan(erf1f(np.float32(np.nan)))

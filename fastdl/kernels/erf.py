@@ -17,15 +17,21 @@ sums of the monomial coefficients' magnitudes are 1.13 and 4e-4: Horner's roundi
 ulp). Measured against 50-digit ``erf`` on 200,001 points of [-7, 7], 5,001 around 2.5 and 2,000
 geometrically spaced in [1e-300, 0.1]: absolute error <= 3.4e-16 (3 ulp of the result), relative
 error <= 4.4e-16 for ``|z| < 1``. libm's ``erf``: 1.1e-16 absolute on the same points.
+
+:func:`erf1f` is the float32 twin, in float32 arithmetic (twice the vector width): degrees 13 and
+11, the ``erfc`` piece on ``2.5 < a < 4`` (``erfc(4) = 1.5e-8`` is below float32's half ulp of 1);
+absolute error <= 1.9e-7 (3 float32 ulp of values near 1) on the same points.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .._jit import jit
 
-__all__ = ["erf1"]
+__all__ = ["erf1", "erf1f"]
 
 
 @jit(inline="always")
@@ -87,3 +93,41 @@ def erf1(z):
     q = q * w + 1.8505741373867425e-09
     r = a * p if a <= 2.5 else (1.0 if a >= 6.0 else 1.0 - q)
     return math.copysign(r, z)
+
+
+@jit(inline="always")
+def erf1f(z):
+    """``erf(z)`` of one value in float32 arithmetic (``|error| <= 1.9e-7``; for float32 callers)."""
+    f = np.float32
+    a = abs(f(z))
+    s = a * a
+    u = s * f(2.0 / 6.25) - f(1.0)
+    p = f(-1.1631946108536795e-06)
+    p = p * u + f(5.4275169532047585e-06)
+    p = p * u + f(-1.9626797438832e-05)
+    p = p * u + f(7.746318442514166e-05)
+    p = p * u + f(-0.000287213537376374)
+    p = p * u + f(0.0009625477250665426)
+    p = p * u + f(-0.0029344495851546526)
+    p = p * u + f(0.008092940784990788)
+    p = p * u + f(-0.020022336393594742)
+    p = p * u + f(0.04413633793592453)
+    p = p * u + f(-0.08646494895219803)
+    p = p * u + f(0.1521734893321991)
+    p = p * u + f(-0.2545412480831146)
+    p = p * u + f(0.5586599707603455)
+    w = (a - f(2.5)) * f(2.0 / 1.5) - f(1.0)
+    q = f(1.5489803217860754e-07)
+    q = q * w + f(-4.794842567434898e-08)
+    q = q * w + f(-1.9819997305603465e-06)
+    q = q * w + f(8.374406206712592e-06)
+    q = q * w + f(-2.267277341161389e-05)
+    q = q * w + f(4.6798795665381476e-05)
+    q = q * w + f(-7.446979725500569e-05)
+    q = q * w + f(9.069657244253904e-05)
+    q = q * w + f(-8.260686445282772e-05)
+    q = q * w + f(5.335911191650666e-05)
+    q = q * w + f(-2.1891773940296844e-05)
+    q = q * w + f(4.302808520151302e-06)
+    r = a * p if a <= f(2.5) else (f(1.0) if a >= f(4.0) else f(1.0) - q)
+    return f(math.copysign(r, z))

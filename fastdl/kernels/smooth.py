@@ -39,7 +39,7 @@ from numba import prange
 
 from .._jit import CONTRACT, jit
 from . import dispatch
-from .erf import erf1
+from .erf import erf1, erf1f
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
@@ -67,9 +67,10 @@ def _tanh(src: np.ndarray, dst: np.ndarray) -> None:
     np.tanh(src, out=dst)
 
 
-# ``erf`` of one value: the vectorizable polynomial of fastdl.kernels.erf (NumPy has no erf; libm's,
-# Numba's math.erf, is scalar and ~5x slower), inlined into the GELU passes compiled with FMA contraction
-_erf1 = erf1
+# ``erf`` of one value: the vectorizable polynomials of fastdl.kernels.erf (NumPy has no erf; libm's,
+# Numba's math.erf, is scalar and ~5x slower), inlined into the GELU passes compiled with FMA contraction;
+# ``_erf1f`` in float32 arithmetic for float32 arrays
+_erf1, _erf1f = erf1, erf1f
 
 
 _LOCAL = threading.local()
@@ -301,18 +302,23 @@ def selu_backward(dout: np.ndarray, x: np.ndarray, dx: np.ndarray) -> None:
 
 
 @jit(fastmath=CONTRACT)
-def _gelu_fwd(x, out, half, one, c, lo, hi):
+def _gelu_fwd(x, out, half, one, c, single, lo, hi):
     xs, os = x[lo:hi], out[lo:hi]
-    for i in range(xs.size):
-        v = xs[i]
-        os[i] = v * half * (one + _erf1(v * c))
+    if single:  # float32: erf in float32 arithmetic
+        for i in range(xs.size):
+            v = xs[i]
+            os[i] = v * half * (one + _erf1f(v * c))
+    else:
+        for i in range(xs.size):
+            v = xs[i]
+            os[i] = v * half * (one + _erf1(v * c))
 
 
 @jit(parallel=True, fastmath=CONTRACT)
-def _gelu_fwd_par(x, out, half, one, c, nchunks):
+def _gelu_fwd_par(x, out, half, one, c, single, nchunks):
     n = x.size
     for c_ in prange(nchunks):
-        _gelu_fwd(x, out, half, one, c, c_ * n // nchunks, (c_ + 1) * n // nchunks)
+        _gelu_fwd(x, out, half, one, c, single, c_ * n // nchunks, (c_ + 1) * n // nchunks)
 
 
 @jit
@@ -331,26 +337,32 @@ def _neg_half_square_par(x, s, mhalf, nchunks):
 
 
 @jit(fastmath=CONTRACT)
-def _gelu_bwd(dout, x, e, dx, half, one, c, k, lo, hi):
+def _gelu_bwd(dout, x, e, dx, half, one, c, k, single, lo, hi):
     ds, xs, es, gs = dout[lo:hi], x[lo:hi], e[lo:hi], dx[lo:hi]
-    for i in range(xs.size):
-        v = xs[i]
-        cdf = half * (one + _erf1(v * c))
-        gs[i] = ds[i] * (cdf + v * (es[i] * k))
+    if single:
+        for i in range(xs.size):
+            v = xs[i]
+            cdf = half * (one + _erf1f(v * c))
+            gs[i] = ds[i] * (cdf + v * (es[i] * k))
+    else:
+        for i in range(xs.size):
+            v = xs[i]
+            cdf = half * (one + _erf1(v * c))
+            gs[i] = ds[i] * (cdf + v * (es[i] * k))
 
 
 @jit(parallel=True, fastmath=CONTRACT)
-def _gelu_bwd_par(dout, x, e, dx, half, one, c, k, nchunks):
+def _gelu_bwd_par(dout, x, e, dx, half, one, c, k, single, nchunks):
     n = x.size
     for c_ in prange(nchunks):
-        _gelu_bwd(dout, x, e, dx, half, one, c, k, c_ * n // nchunks, (c_ + 1) * n // nchunks)
+        _gelu_bwd(dout, x, e, dx, half, one, c, k, single, c_ * n // nchunks, (c_ + 1) * n // nchunks)
 
 
 def gelu_forward(x: np.ndarray, out: np.ndarray) -> None:
     """``out = x*0.5*(1 + erf(x/sqrt 2))`` (``-inf`` gives NaN, as PyTorch)."""
     n = x.size
     t = x.dtype.type
-    dispatch(_gelu_fwd, _gelu_fwd_par, n, n, x, out, t(0.5), t(1), t(_INV_SQRT2))
+    dispatch(_gelu_fwd, _gelu_fwd_par, n, n, x, out, t(0.5), t(1), t(_INV_SQRT2), x.dtype == np.float32)
 
 
 def gelu_backward(dout: np.ndarray, x: np.ndarray, dx: np.ndarray) -> None:
@@ -360,7 +372,8 @@ def gelu_backward(dout: np.ndarray, x: np.ndarray, dx: np.ndarray) -> None:
     e = _scratch(n, x.dtype)
     dispatch(_neg_half_square, _neg_half_square_par, n, n, x, e, t(-0.5))
     _exp(e)
-    dispatch(_gelu_bwd, _gelu_bwd_par, n, n, dout, x, e, dx, t(0.5), t(1), t(_INV_SQRT2), t(_INV_SQRT_2PI))
+    dispatch(_gelu_bwd, _gelu_bwd_par, n, n, dout, x, e, dx, t(0.5), t(1), t(_INV_SQRT2), t(_INV_SQRT_2PI),
+             x.dtype == np.float32)
 
 
 @jit
