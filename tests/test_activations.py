@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import DTYPES, rtol_for, with_layout
+from conftest import DTYPES, assert_close, rtol_for, with_layout
 
 import fastdl.functional as F
 from fastdl import activations, layers
@@ -205,7 +205,7 @@ def test_options_aliases_and_gelu_forms(rng):
     np.testing.assert_array_equal(g.forward(x), layers.GeluTanh().forward(x))
     ref = R.GeluTanh()
     ref.forward(x)
-    np.testing.assert_allclose(g.backward(x), ref.backward(x), rtol=1e-12)
+    assert_close(g.backward(x), ref.backward(x))
     assert layers.activation_layer("gelu") is layers.Gelu and layers.Gelu().approximate == "none"
     with pytest.raises(ValueError, match="Gelu: approximate must be 'none' or 'tanh'; got 'erf'"):
         layers.Gelu("erf")

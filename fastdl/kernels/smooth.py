@@ -4,35 +4,37 @@ Drivers follow :mod:`fastdl.activations`' contract: flat C-contiguous arrays of 
 (PReLU: ``(N, D)`` arrays and its per-feature slope), outputs written in place (``out`` may be
 ``x``, ``dx`` may be ``dout``), constants in the array's dtype, nothing validated here.
 
-Formulas (PyTorch's, as :mod:`fastdl.reference` writes them, in the same order of operations):
+Formulas (PyTorch's, as :mod:`fastdl.reference` writes them):
 
 * tanh: ``y = tanh(x)``; ``dx = dout * (1 - y*y)``
 * leaky_relu: ``y = x if x > 0 else alpha*x``; ``dx = dout if x > 0 else dout*alpha`` (mask ``x > 0``)
 * prelu: as leaky_relu with ``alpha[j]`` per feature; ``dalpha[j] = sum_i (x <= 0 or NaN ? x*dout : 0)``
-* elu / selu: ``y = pos*x if x > 0 else neg*expm1(min(x, 0))``; ``dx = dout*(neg*exp(min(x, 0))) if x <= 0
-  else dout*pos`` with ``(pos, neg) = (1, alpha)`` (ELU) or ``(scale, alpha*scale)`` (SELU)
-* gelu: ``y = x*0.5*(1 + erf(x/sqrt 2))``; ``dx = dout*(cdf + x*exp(-0.5*x*x)/sqrt(2 pi))``
-* gelu_tanh: ``y = 0.5*x*(1 + tanh(u))``, ``u = sqrt(2/pi)*(x + 0.044715*x**3)``
-* silu: ``y = x*s``, ``s = sigmoid(x)`` from ``e = exp(-|x|)``; ``dx = dout*(s*(1 + x*(1 - s)))``
+* elu / selu: ``y = pos*x if x > 0 else neg*expm1(x)``; ``dx = dout*(neg*exp(x)) if x <= 0 else dout*pos``
+  with ``(pos, neg) = (1, alpha)`` (ELU) or ``(scale, alpha*scale)`` (SELU); NaN takes the ``x > 0``
+  branch of the gradient (PyTorch's scalar definition)
+* gelu: ``y = x*0.5*(1 + erf(x/sqrt 2))``; ``dx = dout*(0.5*(1 + erf(x/sqrt 2)) + x*exp(-0.5*x*x)/sqrt(2 pi))``
+* gelu_tanh: ``y = 0.5*x*(1 + tanh(u))``, ``u = sqrt(2/pi)*(x + 0.044715*x**3)``;
+  ``dx = dout*(0.5*(1 + th) + 0.5*x*(1 - th*th)*sqrt(2/pi)*(1 + 3*0.044715*x*x))``, ``th = tanh(u)``
+* silu: ``y = x*s``, ``s = sigmoid(x)``; ``dx = dout*(s*(1 + x*(1 - s)))``
 * mish: ``y = x*t``, ``t = tanh(softplus(x)) = n/(n + 2)``, ``n = e*(e + 2)``, ``e = exp(min(x, 20))``
   (PyTorch's softplus is linear above 20, where ``tanh`` is 1 in both floats); ``dx = dout*(t + x*s*(1 - t*t))``
   with ``s = e/(1 + e)``
 
 Transcendentals
-    Each ``exp``/``expm1``/``tanh`` runs through one small helper (:func:`_exp`, :func:`_expm1`,
-    :func:`_tanh`) that applies NumPy's vectorized ufunc in place on a whole flat array between
-    compiled passes (Numba's scalar ``exp``/``tanh`` do not vectorize here and measured 3-6x
-    slower). ``erf``, which NumPy lacks, is the vectorizable polynomial :func:`fastdl.kernels.erf.erf1`
-    (``|error| <= 3.4e-16``), inlined into the compiled passes. Arguments are bounded first
-    (``min(x, 0)``, ``-|x|``, ``min(x, 20)``, ``-x*x/2``), so nothing overflows and no warning is
-    raised for any input (``+-inf``, NaN, ``|x|`` up to the float's range). Swapping a helper for a
-    vectorizable polynomial changes nothing else.
+    ELU, SELU, GELU (both forms), SiLU and Mish run as one fused compiled pass each way over
+    vectorizable element functions: ``exp``, ``expm1``, ``tanh`` and ``sigmoid`` of
+    :mod:`fastdl.kernels.vmath` (<= 3 ulp) and ``erf`` of :mod:`fastdl.kernels.erf` (float64
+    ``|error| <= 3.4e-16``, float32 ``<= 1.9e-7``), each behind one name here (:data:`_exp1`,
+    :data:`_expm1_1`, :data:`_tanh1`, :data:`_sigmoid1`, :data:`_erf1`, :data:`_erf1f`). tanh's
+    forward alone is NumPy's ``np.tanh`` in place (one AVX-512 pass, cheaper than the polynomial;
+    ``docs/design-notes.md``, "Vectorized transcendentals"). Numba's scalar libm calls (``math.exp``,
+    ``math.erf``) do not vectorize and measured 4-30x slower. No input raises a warning (``+-inf``,
+    NaN, ``|x|`` up to the float's range): compiled code does not warn, and ``np.tanh`` does not overflow.
 """
 
 from __future__ import annotations
 
 import math
-import threading
 
 import numpy as np
 from numba import prange
@@ -40,6 +42,7 @@ from numba import prange
 from .._jit import CONTRACT, jit
 from . import dispatch
 from .erf import erf1, erf1f
+from .vmath import vexp, vexpm1, vsigmoid, vtanh
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
@@ -49,47 +52,15 @@ SOFTPLUS_THRESHOLD = 20.0
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
-# -- the transcendental helpers (one per function: the place to swap in a vectorized kernel) -----------
+# -- the transcendental helpers (one name per function: the place to swap an implementation) ---------
 
-
-def _exp(a: np.ndarray) -> None:
-    """``a = exp(a)`` in place (callers bound the argument: no overflow)."""
-    np.exp(a, out=a)
-
-
-def _expm1(a: np.ndarray) -> None:
-    """``a = expm1(a)`` in place."""
-    np.expm1(a, out=a)
+_exp1, _expm1_1, _tanh1, _sigmoid1 = vexp, vexpm1, vtanh, vsigmoid  # element functions inside kernels
+_erf1, _erf1f = erf1, erf1f  # float64 / float32 arithmetic
 
 
 def _tanh(src: np.ndarray, dst: np.ndarray) -> None:
-    """``dst = tanh(src)`` (``dst`` may be ``src``)."""
+    """``dst = tanh(src)`` on whole arrays (NumPy's AVX-512 ufunc; ``dst`` may be ``src``)."""
     np.tanh(src, out=dst)
-
-
-# ``erf`` of one value: the vectorizable polynomials of fastdl.kernels.erf (NumPy has no erf; libm's,
-# Numba's math.erf, is scalar and ~5x slower), inlined into the GELU passes compiled with FMA contraction;
-# ``_erf1f`` in float32 arithmetic for float32 arrays
-_erf1, _erf1f = erf1, erf1f
-
-
-_LOCAL = threading.local()
-
-
-def _scratch(n: int, dtype: np.dtype) -> np.ndarray:
-    """A flat work array of ``n`` values, reused per thread and dtype (drivers need one at a time)."""
-    bufs = getattr(_LOCAL, "bufs", None)
-    if bufs is None:
-        bufs = _LOCAL.bufs = {}
-    buf = bufs.get(dtype.char)
-    if buf is None or buf.size < n:
-        buf = bufs[dtype.char] = np.empty(n, dtype=dtype)
-    return buf[:n]
-
-
-def _clip_above(x: np.ndarray, s: np.ndarray, hi) -> None:
-    """``s = min(x, hi)`` with NaN kept (NumPy's ``minimum``, vectorized)."""
-    np.minimum(x, hi, out=s)
 
 
 # -- tanh -----------------------------------------------------------------------------------------------
@@ -227,361 +198,167 @@ def prelu_backward(dout: np.ndarray, x: np.ndarray, dx: np.ndarray, alpha: np.nd
         _prelu_bwd(dout, x, dx, alpha, dalpha, 0, x.shape[0])
 
 
-# -- ELU and SELU: y = pos*x if x > 0 else neg*expm1(min(x, 0)) -----------------------------------------
+# -- ELU, SELU, GELU, GELU (tanh), SiLU, Mish: one fused pass each way, one worker for all --------------
+
+#: operation codes of :func:`_fwd_w` / :func:`_bwd_w`
+ELU, GELU, GELU_F32, GELU_TANH, SILU, MISH = range(6)
 
 
-@jit
-def _elu_fwd(x, e, out, pos, neg, lo, hi):
-    xs, es, os = x[lo:hi], e[lo:hi], out[lo:hi]
-    for i in range(xs.size):
-        v = xs[i]
-        os[i] = pos * v if v > 0 else neg * es[i]
+@jit(fastmath=CONTRACT)
+def _fwd_w(x, out, op, k0, k1, k2, k3, lo, hi):
+    """``out[lo:hi] = f(x[lo:hi])`` for the activation ``op`` names; ``k0..k3`` its constants (x's dtype)."""
+    xs, os = x[lo:hi], out[lo:hi]
+    if op == ELU:  # k0 = pos, k1 = neg
+        for i in range(xs.size):
+            v = xs[i]
+            os[i] = k0 * v if v > 0 else k1 * _expm1_1(v)
+    elif op == GELU:  # k0 = 0.5, k1 = 1, k2 = 1/sqrt 2
+        for i in range(xs.size):
+            v = xs[i]
+            os[i] = v * k0 * (k1 + _erf1(v * k2))
+    elif op == GELU_F32:
+        for i in range(xs.size):
+            v = xs[i]
+            os[i] = v * k0 * (k1 + _erf1f(v * k2))
+    elif op == GELU_TANH:  # k0 = 0.5, k1 = 1, k2 = beta, k3 = kappa
+        for i in range(xs.size):
+            v = xs[i]
+            os[i] = k0 * v * (k1 + _tanh1(k2 * (v + k3 * v * v * v)))
+    elif op == SILU:
+        for i in range(xs.size):
+            v = xs[i]
+            os[i] = v * _sigmoid1(v)
+    elif op == MISH:  # k0 = 20 (the softplus threshold), k1 = 2
+        for i in range(xs.size):
+            v = xs[i]
+            w = _exp1(v if v < k0 else k0)  # NaN: exp(20), and NaN from the factor v
+            n = w * (w + k1)
+            os[i] = v * (n / (n + k1))
 
 
-@jit(parallel=True)
-def _elu_fwd_par(x, e, out, pos, neg, nchunks):
+@jit(parallel=True, fastmath=CONTRACT)
+def _fwd_p(x, out, op, k0, k1, k2, k3, nchunks):
     n = x.size
     for c in prange(nchunks):
-        _elu_fwd(x, e, out, pos, neg, c * n // nchunks, (c + 1) * n // nchunks)
+        _fwd_w(x, out, op, k0, k1, k2, k3, c * n // nchunks, (c + 1) * n // nchunks)
 
 
-@jit
-def _elu_bwd(dout, x, e, dx, pos, neg, lo, hi):
-    ds, xs, es, gs = dout[lo:hi], x[lo:hi], e[lo:hi], dx[lo:hi]
-    for i in range(ds.size):
-        d = ds[i]
-        gs[i] = d * (neg * es[i]) if xs[i] <= 0 else d * pos
+@jit(fastmath=CONTRACT)
+def _bwd_w(dout, x, dx, op, k0, k1, k2, k3, lo, hi):
+    """``dx[lo:hi]`` of the activation ``op`` names from ``dout`` and the forward input (constants as the forward's)."""
+    ds, xs, gs = dout[lo:hi], x[lo:hi], dx[lo:hi]
+    if op == ELU:
+        for i in range(xs.size):
+            v, d = xs[i], ds[i]
+            gs[i] = d * (k1 * _exp1(v)) if v <= 0 else d * k0
+    elif op == GELU:  # k3 = 1/sqrt(2 pi)
+        for i in range(xs.size):
+            v = xs[i]
+            gs[i] = ds[i] * (k0 * (k1 + _erf1(v * k2)) + v * (_exp1(-k0 * v * v) * k3))
+    elif op == GELU_F32:  # (a select between the two erfs in one loop would not vectorize)
+        for i in range(xs.size):
+            v = xs[i]
+            gs[i] = ds[i] * (k0 * (k1 + _erf1f(v * k2)) + v * (_exp1(-k0 * v * v) * k3))
+    elif op == GELU_TANH:
+        for i in range(xs.size):
+            v = xs[i]
+            x2 = v * v
+            th = _tanh1(k2 * (v + k3 * x2 * v))
+            d_inner = k2 * (k1 + (k3 + k3 + k3) * x2)
+            gs[i] = ds[i] * (k0 * (k1 + th) + k0 * v * (k1 - th * th) * d_inner)
+    elif op == SILU:  # k1 = 1
+        for i in range(xs.size):
+            v = xs[i]
+            s = _sigmoid1(v)
+            gs[i] = ds[i] * (s * (k1 + v * (k1 - s)))
+    elif op == MISH:  # k0 = 20, k1 = 2, k2 = 1
+        for i in range(xs.size):
+            v = xs[i]
+            w = _exp1(v if v < k0 else k0)
+            n = w * (w + k1)
+            t = n / (n + k1)
+            s = w / (k2 + w)
+            gs[i] = ds[i] * (t + v * s * (k2 - t * t))
 
 
-@jit(parallel=True)
-def _elu_bwd_par(dout, x, e, dx, pos, neg, nchunks):
-    n = dout.size
+@jit(parallel=True, fastmath=CONTRACT)
+def _bwd_p(dout, x, dx, op, k0, k1, k2, k3, nchunks):
+    n = x.size
     for c in prange(nchunks):
-        _elu_bwd(dout, x, e, dx, pos, neg, c * n // nchunks, (c + 1) * n // nchunks)
+        _bwd_w(dout, x, dx, op, k0, k1, k2, k3, c * n // nchunks, (c + 1) * n // nchunks)
 
 
-def _elu_forward(x, out, pos, neg) -> None:
-    n = x.size
-    e = _scratch(n, x.dtype)
-    _clip_above(x, e, 0)
-    _expm1(e)
-    dispatch(_elu_fwd, _elu_fwd_par, n, n, x, e, out, pos, neg)
+def _fwd(op: int, x: np.ndarray, out: np.ndarray, *consts) -> None:
+    t = x.dtype.type
+    k = tuple(map(t, consts)) + (t(0),) * (4 - len(consts))
+    dispatch(_fwd_w, _fwd_p, x.size, x.size, x, out, op, *k)
 
 
-def _elu_backward(dout, x, dx, pos, neg) -> None:
-    n = x.size
-    e = _scratch(n, x.dtype)
-    _clip_above(x, e, 0)
-    _exp(e)
-    dispatch(_elu_bwd, _elu_bwd_par, n, n, dout, x, e, dx, pos, neg)
+def _bwd(op: int, dout: np.ndarray, x: np.ndarray, dx: np.ndarray, *consts) -> None:
+    t = x.dtype.type
+    k = tuple(map(t, consts)) + (t(0),) * (4 - len(consts))
+    dispatch(_bwd_w, _bwd_p, x.size, x.size, dout, x, dx, op, *k)
 
 
 def elu_forward(x: np.ndarray, out: np.ndarray, alpha) -> None:
-    """``out = x if x > 0 else alpha*expm1(min(x, 0))``."""
-    _elu_forward(x, out, x.dtype.type(1), alpha)
+    """``out = x if x > 0 else alpha*expm1(x)``."""
+    _fwd(ELU, x, out, 1, alpha)
 
 
 def elu_backward(dout: np.ndarray, x: np.ndarray, dx: np.ndarray, alpha) -> None:
     """``dx = dout*(alpha*exp(x)) if x <= 0 else dout`` (NaN takes the second branch)."""
-    _elu_backward(dout, x, dx, x.dtype.type(1), alpha)
+    _bwd(ELU, dout, x, dx, 1, alpha)
 
 
 def selu_forward(x: np.ndarray, out: np.ndarray) -> None:
-    """``out = scale*x if x > 0 else (alpha*scale)*expm1(min(x, 0))`` (Klambauer et al.'s constants)."""
-    t = x.dtype.type
-    _elu_forward(x, out, t(SELU_SCALE), t(SELU_ALPHA * SELU_SCALE))
+    """``out = scale*x if x > 0 else (alpha*scale)*expm1(x)`` (Klambauer et al.'s constants)."""
+    _fwd(ELU, x, out, SELU_SCALE, SELU_ALPHA * SELU_SCALE)
 
 
 def selu_backward(dout: np.ndarray, x: np.ndarray, dx: np.ndarray) -> None:
     """``dx = dout*((alpha*scale)*exp(x)) if x <= 0 else dout*scale``."""
-    t = x.dtype.type
-    _elu_backward(dout, x, dx, t(SELU_SCALE), t(SELU_ALPHA * SELU_SCALE))
+    _bwd(ELU, dout, x, dx, SELU_SCALE, SELU_ALPHA * SELU_SCALE)
 
 
-# -- GELU, exact (erf) and the tanh form ----------------------------------------------------------------
-
-
-@jit(fastmath=CONTRACT)
-def _gelu_fwd(x, out, half, one, c, single, lo, hi):
-    xs, os = x[lo:hi], out[lo:hi]
-    if single:  # float32: erf in float32 arithmetic
-        for i in range(xs.size):
-            v = xs[i]
-            os[i] = v * half * (one + _erf1f(v * c))
-    else:
-        for i in range(xs.size):
-            v = xs[i]
-            os[i] = v * half * (one + _erf1(v * c))
-
-
-@jit(parallel=True, fastmath=CONTRACT)
-def _gelu_fwd_par(x, out, half, one, c, single, nchunks):
-    n = x.size
-    for c_ in prange(nchunks):
-        _gelu_fwd(x, out, half, one, c, single, c_ * n // nchunks, (c_ + 1) * n // nchunks)
-
-
-@jit
-def _neg_half_square(x, s, mhalf, lo, hi):
-    xs, ss = x[lo:hi], s[lo:hi]
-    for i in range(xs.size):
-        v = xs[i]
-        ss[i] = mhalf * v * v
-
-
-@jit(parallel=True)
-def _neg_half_square_par(x, s, mhalf, nchunks):
-    n = x.size
-    for c in prange(nchunks):
-        _neg_half_square(x, s, mhalf, c * n // nchunks, (c + 1) * n // nchunks)
-
-
-@jit(fastmath=CONTRACT)
-def _gelu_bwd(dout, x, e, dx, half, one, c, k, single, lo, hi):
-    ds, xs, es, gs = dout[lo:hi], x[lo:hi], e[lo:hi], dx[lo:hi]
-    if single:
-        for i in range(xs.size):
-            v = xs[i]
-            cdf = half * (one + _erf1f(v * c))
-            gs[i] = ds[i] * (cdf + v * (es[i] * k))
-    else:
-        for i in range(xs.size):
-            v = xs[i]
-            cdf = half * (one + _erf1(v * c))
-            gs[i] = ds[i] * (cdf + v * (es[i] * k))
-
-
-@jit(parallel=True, fastmath=CONTRACT)
-def _gelu_bwd_par(dout, x, e, dx, half, one, c, k, single, nchunks):
-    n = x.size
-    for c_ in prange(nchunks):
-        _gelu_bwd(dout, x, e, dx, half, one, c, k, single, c_ * n // nchunks, (c_ + 1) * n // nchunks)
+def _gelu_op(x: np.ndarray) -> int:
+    return GELU_F32 if x.dtype == np.float32 else GELU
 
 
 def gelu_forward(x: np.ndarray, out: np.ndarray) -> None:
     """``out = x*0.5*(1 + erf(x/sqrt 2))`` (``-inf`` gives NaN, as PyTorch)."""
-    n = x.size
-    t = x.dtype.type
-    dispatch(_gelu_fwd, _gelu_fwd_par, n, n, x, out, t(0.5), t(1), t(_INV_SQRT2), x.dtype == np.float32)
+    _fwd(_gelu_op(x), x, out, 0.5, 1, _INV_SQRT2)
 
 
 def gelu_backward(dout: np.ndarray, x: np.ndarray, dx: np.ndarray) -> None:
     """``dx = dout*(Phi(x) + x*phi(x))``, ``phi(x) = exp(-0.5*x*x)/sqrt(2 pi)``."""
-    n = x.size
-    t = x.dtype.type
-    e = _scratch(n, x.dtype)
-    dispatch(_neg_half_square, _neg_half_square_par, n, n, x, e, t(-0.5))
-    _exp(e)
-    dispatch(_gelu_bwd, _gelu_bwd_par, n, n, dout, x, e, dx, t(0.5), t(1), t(_INV_SQRT2), t(_INV_SQRT_2PI),
-             x.dtype == np.float32)
-
-
-@jit
-def _gelu_tanh_arg(x, u, beta, kappa, lo, hi):
-    xs, us = x[lo:hi], u[lo:hi]
-    for i in range(xs.size):
-        v = xs[i]
-        us[i] = beta * (v + kappa * v * v * v)
-
-
-@jit(parallel=True)
-def _gelu_tanh_arg_par(x, u, beta, kappa, nchunks):
-    n = x.size
-    for c in prange(nchunks):
-        _gelu_tanh_arg(x, u, beta, kappa, c * n // nchunks, (c + 1) * n // nchunks)
-
-
-@jit
-def _gelu_tanh_fwd(x, th, out, half, one, lo, hi):
-    xs, ts, os = x[lo:hi], th[lo:hi], out[lo:hi]
-    for i in range(xs.size):
-        os[i] = half * xs[i] * (one + ts[i])
-
-
-@jit(parallel=True)
-def _gelu_tanh_fwd_par(x, th, out, half, one, nchunks):
-    n = x.size
-    for c in prange(nchunks):
-        _gelu_tanh_fwd(x, th, out, half, one, c * n // nchunks, (c + 1) * n // nchunks)
-
-
-@jit
-def _gelu_tanh_arg2(x, u, beta, kappa, lo, hi):
-    """The backward's ``u``: ``beta*(x + kappa*(x*x)*x)`` (the reference's order)."""
-    xs, us = x[lo:hi], u[lo:hi]
-    for i in range(xs.size):
-        v = xs[i]
-        us[i] = beta * (v + kappa * (v * v) * v)
-
-
-@jit(parallel=True)
-def _gelu_tanh_arg2_par(x, u, beta, kappa, nchunks):
-    n = x.size
-    for c in prange(nchunks):
-        _gelu_tanh_arg2(x, u, beta, kappa, c * n // nchunks, (c + 1) * n // nchunks)
-
-
-@jit
-def _gelu_tanh_bwd(dout, x, th, dx, half, one, beta, kappa3, lo, hi):
-    ds, xs, ts, gs = dout[lo:hi], x[lo:hi], th[lo:hi], dx[lo:hi]
-    for i in range(xs.size):
-        v, t = xs[i], ts[i]
-        d_inner = beta * (one + kappa3 * (v * v))
-        gs[i] = ds[i] * (half * (one + t) + half * v * (one - t * t) * d_inner)
-
-
-@jit(parallel=True)
-def _gelu_tanh_bwd_par(dout, x, th, dx, half, one, beta, kappa3, nchunks):
-    n = x.size
-    for c in prange(nchunks):
-        _gelu_tanh_bwd(dout, x, th, dx, half, one, beta, kappa3, c * n // nchunks, (c + 1) * n // nchunks)
+    _bwd(_gelu_op(x), dout, x, dx, 0.5, 1, _INV_SQRT2, _INV_SQRT_2PI)
 
 
 def gelu_tanh_forward(x: np.ndarray, out: np.ndarray) -> None:
     """``out = 0.5*x*(1 + tanh(sqrt(2/pi)*(x + 0.044715*x**3)))``."""
-    n = x.size
-    t = x.dtype.type
-    u = _scratch(n, x.dtype)
-    dispatch(_gelu_tanh_arg, _gelu_tanh_arg_par, n, n, x, u, t(GELU_TANH_BETA), t(GELU_TANH_KAPPA))
-    _tanh(u, u)
-    dispatch(_gelu_tanh_fwd, _gelu_tanh_fwd_par, n, n, x, u, out, t(0.5), t(1))
+    _fwd(GELU_TANH, x, out, 0.5, 1, GELU_TANH_BETA, GELU_TANH_KAPPA)
 
 
 def gelu_tanh_backward(dout: np.ndarray, x: np.ndarray, dx: np.ndarray) -> None:
-    """``dx = dout*(0.5*(1 + th) + 0.5*x*(1 - th*th)*sqrt(2/pi)*(1 + 3*0.044715*x*x))``, ``th = tanh(u)``."""
-    n = x.size
-    t = x.dtype.type
-    u = _scratch(n, x.dtype)
-    beta = t(GELU_TANH_BETA)
-    dispatch(_gelu_tanh_arg2, _gelu_tanh_arg2_par, n, n, x, u, beta, t(GELU_TANH_KAPPA))
-    _tanh(u, u)
-    dispatch(_gelu_tanh_bwd, _gelu_tanh_bwd_par, n, n, dout, x, u, dx, t(0.5), t(1), beta, t(3 * GELU_TANH_KAPPA))
-
-
-# -- SiLU (swish) ---------------------------------------------------------------------------------------
-
-
-@jit
-def _neg_abs(x, s, lo, hi):
-    xs, ss = x[lo:hi], s[lo:hi]
-    for i in range(xs.size):
-        ss[i] = -abs(xs[i])
-
-
-@jit(parallel=True)
-def _neg_abs_par(x, s, nchunks):
-    n = x.size
-    for c in prange(nchunks):
-        _neg_abs(x, s, c * n // nchunks, (c + 1) * n // nchunks)
-
-
-@jit
-def _silu_fwd(x, e, out, one, lo, hi):
-    xs, es, os = x[lo:hi], e[lo:hi], out[lo:hi]
-    for i in range(xs.size):
-        v, w = xs[i], es[i]
-        s = one / (one + w) if v >= 0 else w / (one + w)
-        os[i] = v * s
-
-
-@jit(parallel=True)
-def _silu_fwd_par(x, e, out, one, nchunks):
-    n = x.size
-    for c in prange(nchunks):
-        _silu_fwd(x, e, out, one, c * n // nchunks, (c + 1) * n // nchunks)
-
-
-@jit
-def _silu_bwd(dout, x, e, dx, one, lo, hi):
-    ds, xs, es, gs = dout[lo:hi], x[lo:hi], e[lo:hi], dx[lo:hi]
-    for i in range(xs.size):
-        v, w = xs[i], es[i]
-        s = one / (one + w) if v >= 0 else w / (one + w)
-        gs[i] = ds[i] * (s * (one + v * (one - s)))
-
-
-@jit(parallel=True)
-def _silu_bwd_par(dout, x, e, dx, one, nchunks):
-    n = x.size
-    for c in prange(nchunks):
-        _silu_bwd(dout, x, e, dx, one, c * n // nchunks, (c + 1) * n // nchunks)
-
-
-def _silu_e(x: np.ndarray) -> np.ndarray:
-    """``exp(-|x|)`` in a scratch array."""
-    n = x.size
-    e = _scratch(n, x.dtype)
-    dispatch(_neg_abs, _neg_abs_par, n, n, x, e)
-    _exp(e)
-    return e
+    """The tanh form's gradient (module notes)."""
+    _bwd(GELU_TANH, dout, x, dx, 0.5, 1, GELU_TANH_BETA, GELU_TANH_KAPPA)
 
 
 def silu_forward(x: np.ndarray, out: np.ndarray) -> None:
     """``out = x*sigmoid(x)`` (``-inf`` gives NaN, as PyTorch)."""
-    n = x.size
-    dispatch(_silu_fwd, _silu_fwd_par, n, n, x, _silu_e(x), out, x.dtype.type(1))
+    _fwd(SILU, x, out)
 
 
 def silu_backward(dout: np.ndarray, x: np.ndarray, dx: np.ndarray) -> None:
     """``dx = dout*(s*(1 + x*(1 - s)))``, ``s = sigmoid(x)``."""
-    n = x.size
-    dispatch(_silu_bwd, _silu_bwd_par, n, n, dout, x, _silu_e(x), dx, x.dtype.type(1))
-
-
-# -- Mish -----------------------------------------------------------------------------------------------
-
-
-@jit
-def _mish_fwd(x, e, out, two, lo, hi):
-    xs, es, os = x[lo:hi], e[lo:hi], out[lo:hi]
-    for i in range(xs.size):
-        w = es[i]
-        nn = w * (w + two)
-        os[i] = xs[i] * (nn / (nn + two))
-
-
-@jit(parallel=True)
-def _mish_fwd_par(x, e, out, two, nchunks):
-    n = x.size
-    for c in prange(nchunks):
-        _mish_fwd(x, e, out, two, c * n // nchunks, (c + 1) * n // nchunks)
-
-
-@jit
-def _mish_bwd(dout, x, e, dx, one, two, lo, hi):
-    ds, xs, es, gs = dout[lo:hi], x[lo:hi], e[lo:hi], dx[lo:hi]
-    for i in range(xs.size):
-        w = es[i]
-        nn = w * (w + two)
-        t = nn / (nn + two)
-        s = w / (one + w)
-        gs[i] = ds[i] * (t + xs[i] * s * (one - t * t))
-
-
-@jit(parallel=True)
-def _mish_bwd_par(dout, x, e, dx, one, two, nchunks):
-    n = x.size
-    for c in prange(nchunks):
-        _mish_bwd(dout, x, e, dx, one, two, c * n // nchunks, (c + 1) * n // nchunks)
-
-
-def _mish_e(x: np.ndarray) -> np.ndarray:
-    """``exp(min(x, 20))`` in a scratch array."""
-    e = _scratch(x.size, x.dtype)
-    _clip_above(x, e, x.dtype.type(SOFTPLUS_THRESHOLD))
-    _exp(e)
-    return e
+    _bwd(SILU, dout, x, dx, 0, 1)
 
 
 def mish_forward(x: np.ndarray, out: np.ndarray) -> None:
     """``out = x*tanh(softplus(x))``, computed as ``x*n/(n + 2)`` with ``n = e*(e + 2)``, ``e = exp(min(x, 20))``."""
-    n = x.size
-    t = x.dtype.type
-    dispatch(_mish_fwd, _mish_fwd_par, n, n, x, _mish_e(x), out, t(2))
+    _fwd(MISH, x, out, SOFTPLUS_THRESHOLD, 2)
 
 
 def mish_backward(dout: np.ndarray, x: np.ndarray, dx: np.ndarray) -> None:
     """``dx = dout*(t + x*s*(1 - t*t))``, ``t = tanh(softplus(x))``, ``s = sigmoid(x)``."""
-    n = x.size
-    t = x.dtype.type
-    dispatch(_mish_bwd, _mish_bwd_par, n, n, dout, x, _mish_e(x), dx, t(1), t(2))
+    _bwd(MISH, dout, x, dx, SOFTPLUS_THRESHOLD, 2, 1)
