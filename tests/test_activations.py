@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import DTYPES, assert_close, rtol_for, with_layout
+from conftest import DTYPES, assert_close, assert_matches_edges, rtol_for, with_layout
 
 import fastdl.functional as F
 from fastdl import activations, layers
@@ -34,15 +34,6 @@ def _torch_fn(name, F_t, alpha=None):
     if name == "prelu":
         return lambda x: F_t.prelu(x, alpha)
     return getattr(F_t, name)
-
-
-def _assert_matches(actual, expected, rtol, what, scale):
-    nan = np.isnan(expected)
-    np.testing.assert_array_equal(np.isnan(actual), nan, err_msg=f"{what}: NaN positions differ")
-    a, e = actual[~nan], expected[~nan]
-    inf = np.isinf(e)
-    np.testing.assert_array_equal(a[inf], e[inf], err_msg=f"{what}: infinities differ")
-    np.testing.assert_allclose(a[~inf], e[~inf], rtol=rtol, atol=rtol * scale, err_msg=what)
 
 
 def _inputs(shape, dtype, seed=7):
@@ -85,8 +76,8 @@ def test_layer_matches_reference_and_torch(name, dtype, layout, shape):
     np.testing.assert_array_equal(dl, dout)
     rtol = rtol_for(dtype)
     scale_y, scale_d = float(np.max(np.abs(y_ref[ordinary]))), float(np.max(np.abs(dx_ref[ordinary])))
-    _assert_matches(y, y_ref, rtol, f"{name} forward vs reference", scale_y)
-    _assert_matches(dx, dx_ref, rtol, f"{name} backward vs reference", scale_d)
+    assert_matches_edges(y, y_ref, rtol, f"{name} forward vs reference", scale_y)
+    assert_matches_edges(dx, dx_ref, rtol, f"{name} backward vs reference", scale_d)
     if alpha is not None:
         _assert_dalpha(layer.dalpha, ref.dalpha, dtype, "dalpha vs reference")
 
@@ -104,8 +95,8 @@ def test_layer_matches_reference_and_torch(name, dtype, layout, shape):
         # dout*scale in its scalar tail; the reference (and fastdl) give the scalar definition's dout*scale
         at_nan = np.isnan(x)
         tdx = np.where(at_nan, dx_ref, tdx)
-    _assert_matches(y, ty, rtol, f"{name} forward vs torch", scale_y)
-    _assert_matches(dx, tdx, rtol, f"{name} backward vs torch", scale_d)
+    assert_matches_edges(y, ty, rtol, f"{name} forward vs torch", scale_y)
+    assert_matches_edges(dx, tdx, rtol, f"{name} backward vs torch", scale_d)
     if ta is not None:
         tda = grads[1].numpy()
         _assert_dalpha(layer.dalpha, tda, dtype, "dalpha vs torch")
@@ -115,7 +106,7 @@ def _assert_dalpha(actual, expected, dtype, what):
     """A column sum: the reduction tolerance, scaled by the largest finite sum (extremes make some non-finite)."""
     finite = np.isfinite(expected)
     scale = float(np.max(np.abs(expected[finite]))) if finite.any() else 0.0
-    _assert_matches(actual, expected, rtol_for(dtype, "reduction"), what, scale)
+    assert_matches_edges(actual, expected, rtol_for(dtype, "reduction"), what, scale)
 
 
 @pytest.mark.parametrize("name", NAMES)

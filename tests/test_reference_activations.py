@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import assert_matches_edges
 
 from fastdl.reference import _activations as A
 
@@ -33,21 +34,6 @@ def _torch_pair(torch, F, name, x, dout):
     return y.detach().numpy(), g.numpy()
 
 
-def _assert_matches(actual, expected, rtol, what, scale):
-    """Same NaN and infinity positions; elsewhere ``|a - e| <= rtol * (|e| + scale)``.
-
-    ``scale`` is the largest magnitude of the ordinary (random) inputs' results: near saturation
-    (tanh' at |x| ~ 8, GELU's left tail) the result is a difference of nearly equal numbers, and any
-    two correct implementations differ there by rounding at the array's scale, not the entry's.
-    """
-    nan = np.isnan(expected)
-    np.testing.assert_array_equal(np.isnan(actual), nan, err_msg=f"{what}: NaN positions differ")
-    a, e = actual[~nan], expected[~nan]
-    inf = np.isinf(e)
-    np.testing.assert_array_equal(a[inf], e[inf], err_msg=f"{what}: infinities differ")
-    np.testing.assert_allclose(a[~inf], e[~inf], rtol=rtol, atol=rtol * scale, err_msg=what)
-
-
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_matches_pytorch(name, dtype):
@@ -70,8 +56,8 @@ def test_matches_pytorch(name, dtype):
         ty = np.where(at_inf, np.float32(np.inf), ty)
     rtol = 1e-12 if dtype == np.float64 else 1e-5
     n = 500  # the random inputs come first, the extremes after them
-    _assert_matches(y, ty, rtol, f"{name} forward", float(np.max(np.abs(ty[:n]))))
-    _assert_matches(dx, tdx, rtol, f"{name} backward", float(np.max(np.abs(tdx[:n]))))
+    assert_matches_edges(y, ty, rtol, f"{name} forward", float(np.max(np.abs(ty[:n]))))
+    assert_matches_edges(dx, tdx, rtol, f"{name} backward", float(np.max(np.abs(tdx[:n]))))
 
 
 def test_prelu_matches_pytorch():
