@@ -1,4 +1,4 @@
-"""The ``fastdl`` command: ``train``, ``experiment``, ``bench``, ``warmup``, ``profile``, ``info``.
+"""The ``fastdl`` command: ``train``, ``experiment``, ``search``, ``bench``, ``warmup``, ``profile``, ``info``.
 
 Each subcommand lives beside the code it drives; the module named below provides
 ``register_cli(subparsers)``, which adds its parser(s) and sets ``func(args) -> int``.
@@ -11,11 +11,13 @@ import json
 import sys
 
 from . import benchmark, experiments, profiler, train_cli
+from .search import cli as search_cli
 
 # module -> the subcommands it registers
 _COMMAND_MODULES = (
     train_cli,    # train
     experiments,  # experiment
+    search_cli,   # search
     benchmark,    # bench, bench report, warmup
     profiler,     # profile
 )
