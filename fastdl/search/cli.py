@@ -96,13 +96,7 @@ def _command(args: argparse.Namespace) -> int:
 
 
 def register_cli(subparsers) -> None:
-    """Add the ``search`` subcommand to the ``fastdl`` command line.
-
-    Parameters
-    ----------
-    subparsers : argparse._SubParsersAction
-        From ``parser.add_subparsers()``.
-    """
+    """Register ``fastdl search`` on ``subparsers``, the ``add_subparsers()`` action of :mod:`fastdl.cli`."""
     p = subparsers.add_parser(
         "search", help="hyper-parameter search on Dask (random or successive halving)",
         formatter_class=argparse.RawDescriptionHelpFormatter,

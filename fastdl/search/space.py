@@ -46,7 +46,32 @@ PARAMETERS: dict[str, tuple] = {
 
 
 @dataclass(frozen=True)
-class LogUniform:
+class _Range:
+    """Shared part of the bounded distributions: validated ``low <= high``, dict and text forms."""
+
+    low: float
+    high: float
+    kind = ""
+
+    def _bound(self, value, name: str):
+        raise NotImplementedError
+
+    def __post_init__(self):
+        where = type(self).__name__
+        low, high = self._bound(self.low, "low"), self._bound(self.high, "high")
+        if high < low:
+            _checks.fail(where, "high", f">= low ({low})", repr(self.high))
+        object.__setattr__(self, "low", low)
+        object.__setattr__(self, "high", high)
+
+    def to_dict(self) -> dict:
+        return {"dist": self.kind, "low": self.low, "high": self.high}
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.low:g}:{self.high:g}"
+
+
+class LogUniform(_Range):
     """``exp(U(log low, log high))``: every decade between ``low`` and ``high`` equally likely.
 
     Parameters
@@ -55,30 +80,16 @@ class LogUniform:
         ``0 < low <= high``.
     """
 
-    low: float
-    high: float
+    kind = "loguniform"
 
-    def __post_init__(self):
-        where = "LogUniform"
-        low = _checks.positive_number(self.low, "low", where)
-        high = _checks.positive_number(self.high, "high", where)
-        if high < low:
-            _checks.fail(where, "high", f">= low ({low})", repr(self.high))
-        object.__setattr__(self, "low", low)
-        object.__setattr__(self, "high", high)
+    def _bound(self, value, name: str) -> float:
+        return _checks.positive_number(value, name, "LogUniform")
 
     def sample(self, rng: np.random.Generator) -> float:
         return float(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
 
-    def to_dict(self) -> dict:
-        return {"dist": "loguniform", "low": self.low, "high": self.high}
 
-    def __str__(self) -> str:
-        return f"loguniform:{self.low:g}:{self.high:g}"
-
-
-@dataclass(frozen=True)
-class Uniform:
+class Uniform(_Range):
     """``U(low, high)``.
 
     Parameters
@@ -87,32 +98,19 @@ class Uniform:
         Finite, ``low <= high``.
     """
 
-    low: float
-    high: float
+    kind = "uniform"
 
-    def __post_init__(self):
-        where = "Uniform"
-        for name in ("low", "high"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating) or not math.isfinite(v):
-                _checks.fail(where, name, "a finite real number", _checks.describe(v), TypeError)
-        if self.high < self.low:
-            _checks.fail(where, "high", f">= low ({self.low})", repr(self.high))
-        object.__setattr__(self, "low", float(self.low))
-        object.__setattr__(self, "high", float(self.high))
+    def _bound(self, value, name: str) -> float:
+        real = not isinstance(value, bool) and isinstance(value, int | float | np.integer | np.floating)
+        if not real or not math.isfinite(value):
+            _checks.fail("Uniform", name, "a finite real number", _checks.describe(value), TypeError)
+        return float(value)
 
     def sample(self, rng: np.random.Generator) -> float:
         return float(rng.uniform(self.low, self.high))
 
-    def to_dict(self) -> dict:
-        return {"dist": "uniform", "low": self.low, "high": self.high}
 
-    def __str__(self) -> str:
-        return f"uniform:{self.low:g}:{self.high:g}"
-
-
-@dataclass(frozen=True)
-class IntUniform:
+class IntUniform(_Range):
     """An integer drawn uniformly from ``low .. high`` (both included).
 
     Parameters
@@ -121,28 +119,15 @@ class IntUniform:
         ``low <= high``.
     """
 
-    low: int
-    high: int
+    kind = "int"
 
-    def __post_init__(self):
-        where = "IntUniform"
-        for name in ("low", "high"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int | np.integer):
-                _checks.fail(where, name, "an integer", _checks.describe(v), TypeError)
-        if self.high < self.low:
-            _checks.fail(where, "high", f">= low ({self.low})", repr(self.high))
-        object.__setattr__(self, "low", int(self.low))
-        object.__setattr__(self, "high", int(self.high))
+    def _bound(self, value, name: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            _checks.fail("IntUniform", name, "an integer", _checks.describe(value), TypeError)
+        return int(value)
 
     def sample(self, rng: np.random.Generator) -> int:
         return int(rng.integers(self.low, self.high, endpoint=True))
-
-    def to_dict(self) -> dict:
-        return {"dist": "int", "low": self.low, "high": self.high}
-
-    def __str__(self) -> str:
-        return f"int:{self.low}:{self.high}"
 
 
 @dataclass(frozen=True)
