@@ -163,7 +163,7 @@ def connect(scheduler: str | None = None, workers: int | None = None, retries: i
                    "NUMBA_NUM_THREADS": "1"}
             import importlib.util
 
-            dashboard = "127.0.0.1:8787" if importlib.util.find_spec("bokeh") is not None else None
+            dashboard = "127.0.0.1:8787" if importlib.util.find_spec("bokeh") is not None else "127.0.0.1:0"
             cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
                                    dashboard_address=dashboard, silence_logs=logging.ERROR, env=env)
             client = Client(cluster)

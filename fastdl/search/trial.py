@@ -76,9 +76,11 @@ def run_trial(job: dict, data: dict) -> dict:
         ``job`` plus ``status`` (``'ok'``, ``'diverged'`` when the Trainer stopped on a non-finite
         loss, ``'failed'`` when the trial raised), per-epoch ``val_acc``, ``val_loss``,
         ``train_acc``, ``train_loss`` (mean mini-batch loss of the epoch), ``final_val_acc``,
-        ``wall_time_s``, ``worker``, ``host``, ``pid``, ``stop_reason``, ``error``.
+        ``wall_time_s``, ``cpu_time_s`` (CPU seconds of the whole process meanwhile: about
+        ``wall_time_s`` when the trial ran on one thread), ``worker``, ``host``, ``pid``,
+        ``stop_reason``, ``error``.
     """
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     record = dict(job)
     record.update(status="ok", val_acc=[], val_loss=[], train_acc=[], train_loss=[], final_val_acc=None,
                   stop_reason="completed", error=None, worker=_where_am_i(), host=socket.gethostname(),
@@ -123,4 +125,5 @@ def run_trial(job: dict, data: dict) -> dict:
         record["stop_reason"] = "error"
         record["error"] = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}"
     record["wall_time_s"] = time.perf_counter() - t0
+    record["cpu_time_s"] = time.process_time() - cpu0
     return record
