@@ -120,6 +120,22 @@ def load_data(data="digits", *, train_size: int | None = None, validation_ratio:
 
 # -- cluster -------------------------------------------------------------------------------------------------
 @contextlib.contextmanager
+def _sigint_ignored():
+    """Ignore SIGINT while worker processes are spawned (only the main thread may change handlers)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+@contextlib.contextmanager
 def connect(scheduler: str | None = None, workers: int | None = None, retries: int = 2, quiet: bool = False):
     """A Dask client: to ``scheduler`` (or ``$DASK_SCHEDULER_ADDRESS``), else to an embedded cluster.
 
@@ -164,8 +180,9 @@ def connect(scheduler: str | None = None, workers: int | None = None, retries: i
             import importlib.util
 
             dashboard = "127.0.0.1:8787" if importlib.util.find_spec("bokeh") is not None else "127.0.0.1:0"
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                   dashboard_address=dashboard, silence_logs=logging.ERROR, env=env)
+            with _sigint_ignored():  # the workers inherit it: Ctrl-C reaches only the client, which closes them
+                cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                       dashboard_address=dashboard, silence_logs=logging.ERROR, env=env)
             client = Client(cluster)
         try:
             if not quiet:
