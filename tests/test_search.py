@@ -156,6 +156,18 @@ def test_store_appends_reads_and_refuses_to_overwrite(tmp_path):
     assert [r["trial"] for r in records] == [0, 1]  # the torn line got its newline; the new record is whole
 
 
+def test_resume_may_grow_the_search(tmp_path):
+    path = tmp_path / "r.jsonl"
+    kwargs = dict(executor="sequential", progress=False, results=path, train_size=300, epochs=2)
+    first = fs.search(SearchSpace(SMALL), trials=2, **kwargs)
+    grown = fs.search(SearchSpace(SMALL), trials=3, resume=True, **kwargs)
+    assert (first.jobs_run, grown.jobs_run) == (2, 1)
+    header, records = fs.read(path)
+    assert header["spec"]["trials"] == 3 and [r["trial"] for r in records] == [0, 1, 2]
+    again = fs.search(SearchSpace(SMALL), trials=3, resume=True, **kwargs)
+    assert again.jobs_run == 0 and len(again.trials) == 3
+
+
 # -- ASHA -------------------------------------------------------------------------------------------------
 def test_rungs_and_asha_promotions():
     assert rungs(50, 2, 3) == [2, 6, 18, 50]

@@ -1,7 +1,8 @@
 """The results file: JSON lines, one record per finished job, each flushed and fsynced as it arrives.
 
 Line 1 is the header ``{"kind": "search", "version": 1, "spec": {...}}`` (everything that decides
-the trials' results: space, data, epochs, seed, algorithm). Every further line is one finished job
+the trials' results: space, data, epochs, seed, algorithm); a resumed search that grew (more trials)
+appends a new header, and the last one counts. Every further line is one finished job
 (``{"kind": "trial", "trial": k, "rung": r, "epochs": e, "status": ..., "val_acc": [...], ...}``).
 A line is written with one ``write`` of the whole line, then ``flush`` and ``os.fsync``: after a
 crash the file holds every job that finished, and at most a torn last line, which :func:`read`
@@ -64,8 +65,8 @@ def read(path: str | os.PathLike) -> tuple[dict | None, list[dict]]:
         except json.JSONDecodeError:
             warnings.warn(f"{path}: line {number} is not complete JSON (a write cut short?); skipped", stacklevel=2)
             continue
-        if item.get("kind") == "search" and header is None:
-            header = item
+        if item.get("kind") == "search":
+            header = item  # the last one counts (a resumed search that grew writes a new header)
         elif item.get("kind") == "trial":
             records.append(item)
     return header, records
@@ -120,6 +121,9 @@ class ResultsStore:
             self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
             if torn:
                 self._fh.write("\n")
+            if header["spec"] != self.spec:  # compare() allowed the change (more trials): record the new spec
+                self._write({"kind": "search", "version": FORMAT_VERSION, "spec": self.spec})
+                self.stored_spec = self.spec
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.stored_spec = self.spec
