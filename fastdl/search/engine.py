@@ -232,7 +232,11 @@ class _Dask:
         from distributed import as_completed
 
         self.client, self.runner, self.retries = client, runner, retries
-        client.wait_for_workers(1)
+        try:
+            client.wait_for_workers(1, timeout=120)
+        except TimeoutError:
+            _checks.fail("search", "the Dask cluster", "one with workers",
+                         f"none after 120 s at {client.scheduler.address}", TimeoutError)
         [self.data] = client.scatter([data], broadcast=True, hash=False)
         self.completed = as_completed()
         self.jobs: dict = {}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 import traceback
 import warnings
@@ -26,6 +27,9 @@ import numpy as np
 __all__ = ["single_threaded", "run_trial"]
 
 _THREADS_LIMITED = False
+#: one trial at a time per process: trials seed and draw from NumPy's global generator (as the book's code
+#: does), so two threads of one worker (``dask worker --nthreads 2``) would interleave their draws
+_TRIAL_LOCK = threading.Lock()
 
 
 def single_threaded() -> None:
@@ -79,7 +83,17 @@ def run_trial(job: dict, data: dict) -> dict:
         ``wall_time_s``, ``cpu_time_s`` (CPU seconds of the whole process meanwhile: about
         ``wall_time_s`` when the trial ran on one thread), ``worker``, ``host``, ``pid``,
         ``stop_reason``, ``error``.
+
+    Notes
+    -----
+    Trials of one process run one at a time (a lock): they seed and draw from NumPy's global
+    generator, as the book's code does.
     """
+    with _TRIAL_LOCK:
+        return _run(job, data)
+
+
+def _run(job: dict, data: dict) -> dict:
     t0, cpu0 = time.perf_counter(), time.process_time()
     record = dict(job)
     record.update(status="ok", val_acc=[], val_loss=[], train_acc=[], train_loss=[], final_val_acc=None,
