@@ -64,7 +64,8 @@ def main() -> None:
                "trials_per_s": args.trials / result.wall_time_s, "best_val_acc": result.best["final_val_acc"],
                "best_trial": result.best["trial"], "median_job_s": statistics.median(per_trial),
                "cpu_per_wall": statistics.median(cpu),
-               "trial_cpu_s": sum(r["cpu_time_s"] for r in result.records), "idle_per_job_ms": 1e3 * overhead, "load_before": load}
+               "trial_cpu_s": sum(r["cpu_time_s"] for r in result.records), "idle_per_job_ms": 1e3 * overhead,
+               "load_before": load}
         rows.append(row)
         print(json.dumps(row), flush=True)
         return result

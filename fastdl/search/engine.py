@@ -167,8 +167,11 @@ def connect(scheduler: str | None = None, workers: int | None = None, retries: i
     import logging
 
     address = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
+    # worker-saturation 1.0: a worker holds only the task it runs, so a worker that dies takes the blame for
+    # one trial, not for a queued bystander too (allowed-failures counts every task the dead worker held)
     settings = {"distributed.worker.multiprocessing-method": "spawn",
-                "distributed.scheduler.allowed-failures": int(retries)}
+                "distributed.scheduler.allowed-failures": int(retries),
+                "distributed.scheduler.worker-saturation": 1.0}
     with dask.config.set(settings):
         if address:
             client = Client(address)
