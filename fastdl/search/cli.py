@@ -77,8 +77,9 @@ def _command(args: argparse.Namespace) -> int:
     trials = result.trials
     n_failed = sum(r.get("status") == "failed" for r in trials)
     print(format_table(trials, params, args.top))
+    workers = f"{result.n_workers} worker{'s' * (result.n_workers > 1)}"
     print(f"{len(trials)} trials ({result.jobs_run} jobs this run, {result.epochs_trained} epochs trained, "
-          f"{n_failed} failed) in {result.wall_time_s:.1f} s on {result.n_workers} workers "
+          f"{n_failed} failed) in {result.wall_time_s:.1f} s on {workers} "
           f"(workers busy {100 * result.busy_fraction:.0f} % of the time)")
     stem = results.with_suffix("")
     title = (f"{data}: {result.spec['data']['n_train']} train / {result.spec['data']['n_val']} validation samples, "

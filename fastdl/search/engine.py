@@ -29,7 +29,7 @@ import sys
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -345,7 +345,6 @@ class SearchResult:
     n_workers: int = 1
     busy_fraction: float = 0.0
     epochs_trained: int = 0
-    extra: dict = field(default_factory=dict)
 
     @property
     def best(self) -> dict:
@@ -444,6 +443,7 @@ def search(space: SearchSpace | None = None, data="digits", *, trials: int = 100
         spec.update(min_epochs=min_epochs, eta=eta)
     if backend == "reference":
         spec["backend"] = backend
+    embedded = executor == "dask" and client is None and not (scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS"))
     store = ResultsStore(results, spec, resume=resume, compare=_spec_compare) if results is not None else None
     records = list(store.records) if store is not None else []
     for r in records:
@@ -456,17 +456,14 @@ def search(space: SearchSpace | None = None, data="digits", *, trials: int = 100
         return {"trial": k, "rung": rung, "epochs": budget, "max_epochs": epochs, "config": config,
                 "config_seed": config_seed, "train_seed": train_seed, "dtype": dtype, "backend": backend}
 
-    embedded = executor == "dask" and client is None and not (scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS"))
-    if warmup is None:
-        warmup = embedded
-    if warmup:
-        from ..benchmark import warmup as _warm
-
-        _warm(dtype)
     session: list[dict] = []
     t0 = time.perf_counter()
     n_workers = 1
     try:
+        if warmup if warmup is not None else embedded:
+            from ..benchmark import warmup as _warm
+
+            _warm(dtype)
         with contextlib.ExitStack() as stack:
             if executor == "dask":
                 if client is None:

@@ -98,8 +98,9 @@ def draw_curves(fig, trials: list[dict], params: list[str], best: int = 20, cols
             continue
         r = shown[i]
         x = np.arange(1, len(r["val_acc"]) + 1)
-        ax.plot(x, r["val_acc"], label="validation")
-        ax.plot(x, r["train_acc"], "--", label="train")
+        marker = "o" if len(x) < 4 else None  # a run stopped after an epoch or two is a point, not a line
+        ax.plot(x, r["val_acc"], marker=marker, ms=3, label="validation")
+        ax.plot(x, r["train_acc"], "--", marker=marker, ms=3, label="train")
         ax.set_ylim(0, 1)
         ax.set_title(_title(r, i + 1, params), fontsize=8)
         ax.tick_params(labelsize=7)
