@@ -309,3 +309,15 @@ def test_interrupted_search_resumes_without_running_a_trial_twice(client, refere
     _, after = fs.read(path)
     assert sorted(r["trial"] for r in after) == list(range(8))  # no trial twice
     assert _curves(resumed) == _curves(reference)
+
+
+def test_asha_on_the_cluster_jobs_are_prefixes_of_the_full_runs(client):
+    space = SearchSpace(SMALL)
+    asha = fs.search(space, trials=9, epochs=9, algorithm="asha", min_epochs=1, eta=3, client=client,
+                     progress=False, train_size=300)
+    full = fs.search(space, trials=9, epochs=9, executor="sequential", progress=False, train_size=300)
+    curves = {r["trial"]: r for r in full.records}
+    assert {r["epochs"] for r in asha.records} >= {1, 3}
+    for r in asha.records:  # which trials get promoted may depend on arrival order; each job's numbers do not
+        assert r["val_acc"] == curves[r["trial"]]["val_acc"][:r["epochs"]]
+        assert r["val_loss"] == curves[r["trial"]]["val_loss"][:r["epochs"]]
