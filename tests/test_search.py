@@ -276,7 +276,9 @@ def test_trial_whose_worker_always_dies_is_recorded_failed(client, tmp_path):
     status = {r["trial"]: r["status"] for r in result.records}
     assert status == {0: "ok", 1: "failed", 2: "ok"}
     failed = next(r for r in result.records if r["trial"] == 1)
-    assert "KilledWorker" in failed["error"]
+    # Dask reports it as KilledWorker, or (a race in the scheduler after the second death) as a future
+    # cancelled because the scheduler already forgot the key: recorded as failed either way, never dropped
+    assert "KilledWorker" in failed["error"] or "cancelled" in failed["error"]
     _, stored = fs.read(tmp_path / "r.jsonl")
     assert sorted(r["trial"] for r in stored) == [0, 1, 2]
     client.wait_for_workers(2)
