@@ -74,7 +74,7 @@ class _Range:
 class LogUniform(_Range):
     """``exp(U(log low, log high))``: every decade between ``low`` and ``high`` equally likely.
 
-    Parameters
+    Attributes
     ----------
     low, high : float
         ``0 < low <= high``.
@@ -92,7 +92,7 @@ class LogUniform(_Range):
 class Uniform(_Range):
     """``U(low, high)``.
 
-    Parameters
+    Attributes
     ----------
     low, high : float
         Finite, ``low <= high``.
@@ -113,7 +113,7 @@ class Uniform(_Range):
 class IntUniform(_Range):
     """An integer drawn uniformly from ``low .. high`` (both included).
 
-    Parameters
+    Attributes
     ----------
     low, high : int
         ``low <= high``.
@@ -134,7 +134,7 @@ class IntUniform(_Range):
 class Choice:
     """One of ``values``, each equally likely.
 
-    Parameters
+    Attributes
     ----------
     values : sequence
         At least one value (lists are stored as tuples).
