@@ -1,8 +1,9 @@
 """Per-layer timing of any book-style network: where a training step spends its time.
 
 A *book-style network* is anything with an ordered dict ``layers`` (each with ``forward`` and
-``backward``) and a ``last_layer`` (the loss, ``forward(x, t)`` and ``backward(dout=1)``), like the
-book's ``MultiLayerNetExtend``, :class:`fastdl.nets.MultiLayerNetExtend` on any backend, or your own
+``backward``) and a ``last_layer`` (the loss, ``forward(x, t)`` and ``backward(dout=1)``; the book's
+chapter-5 ``TwoLayerNet`` calls it ``lastLayer``, also accepted), like the book's
+``MultiLayerNetExtend``, :class:`fastdl.nets.MultiLayerNetExtend` on any backend, or your own
 network built from :mod:`fastdl.reference` or the book's ``common.layers``. So you can profile your
 NumPy network, swap in fastdl's layers, and compare::
 
@@ -293,7 +294,8 @@ def profile(network, x: np.ndarray, t: np.ndarray, optimizer=None, repeat: int =
     ----------
     network : object
         A book-style network: ``layers`` (an ordered dict of layers with ``forward``/``backward``)
-        and ``last_layer`` (the loss layer); ``params`` too when ``optimizer`` is given.
+        and ``last_layer`` (the loss layer; ``lastLayer`` as in the book's chapter-5 ``TwoLayerNet``
+        also works); ``params`` too when ``optimizer`` is given.
     x, t : numpy.ndarray
         One batch and its targets (labels or one-hot), passed to the layers as they are.
     optimizer : object, optional
@@ -311,8 +313,10 @@ def profile(network, x: np.ndarray, t: np.ndarray, optimizer=None, repeat: int =
     """
     layers = getattr(network, "layers", None)
     last = getattr(network, "last_layer", None)
+    if last is None:
+        last = getattr(network, "lastLayer", None)  # the book's ch05 TwoLayerNet
     if not hasattr(layers, "items") or last is None:
-        raise TypeError("profile: network must have an ordered dict 'layers' and a 'last_layer' "
+        raise TypeError("profile: network must have an ordered dict 'layers' and a 'last_layer' (or 'lastLayer') "
                         f"(a book-style network); got {type(network).__name__}")
     if not isinstance(repeat, int | np.integer) or repeat < 1:
         raise ValueError(f"profile: repeat must be a positive integer; got {repeat!r}")

@@ -186,3 +186,53 @@ def test_cli_step_breakdown(tmp_path, capsys):
     assert "reference: training step" in out and "fastdl: training step" in out and "outside the GEMMs" in out
     data = json.loads((tmp_path / "s.json").read_text())
     assert [d["label"] for d in data] == ["reference", "fastdl"] and data[1]["fused"] and not data[0]["fused"]
+
+
+class _BookTwoLayerNet:
+    """The book's ch05/two_layer_net.py (layers OrderedDict, loss layer named ``lastLayer``) on fastdl.layers."""
+
+    def __init__(self, input_size, hidden_size, output_size, weight_init_std=0.01):
+        from collections import OrderedDict
+
+        from fastdl.layers import Affine, Relu, SoftmaxWithLoss
+
+        self.params = {"W1": weight_init_std * np.random.randn(input_size, hidden_size),
+                       "b1": np.zeros(hidden_size),
+                       "W2": weight_init_std * np.random.randn(hidden_size, output_size),
+                       "b2": np.zeros(output_size)}
+        self.layers = OrderedDict()
+        self.layers["Affine1"] = Affine(self.params["W1"], self.params["b1"])
+        self.layers["Relu1"] = Relu()
+        self.layers["Affine2"] = Affine(self.params["W2"], self.params["b2"])
+        self.lastLayer = SoftmaxWithLoss()
+
+    def predict(self, x):
+        for layer in self.layers.values():
+            x = layer.forward(x)
+        return x
+
+    def loss(self, x, t):
+        return self.lastLayer.forward(self.predict(x), t)
+
+    def gradient(self, x, t):
+        self.loss(x, t)
+        dout = self.lastLayer.backward(1)
+        for layer in reversed(list(self.layers.values())):
+            dout = layer.backward(dout)
+        return {"W1": self.layers["Affine1"].dW, "b1": self.layers["Affine1"].db,
+                "W2": self.layers["Affine2"].dW, "b2": self.layers["Affine2"].db}
+
+
+def test_profile_accepts_the_books_ch05_two_layer_net():
+    from fastdl.optim import SGD
+
+    np.random.seed(0)
+    net = _BookTwoLayerNet(784, 50, 10)
+    x = np.random.rand(20, 784)
+    t = np.random.randint(0, 10, 20)
+    before = net.params["W1"].copy()
+    report = profile(net, x, t, optimizer=SGD(lr=0.1), repeat=2, warmup=1)
+    names = [r.name for r in report.rows]
+    assert names[:3] == ["Affine1", "Relu1", "Affine2"]
+    assert names[3] == "loss", names  # the book's lastLayer, timed as the loss row
+    assert not np.array_equal(net.params["W1"], before)  # the optimizer ran real steps on the book's params
