@@ -176,6 +176,9 @@ def plot_history(history: History, path: str | Path | None = None, title: str | 
         ax_acc.set(xlabel="epoch", ylabel="R²", title="R² (1 - SS_res / SS_tot)", ylim=(max(low, -1.0) - 0.02, 1.02))
     else:
         ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1.02))
+    from matplotlib.ticker import MaxNLocator
+
+    ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax_acc.legend(loc="lower right")
     fig.suptitle(title or history.config.get("network", "training"))
     if path is not None:

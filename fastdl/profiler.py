@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import activations, optim, runtime
+from . import _cliargs, activations, optim, runtime
 
 __all__ = ["LayerTiming", "ProfileComparison", "ProfileReport", "StepProfile", "compare", "profile", "profile_step",
            "register_cli"]
@@ -581,6 +581,10 @@ def _build(backend: str, args: argparse.Namespace, dtype: np.dtype):
 
 
 def _cmd_profile(args: argparse.Namespace) -> int:
+    for option, path in (("--json", args.json), ("--plot", args.plot)):
+        problem = path and runtime.writable_dir_problem(Path(path).resolve().parent)
+        if problem:  # before the work: a bad path must not cost the measurement
+            raise _cliargs.UsageError(f"{option} must be a file in a writable directory; got {path!r} ({problem})")
     dtype = np.dtype(args.dtype)
     rng = np.random.default_rng(args.seed)
     x = rng.standard_normal((args.batch, args.input)).astype(dtype)
@@ -620,39 +624,33 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 100,100; got {text!r}") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers; got {text!r}")
-    return values
-
-
 def register_cli(subparsers) -> None:
     """Add ``profile`` to the ``fastdl`` command."""
     p = subparsers.add_parser("profile", help="per-layer time of a MultiLayerNetExtend training step",
-                              description="Profile one training step layer by layer (median over steps).")
-    p.add_argument("--hidden", type=_int_list, default=[100] * 5, help="hidden sizes, e.g. 100,100,100")
-    p.add_argument("--input", type=int, default=784)
-    p.add_argument("--output", type=int, default=10)
-    p.add_argument("--batch", type=int, default=100)
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                              description="Profile one training step layer by layer (median over steps) on a "
+                                          "random batch.")
+    p.add_argument("--hidden", type=_cliargs.int_list, default=[100] * 5, metavar="SIZES",
+                   help="hidden sizes, comma-separated, e.g. 100,100,100")
+    p.add_argument("--input", type=_cliargs.positive_int, default=784, help="input features per sample")
+    p.add_argument("--output", type=_cliargs.positive_int, default=10, help="output classes")
+    p.add_argument("--batch", type=_cliargs.positive_int, default=100, help="samples per step")
     p.add_argument("--activation", choices=activations.names(), default="relu",
-                   help="hidden activation, any registered in fastdl.activations (default relu)")
-    p.add_argument("--batchnorm", action="store_true")
-    p.add_argument("--dropout", action="store_true")
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float64")
-    p.add_argument("--optimizer", choices=(*optim.OPTIMIZERS, "none"),
-                   default="adam")
-    p.add_argument("--backend", choices=("fastdl", "reference"), default="fastdl")
+                   help="hidden activation, any registered in fastdl.activations")
+    p.add_argument("--batchnorm", action="store_true", help="batch normalization after each hidden Affine")
+    p.add_argument("--dropout", action="store_true", help="a Dropout layer after each activation")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float64", help="floating-point type")
+    p.add_argument("--optimizer", choices=(*optim.OPTIMIZERS, "none"), default="adam",
+                   help="optimizer whose update is timed ('none': no update)")
+    p.add_argument("--backend", choices=("fastdl", "reference"), default="fastdl",
+                   help="fastdl (compiled) or reference (plain NumPy) layers")
     p.add_argument("--compare", action="store_true", help="reference and fastdl side by side")
     p.add_argument("--step", action="store_true",
                    help="time whole steps (gradient() + update()) split into phases: GEMMs, fused kernels, "
                         "Python, optimizer (instead of calling the layers one by one)")
-    p.add_argument("--repeat", type=int, default=50)
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--repeat", type=_cliargs.positive_int, default=50, help="timed steps (figures are medians)")
+    p.add_argument("--warmup", type=_cliargs.nonnegative_int, default=5, help="untimed steps first")
+    p.add_argument("--seed", type=_cliargs.nonnegative_int, default=0, help="seed of weights and the batch")
     p.add_argument("--json", metavar="PATH", help="write the report as JSON")
     p.add_argument("--plot", metavar="PATH", help="save a stacked bar chart (PNG)")
     p.set_defaults(func=_cmd_profile)

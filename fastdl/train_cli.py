@@ -4,6 +4,9 @@ It builds a :class:`~fastdl.nets.MultiLayerNetExtend` (``loss='mse'`` on the reg
 runs a :class:`~fastdl.trainer.Trainer` and writes the history (JSON) and a figure (PNG; for regression
 also predicted against true values of the test set); ``--checkpoint-dir``/``--resume`` keep and continue a
 run (see :mod:`fastdl.checkpoint`); ``--lr auto`` asks :func:`fastdl.lr_find` for the rate.
+Before the run it warms the kernels up (compile or load, reported apart from the training time);
+after it, it times a few steps of the same network on the NumPy reference (``--no-compare`` skips it;
+see :mod:`fastdl.train_report`). User errors print one line and exit 2 (see :mod:`fastdl._cliargs`).
 """
 
 from __future__ import annotations
@@ -15,24 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import optim
-from .trainer import Trainer, plot_history, plot_predictions
+from . import _cliargs, optim
+from .trainer import Trainer, make_optimizer, plot_history, plot_predictions
 
 __all__ = ["register_cli"]
 
 
 # -- the `fastdl train` command ----------------------------------------------------------------------------
-def _hidden_list(text: str) -> list[int]:
-    try:
-        sizes = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        msg = f"--hidden must be comma-separated integers such as 100,100; got {text!r}"
-        raise argparse.ArgumentTypeError(msg) from None
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"--hidden must list positive sizes such as 100,100; got {text!r}")
-    return sizes
-
-
 def _load(dataset: str, dtype):
     from . import datasets
 
@@ -40,7 +32,12 @@ def _load(dataset: str, dtype):
         return datasets.load_digits(normalize=True, dtype=dtype)
     if dataset == "diabetes":
         return datasets.load_diabetes(normalize=True, dtype=dtype)
-    (x_tr, t_tr), (x_te, t_te) = datasets.load_mnist(normalize=True)
+    try:
+        (x_tr, t_tr), (x_te, t_te) = datasets.load_mnist(normalize=True)
+    except datasets.DatasetUnavailableError as exc:
+        first = str(exc).splitlines()[0].rstrip(".")
+        raise _cliargs.UsageError(f"--dataset mnist: {first}; or use --dataset digits, which needs no download") \
+            from exc
     return (x_tr.astype(dtype, copy=False), t_tr), (x_te.astype(dtype, copy=False), t_te)
 
 
@@ -48,9 +45,27 @@ def _lr_value(text: str) -> float | str:
     if text.strip().lower() == "auto":
         return "auto"
     try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--lr must be a number such as 0.01 or 'auto'; got {text!r}") from None
+        return _cliargs.positive_float(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"--lr must be a number such as 0.01 or 'auto' (a rate > 0); "
+                                         f"got {text!r}") from None
+
+
+#: --init names: fastdl.init's rules and 'auto' (the activation's own); a positive number is a fixed std
+def _init_names() -> tuple[str, ...]:
+    from .init import INIT_NAMES
+
+    return (*INIT_NAMES, "auto")
+
+
+def _init_value(text: str) -> str | float:
+    if text.strip().lower() in _init_names():
+        return text.strip().lower()
+    try:
+        return _cliargs.positive_float(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(_init_names())}, "
+                                         "or a std > 0 such as 0.01)") from None
 
 
 def _auto_lr(args: argparse.Namespace, net, x_train, t_train) -> float:
@@ -74,12 +89,11 @@ _RUN_ARGS = ("dataset", "hidden", "activation", "init", "optimizer", "lr", "batc
 
 def _train_command(args: argparse.Namespace) -> int:
     from . import runtime
-    from .nets import MultiLayerNetExtend
 
     if args.resume is not None:  # (first: --out may come from the checkpoint)
         from .checkpoint import adopt_run_args
 
-        adopt_run_args(args, _RUN_ARGS)
+        adopt_run_args(args, _RUN_ARGS)  # (its errors stay exceptions: tests/test_checkpoint.py asserts them)
     out = Path(args.out)
     problem = runtime.writable_dir_problem(out)  # before training: a bad --out must not cost the run
     if problem:
@@ -89,48 +103,106 @@ def _train_command(args: argparse.Namespace) -> int:
     dtype = np.dtype(args.dtype)
     t0 = time.perf_counter()
     (x_train, t_train), (x_test, t_test) = _load(args.dataset, dtype)
-    if args.resume is not None:
-        trainer = Trainer.resume(args.resume, x_train, t_train, x_test, t_test, verbose=not args.quiet)
-        net = trainer.network
-        lr = trainer.history.config.get("optimizer_param", {}).get("lr", trainer.optimizer.lr)
-    else:
-        np.random.seed(args.seed)
-        regression = args.dataset in _REGRESSION_SETS
-        net = MultiLayerNetExtend(x_train.shape[1], args.hidden, t_train.shape[1] if regression else 10,
-                                  activation=args.activation,
-                                  weight_init_std=args.init, weight_decay_lambda=args.weight_decay,
-                                  use_dropout=args.dropout > 0, dropout_ratio=args.dropout or 0.5,
-                                  use_batchnorm=args.batchnorm, dtype=dtype, backend=args.backend,
-                                  loss="mse" if regression else "cross_entropy")
+    with _cliargs.user_input():  # the house ValueError/TypeError of the set-up: one line, exit 2
+        if args.resume is not None:
+            trainer = Trainer.resume(args.resume, x_train, t_train, x_test, t_test, verbose=not args.quiet)
+            net, warm_opt = trainer.network, trainer.optimizer
+            lr = trainer.history.config.get("optimizer_param", {}).get("lr", trainer.optimizer.lr)
+        else:
+            np.random.seed(args.seed)
+            net = _network(args, x_train.shape[1], _outputs(args, t_train), dtype)
+            warm_opt = make_optimizer(args.optimizer, {"lr": 0.01 if args.lr == "auto" else args.lr},
+                                      args.backend, "fastdl train")
+    warm_s = _warm_up(args, net, warm_opt, x_train[:args.batch_size], t_train[:args.batch_size], x_test, t_test)
+    if args.resume is None:
         lr = _auto_lr(args, net, x_train, t_train) if args.lr == "auto" else args.lr
-        trainer = Trainer(net, x_train, t_train, x_test, t_test, epochs=args.epochs,
-                          mini_batch_size=args.batch_size, optimizer=args.optimizer, optimizer_param={"lr": lr},
-                          verbose=not args.quiet, patience=args.patience,
-                          restore_best_weights=args.patience is not None, backend=args.backend,
-                          checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every)
+        with _cliargs.user_input():
+            trainer = Trainer(net, x_train, t_train, x_test, t_test, epochs=args.epochs,
+                              mini_batch_size=args.batch_size, optimizer=args.optimizer,
+                              optimizer_param={"lr": lr}, verbose=not args.quiet, patience=args.patience,
+                              restore_best_weights=args.patience is not None, backend=args.backend,
+                              checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every)
         trainer.checkpoint_extra["fastdl_train"] = {key: getattr(args, key) for key in _RUN_ARGS}
     history = trainer.train()
     total = time.perf_counter() - t0
+    # seed: the run is seeded above with --seed, not by Trainer(seed=) (which would re-seed after the
+    # weights are drawn and so change the mini-batches of every run against earlier releases)
     history.config.update(dataset=args.dataset, dtype=dtype.name, backend=args.backend or "fastdl",
-                          total_time_s=total)
+                          total_time_s=total, seed=args.seed)
     stem = f"train-{args.dataset}"
     json_path = history.save_json(out / f"{stem}.json")
     png_path = out / f"{stem}.png"
     plot_history(history, png_path, title=f"{args.dataset}: {net!r}, {args.optimizer} lr={lr:.3g}")
     n_test = x_test.shape[0]
-    run = (f"{history.iterations} steps, {history.samples_per_s:,.0f} samples/s in training steps | "
-           f"{history.wall_time_s:.2f} s training, {total:.2f} s total | stop: {history.stop_reason}")
+    run = (f"{history.iterations} steps, {history.samples_per_s:,.0f} samples/s in steady-state steps | "
+           f"{history.train_time_s:.2f} s in steps, {history.wall_time_s:.2f} s training with evaluation, "
+           f"{warm_s:.2f} s kernel warm-up, {total:.2f} s total | stop: {history.stop_reason}")
+    # the final score is printed once: by the trainer after its epoch lines, or here with --quiet
     if history.final_test_r2 is None:
-        print(f"test accuracy {history.final_test_acc:.4f} ({round(history.final_test_acc * n_test)}/{n_test}) | {run}")
+        acc = ("" if not args.quiet else
+               f"test accuracy {history.final_test_acc:.4f} ({round(history.final_test_acc * n_test)}/{n_test}) | ")
+        print(f"{acc}{run}")
+        _chance_warning(history.final_test_acc, net.output_size)
         print(f"history: {json_path}\nplot:    {png_path}")
     else:
         y_test = net.predict(x_test)
         rmse = float(np.sqrt(np.mean((y_test.astype(np.float64) - t_test) ** 2)))
         pred_path = out / f"{stem}-pred.png"
         plot_predictions(t_test, y_test, pred_path, title=f"{args.dataset} test set\n{net!r}")
-        print(f"test RMSE {rmse:.4g}, R2 {history.final_test_r2:.4f} ({n_test} samples) | {run}")
+        r2 = "" if not args.quiet else f", R2 {history.final_test_r2:.4f}"
+        print(f"test RMSE {rmse:.4g}{r2} ({n_test} samples) | {run}")
         print(f"history: {json_path}\nplot:    {png_path}\npredicted vs true: {pred_path}")
+    if args.compare:
+        _compare(args, net, trainer.optimizer, lr, x_train, t_train)
     return 0 if history.stop_reason.startswith(("completed", "early stopping")) else 1
+
+
+def _outputs(args: argparse.Namespace, t_train) -> int:
+    return t_train.shape[1] if args.dataset in _REGRESSION_SETS else 10
+
+
+def _network(args: argparse.Namespace, input_size: int, output_size: int, dtype):
+    from .nets import MultiLayerNetExtend
+
+    return MultiLayerNetExtend(input_size, args.hidden, output_size, activation=args.activation,
+                               weight_init_std=args.init, weight_decay_lambda=args.weight_decay,
+                               use_dropout=args.dropout > 0, dropout_ratio=args.dropout or 0.5,
+                               use_batchnorm=args.batchnorm, dtype=dtype, backend=args.backend,
+                               loss="mse" if args.dataset in _REGRESSION_SETS else "cross_entropy")
+
+
+def _warm_up(args: argparse.Namespace, net, optimizer, x_batch, t_batch, x_eval, t_eval) -> float:
+    """Compile or load the run's kernels on copies (nothing of the run changes); seconds taken."""
+    if args.backend == "reference":
+        return 0.0
+    from . import train_report
+
+    if train_report.kernels_loaded() == 0:
+        print("compiling kernels (first run only)...", flush=True)
+    seconds, compiled, loaded = train_report.warm_up(net, optimizer, x_batch, t_batch, x_eval, t_eval)
+    if not args.quiet and compiled + loaded:
+        print(f"kernels ready in {seconds:.2f} s ({compiled} compiled, {loaded} loaded from the cache; "
+              "not counted in samples/s)")
+    return seconds
+
+
+def _chance_warning(accuracy: float, classes: int) -> None:
+    if accuracy <= 1.5 / classes:
+        print(f"warning: test accuracy {accuracy:.4f} is at chance level ({classes} classes: {1 / classes:.2f}); "
+              "the network did not learn: try a smaller --lr (or --lr auto) or more --epochs", file=sys.stderr)
+
+
+def _compare(args: argparse.Namespace, net, optimizer, lr, x_train, t_train) -> None:
+    """The trained network's steady-state step against the same network on the NumPy reference."""
+    if args.backend == "reference":
+        return
+    from . import train_report
+
+    ref = _network(argparse.Namespace(**{**vars(args), "backend": "reference"}), x_train.shape[1],
+                   _outputs(args, t_train), net.dtype)
+    ref_opt = make_optimizer(args.optimizer, {"lr": lr}, "reference")
+    print(train_report.compare_step(net, optimizer, ref, ref_opt, x_train[:args.batch_size],
+                                    t_train[:args.batch_size]))
 
 
 def register_cli(subparsers) -> None:
@@ -143,39 +215,52 @@ def register_cli(subparsers) -> None:
     """
     p = subparsers.add_parser(
         "train", help="train a MultiLayerNetExtend on digits, MNIST or diabetes (regression)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Train a fully connected network with the book's Trainer; prints test accuracy (regression: "
                     "test RMSE and R2) and samples/s, saves the history JSON and a loss/accuracy plot to --out "
-                    "(regression: also a predicted-vs-true plot of the test set).")
+                    "(regression: also a predicted-vs-true plot of the test set). Kernels are compiled (first run) or "
+                    "loaded before the run, timed apart from the training steps. At the end it times a few "
+                    "steady-state training steps (gradient() + update()) of the trained network against the same "
+                    "network, same weights, on the NumPy reference backend, and prints both times and the "
+                    "speed-up (about a second; --no-compare skips it).")
     p.add_argument("--dataset", choices=("digits", "mnist", "diabetes"), default="digits",
-                   help="digits: scikit-learn's 8x8 digits (offline); mnist: downloaded once; diabetes: scikit-learn's "
-                        "diabetes regression set (offline; loss mse) (default: digits)")
-    p.add_argument("--hidden", type=_hidden_list, default=[100, 100], help="hidden sizes, e.g. 100,100 (default)")
+                   help="digits: scikit-learn's 8x8 digits (offline); mnist: downloaded once; diabetes: "
+                        "scikit-learn's diabetes regression set (offline; loss mse)")
+    p.add_argument("--hidden", type=_cliargs.int_list, default=[100, 100], metavar="SIZES",
+                   help="hidden sizes, comma-separated, e.g. 100,100")
     from . import activations
 
     p.add_argument("--activation", choices=activations.names(), default="relu",
-                   help="hidden activation, any registered in fastdl.activations (default relu)")
-    p.add_argument("--init", default="relu",
-                   help="weight init: relu/he, sigmoid/xavier, glorot, lecun, auto (the activation's own), or a std")
+                   help="hidden activation, any registered in fastdl.activations")
+    p.add_argument("--init", type=_init_value, default="relu", metavar="{" + ",".join(_init_names()) + "}|STD",
+                   help="weight init: a rule of fastdl.init, auto (the activation's own), or a fixed std > 0")
     p.add_argument("--optimizer", default="adam", type=str.lower, choices=[*optim.OPTIMIZERS, *optim.ALIASES],
-                   metavar="NAME", help=f"one of {', '.join(optim.OPTIMIZERS)} (any case; default adam)")
+                   metavar="NAME", help=f"one of {', '.join(optim.OPTIMIZERS)} (any case)")
     p.add_argument("--lr", type=_lr_value, default=0.01,
-                   help="learning rate (default 0.01), or 'auto': fastdl.lr_find's suggestion, printed")
+                   help="learning rate > 0, or 'auto': fastdl.lr_find's suggestion, printed")
     p.add_argument("--batchnorm", action="store_true", help="batch normalization after each hidden Affine")
-    p.add_argument("--dropout", type=float, default=0.0, metavar="RATIO", help="dropout ratio (default 0: none)")
-    p.add_argument("--weight-decay", type=float, default=0.0, metavar="LAMBDA", help="L2 strength (default 0)")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--patience", type=int, default=None,
-                   help="early stopping on test accuracy (regression: test R2) (default: off)")
-    p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    p.add_argument("--dropout", type=_cliargs.fraction, default=0.0, metavar="RATIO",
+                   help="dropout ratio, 0 <= RATIO < 1 (0: no dropout)")
+    p.add_argument("--weight-decay", type=_cliargs.nonnegative_float, default=0.0, metavar="LAMBDA",
+                   help="L2 strength")
+    p.add_argument("--epochs", type=_cliargs.positive_int, default=20, help="passes over the training set")
+    p.add_argument("--batch-size", type=_cliargs.positive_int, default=100, help="samples per training step")
+    p.add_argument("--patience", type=_cliargs.positive_int, default=None,
+                   help="early stopping on test accuracy (regression: test R2) after this many epochs without "
+                        "improvement (None: off)")
+    p.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="floating-point type")
     p.add_argument("--backend", choices=("fastdl", "reference"), default=None,
-                   help="layers and optimizers: fastdl (compiled, default) or reference (plain NumPy)")
-    p.add_argument("--seed", type=int, default=0, help="seeds weights, mini-batches and dropout (default 0)")
-    p.add_argument("--out", default="fastdl-out", help="directory for train-<dataset>.json/.png (default fastdl-out)")
+                   help="layers and optimizers: fastdl (compiled; None means fastdl) or reference (plain NumPy)")
+    p.add_argument("--seed", type=_cliargs.nonnegative_int, default=0,
+                   help="seeds weights, mini-batches and dropout")
+    p.add_argument("--out", default="fastdl-out", help="directory for train-<dataset>.json/.png")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    p.add_argument("--no-compare", dest="compare", action="store_false",
+                   help="skip the closing fastdl-vs-NumPy-reference training-step timing")
     p.add_argument("--checkpoint-dir", default=None, metavar="DIR",
-                   help="write checkpoints to DIR at epoch ends and on Ctrl-C (default: none)")
-    p.add_argument("--checkpoint-every", type=int, default=1, metavar="N", help="epochs between checkpoints (1)")
+                   help="write checkpoints to DIR at epoch ends and on Ctrl-C (None: no checkpoints)")
+    p.add_argument("--checkpoint-every", type=_cliargs.positive_int, default=1, metavar="N",
+                   help="epochs between checkpoints")
     p.add_argument("--resume", default=None, metavar="DIR",
                    help="continue the run checkpointed in DIR (a directory or one ckpt file) with its own arguments")
     p.set_defaults(func=_train_command)

@@ -533,6 +533,16 @@ class Trainer:
         if self.verbose:
             (self._bar.write if self._bar is not None else print)(reason)
 
+    def _final_note(self) -> str:
+        """Where the final accuracy stands against the last epoch line (the book evaluates at epoch starts)."""
+        if not self.history.epochs:
+            return ""
+        later = self.history.iterations - self.history.epochs[-1]["iteration"]
+        if later <= 0:
+            return ""
+        return (f" (after all {self.history.iterations} steps: {later} more than the epoch-"
+                f"{self.history.epochs[-1]['epoch']} line above)")
+
     # -- the loop ---------------------------------------------------------------------------------------
     def train(self) -> History:
         """Run all steps (or until a stop), then measure the test accuracy on the whole test set.
@@ -599,10 +609,10 @@ class Trainer:
         h.wall_time_s = time.perf_counter() - self._start
         if self.verbose and self.metric == "r2":
             print("=============== Final Test R2 ===============")
-            print("test R2:" + str(test_acc))
+            print("test R2:" + str(test_acc) + self._final_note())
         elif self.verbose:
             print("=============== Final Test Accuracy ===============")
-            print("test acc:" + str(test_acc))
+            print("test acc:" + str(test_acc) + self._final_note())
         return h
 
 

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from .. import runtime
+from .._cliargs import UsageError
 from .._io import atomic_write
 from ..warmup import warmup
 from .cases import DTYPES
@@ -44,7 +45,18 @@ def _emit(results: list[dict], peaks: dict | None, info: dict, args: argparse.Na
         print(f"\nwrote {plot_results(results, png, peaks)}", file=sys.stderr)
 
 
+def _check_out(out: str | None) -> None:
+    """A bad ``--out`` is a one-line error before the work, not a traceback after it."""
+    problem = out is not None and runtime.writable_dir_problem(out)
+    if problem:
+        raise UsageError(f"--out must be a writable directory; got {out!r} ({problem})")
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
+    if not Path(args.file).is_file():
+        raise UsageError(f"FILE.json must be an existing file (pytest-benchmark's --benchmark-json output); "
+                         f"got {args.file!r}")
+    _check_out(args.out)
     results, peaks, info = load_benchmark_json(args.file)
     if not results:
         print(f"{args.file}: no fastdl bench/ results (extra_info op/size/dtype/impl) found", file=sys.stderr)
@@ -57,6 +69,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     if getattr(args, "bench_command", None) == "report":
         return _cmd_report(args)
+    _check_out(args.out)
     dtypes = DTYPES if args.dtype == "all" else (args.dtype,)
     configure_torch_threads()
     matrix = default_matrix(quick=args.quick, dtypes=dtypes, torch=not args.no_torch)
@@ -120,7 +133,8 @@ def register_cli(subparsers) -> None:
     bench.add_argument("--out", metavar="DIR", help="write bench.json and bench.png into DIR (default: no files)")
     bench.add_argument("--markdown", action="store_true", help="print markdown tables (for the README)")
     bench.add_argument("--quick", action="store_true", help="a seconds-long subset")
-    bench.add_argument("--dtype", choices=("float32", "float64", "all"), default="all")
+    bench.add_argument("--dtype", choices=("float32", "float64", "all"), default="all",
+                       help="measure this floating-point type (default all)")
     bench.add_argument("--no-torch", action="store_true", help="leave torch out even if installed")
     bench.add_argument("--no-progress", action="store_true", help="no progress bar")
     bench.add_argument("--no-startup", action="store_true",
@@ -140,7 +154,8 @@ def register_cli(subparsers) -> None:
         "warmup", help="compile (or load from cache) every kernel a training run uses",
         description="Run every layer, optimizer and training step once on tiny data, so that later runs "
                     "load compiled kernels from the cache instead of compiling them.")
-    wp.add_argument("--dtype", choices=("float32", "float64", "all"), default="all")
+    wp.add_argument("--dtype", choices=("float32", "float64", "all"), default="all",
+                    help="kernels of this floating-point type (default all)")
     wp.add_argument("--measure", action="store_true",
                     help="measure cold compile and warm-cache load in fresh subprocesses (empty cache dir)")
     wp.add_argument("--parallel", action="store_true",

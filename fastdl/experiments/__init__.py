@@ -90,11 +90,21 @@ def _command(args: argparse.Namespace) -> int:
     names = list(EXPERIMENTS) if args.name == "all" else [args.name]
     for name in names:
         get(name)  # fail before running anything on a bad name
+    from .. import _cliargs, datasets, runtime
+
+    problem = runtime.writable_dir_problem(args.out)  # before the work: a bad --out must not cost the run
+    if problem:
+        raise _cliargs.UsageError(f"--out must be a writable directory; got {args.out!r} ({problem})")
     timings = {}
     for name in names:
         print(f"== {name}")
         t0 = time.perf_counter()
-        get(name)(dataset=args.dataset, out=args.out, seed=args.seed)
+        try:
+            get(name)(dataset=args.dataset, out=args.out, seed=args.seed)
+        except datasets.DatasetUnavailableError as exc:  # raised by the loader, before the study runs
+            first = str(exc).splitlines()[0].rstrip(".")
+            raise _cliargs.UsageError(f"--dataset {args.dataset}: {first}; or use --dataset digits, which needs no "
+                                      "download") from exc
         timings[name] = time.perf_counter() - t0
         print(f"   ({timings[name]:.1f} s)")
     if len(names) > 1:
@@ -118,5 +128,8 @@ def register_cli(subparsers) -> None:
                    help="one of: " + ", ".join(EXPERIMENTS) + ", all")
     p.add_argument("--dataset", choices=("digits", "mnist"), default="digits", help="default: digits (offline)")
     p.add_argument("--out", default=str(DEFAULT_OUT), help=f"directory for the PNGs (default {DEFAULT_OUT})")
-    p.add_argument("--seed", type=int, default=0, help="seed of weights, batches and draws (default 0)")
+    from .. import _cliargs
+
+    p.add_argument("--seed", type=_cliargs.nonnegative_int, default=0,
+                   help="seed of weights, batches and draws (default 0)")
     p.set_defaults(func=_command)
