@@ -38,54 +38,27 @@ def user_input() -> Iterator[None]:
         raise UsageError(str(exc)) from exc
 
 
-def _number(text: str, kind, expected: str):
-    try:
-        value = kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be {expected}; got {text!r}") from None
-    if isinstance(value, float) and not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be {expected}; got {text!r}")
-    return value
+def _checked(kind, expected: str, ok, doc: str):
+    """An argparse type: ``kind(text)``, finite, with ``ok(value)``; else "must be <expected>; got <text>"."""
+    def convert(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or (isinstance(value, float) and not math.isfinite(value)) or not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {expected}; got {text!r}")
+        return value
+
+    convert.__doc__ = doc
+    convert.__name__ = expected.replace(" ", "_")  # argparse names the type in some messages
+    return convert
 
 
-def positive_int(text: str) -> int:
-    """An integer >= 1 (``--epochs``, ``--batch-size``, ...)."""
-    value = _number(text, int, "an integer >= 1")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1; got {text!r}")
-    return value
-
-
-def nonnegative_int(text: str) -> int:
-    """An integer >= 0 (``--seed``)."""
-    value = _number(text, int, "an integer >= 0")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0; got {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """A finite number > 0 (``--lr``)."""
-    value = _number(text, float, "a number > 0")
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a number > 0; got {text!r}")
-    return value
-
-
-def nonnegative_float(text: str) -> float:
-    """A finite number >= 0 (``--weight-decay``)."""
-    value = _number(text, float, "a number >= 0")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0; got {text!r}")
-    return value
-
-
-def fraction(text: str) -> float:
-    """A ratio ``0 <= r < 1`` (``--dropout``)."""
-    value = _number(text, float, "a ratio >= 0 and < 1")
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be a ratio >= 0 and < 1; got {text!r}")
-    return value
+positive_int = _checked(int, "an integer >= 1", lambda v: v >= 1, "An integer >= 1 (``--epochs``, ...).")
+nonnegative_int = _checked(int, "an integer >= 0", lambda v: v >= 0, "An integer >= 0 (``--seed``).")
+positive_float = _checked(float, "a number > 0", lambda v: v > 0, "A finite number > 0 (``--lr``).")
+nonnegative_float = _checked(float, "a number >= 0", lambda v: v >= 0, "A finite number >= 0 (``--weight-decay``).")
+fraction = _checked(float, "a ratio >= 0 and < 1", lambda v: 0 <= v < 1, "A ratio ``0 <= r < 1`` (``--dropout``).")
 
 
 def int_list(text: str) -> list[int]:
