@@ -4,8 +4,8 @@ Each subcommand lives beside the code it drives; the module named below provides
 ``register_cli(subparsers)``, which adds its parser(s) and sets ``func(args) -> int``.
 
 User errors print one line ``fastdl <command>: error: ...`` and exit with status 2, as argparse does:
-argparse's own, and :class:`fastdl._cliargs.UsageError` raised by a command (its argument checks, or the
-house ``ValueError``/``TypeError`` of the set-up it runs inside :func:`fastdl._cliargs.user_input`).
+argparse's own, and ``fastdl._cliargs.UsageError`` raised by a command (its argument checks, or the
+house ``ValueError``/``TypeError`` of the set-up it runs inside ``fastdl._cliargs.user_input``).
 Other exceptions are bugs and keep their traceback.
 """
 

@@ -6,7 +6,7 @@ also predicted against true values of the test set); ``--checkpoint-dir``/``--re
 run (see :mod:`fastdl.checkpoint`); ``--lr auto`` asks :func:`fastdl.lr_find` for the rate.
 Before the run it warms the kernels up (compile or load, reported apart from the training time);
 after it, it times a few steps of the same network on the NumPy reference (``--no-compare`` skips it;
-see :mod:`fastdl.train_report`). User errors print one line and exit 2 (see :mod:`fastdl._cliargs`).
+see ``fastdl._train_report``). User errors print one line and exit 2 (see ``fastdl._cliargs``).
 """
 
 from __future__ import annotations
@@ -175,11 +175,11 @@ def _warm_up(args: argparse.Namespace, net, optimizer, x_batch, t_batch, x_eval,
     """Compile or load the run's kernels on copies (nothing of the run changes); seconds taken."""
     if args.backend == "reference":
         return 0.0
-    from . import train_report
+    from . import _train_report
 
-    if train_report.kernels_loaded() == 0:
+    if _train_report.kernels_loaded() == 0:
         print("compiling kernels (first run only)...", flush=True)
-    seconds, compiled, loaded = train_report.warm_up(net, optimizer, x_batch, t_batch, x_eval, t_eval)
+    seconds, compiled, loaded = _train_report.warm_up(net, optimizer, x_batch, t_batch, x_eval, t_eval)
     if not args.quiet and compiled + loaded:
         print(f"kernels ready in {seconds:.2f} s ({compiled} compiled, {loaded} loaded from the cache; "
               "not counted in samples/s)")
@@ -196,12 +196,12 @@ def _compare(args: argparse.Namespace, net, optimizer, lr, x_train, t_train) -> 
     """The trained network's steady-state step against the same network on the NumPy reference."""
     if args.backend == "reference":
         return
-    from . import train_report
+    from . import _train_report
 
     ref = _network(argparse.Namespace(**{**vars(args), "backend": "reference"}), x_train.shape[1],
                    _outputs(args, t_train), net.dtype)
     ref_opt = make_optimizer(args.optimizer, {"lr": lr}, "reference")
-    print(train_report.compare_step(net, optimizer, ref, ref_opt, x_train[:args.batch_size],
+    print(_train_report.compare_step(net, optimizer, ref, ref_opt, x_train[:args.batch_size],
                                     t_train[:args.batch_size]))
 
 

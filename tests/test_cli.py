@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from fastdl import _cliargs, datasets, train_report
+from fastdl import _cliargs, _train_report, datasets
 from fastdl.cli import build_parser, main
 
 SMALL = ["--hidden", "20", "--epochs", "2", "--batch-size", "50"]
@@ -191,7 +191,7 @@ def test_train_quiet_prints_accuracy_once_and_no_compare_skips_the_timing(capsys
 
 
 def test_train_says_it_compiles_when_no_kernel_is_loaded(capsys, tmp_path, monkeypatch):
-    monkeypatch.setattr(train_report, "kernels_loaded", lambda: 0)
+    monkeypatch.setattr(_train_report, "kernels_loaded", lambda: 0)
     code, out, err = _run(["train", *SMALL, "--quiet", "--no-compare", "--out", str(tmp_path)], capsys)
     assert code == 0
     assert out.startswith("compiling kernels (first run only)...\n")
@@ -228,8 +228,8 @@ def test_warm_up_and_compare_change_no_network_optimizer_or_random_state():
     ref = MultiLayerNetExtend(12, [8], 4, use_dropout=True, dropout_ratio=0.3, use_batchnorm=True,
                               backend="reference")
     rng = np.random.get_state()
-    seconds, compiled, loaded = train_report.warm_up(net, opt, x, t)
-    result = train_report.compare_step(net, opt, ref, make_optimizer("adam", {"lr": 0.01}, "reference"), x, t,
+    seconds, compiled, loaded = _train_report.warm_up(net, opt, x, t)
+    result = _train_report.compare_step(net, opt, ref, make_optimizer("adam", {"lr": 0.01}, "reference"), x, t,
                                        budget_s=0.05, repeats=2)
     assert seconds >= 0 and compiled >= 0 and loaded >= 0
     assert result.fastdl_s > 0 and result.reference_s > 0
