@@ -353,6 +353,7 @@ __all__ = [
     "cross_entropy_error",
     "momentum_step",
     "nesterov_step",
+    "numerical_gradient",
     "relu",
     "relu_backward",
     "rmsprop_step",
@@ -362,6 +363,39 @@ __all__ = [
     "softmax",
     "softmax_cross_entropy",
 ]
+
+def numerical_gradient(f, x: np.ndarray) -> np.ndarray:
+    """Central-difference gradient of ``f`` at ``x``, with ``h = 1e-4``, exactly as the book's ``gradient.py``.
+
+    ``x`` is perturbed in place, one element at a time, and restored.
+
+    Parameters
+    ----------
+    f : callable
+        ``f(x) -> float``; usually ignores its argument and reads the perturbed array through the network.
+    x : numpy.ndarray
+        The parameter array (changed during the call, restored at the end).
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape and dtype as ``x``.
+    """
+    h = 1e-4
+    grad = np.zeros_like(x)
+    it = np.nditer(x, flags=["multi_index"], op_flags=[["readwrite"]])
+    while not it.finished:
+        idx = it.multi_index
+        tmp_val = x[idx]
+        x[idx] = float(tmp_val) + h
+        fxh1 = f(x)
+        x[idx] = tmp_val - h
+        fxh2 = f(x)
+        grad[idx] = (fxh1 - fxh2) / (2 * h)
+        x[idx] = tmp_val
+        it.iternext()
+    return grad
+
 
 # The in-place optimizer steps live with the optimizers (fastdl/optim/, made from its rule table).
 from .optim import adagrad_step, adam_step, momentum_step, nesterov_step, rmsprop_step, sgd_step  # noqa: E402

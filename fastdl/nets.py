@@ -55,6 +55,7 @@ from . import _checks, _netio, activations, ops
 from . import layers as _fastdl_layers
 from . import reference as _reference
 from ._archive import CheckpointError
+from .functional import numerical_gradient
 from .fused_step import FusedStep
 from .init import std_for
 from .metrics import r2_score
@@ -118,39 +119,6 @@ def resolve_backend(backend: str | ModuleType | Any | None, where: str = "resolv
         _checks.fail(where, "backend", f"a module with the layer classes {LAYER_CLASSES}",
                      f"{_checks.describe(backend)} without {', '.join(missing)}", TypeError)
     return backend
-
-
-def numerical_gradient(f, x: np.ndarray) -> np.ndarray:
-    """Central-difference gradient of ``f`` at ``x``, with ``h = 1e-4``, exactly as the book's ``gradient.py``.
-
-    ``x`` is perturbed in place, one element at a time, and restored.
-
-    Parameters
-    ----------
-    f : callable
-        ``f(x) -> float``; usually ignores its argument and reads the perturbed array through the network.
-    x : numpy.ndarray
-        The parameter array (changed during the call, restored at the end).
-
-    Returns
-    -------
-    numpy.ndarray
-        Same shape and dtype as ``x``.
-    """
-    h = 1e-4
-    grad = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"], op_flags=[["readwrite"]])
-    while not it.finished:
-        idx = it.multi_index
-        tmp_val = x[idx]
-        x[idx] = float(tmp_val) + h
-        fxh1 = f(x)
-        x[idx] = tmp_val - h
-        fxh2 = f(x)
-        grad[idx] = (fxh1 - fxh2) / (2 * h)
-        x[idx] = tmp_val
-        it.iternext()
-    return grad
 
 
 def _positive_int(value, name: str, where: str) -> int:
