@@ -12,6 +12,7 @@ expression, shows up at ~1e-7 after one step and grows over 200).
 from __future__ import annotations
 
 import copy
+import math
 import warnings
 
 import numpy as np
@@ -241,6 +242,9 @@ STEP_CALLS = {
                                                          eps=kw["eps"]),
     "adam": lambda p, g, s, kw, t: optim.adam_step(p, g, s["m"], s["v"], t, lr=kw["lr"], beta1=kw["beta1"],
                                                    beta2=kw["beta2"], eps=kw["eps"]),
+    # Nadam's second counter is the running product of the momentum cache after step t
+    "nadam": lambda p, g, s, kw, t: optim.nadam_step(
+        p, g, s["m"], s["v"], t, math.prod(kw["beta1"] * (1 - 0.5 * 0.96**i) for i in range(1, t + 1)), **kw),
 }
 
 
@@ -269,6 +273,10 @@ def test_default_hyper_parameters_are_the_books():
         "adagrad": {"lr": 0.01, "eps": 1e-7},
         "rmsprop": {"lr": 0.01, "decay_rate": 0.99, "eps": 1e-7},
         "adam": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-7},
+        # Hands-On ML ch. 11: Keras 3's defaults
+        "adamax": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-7},
+        "nadam": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-7},
+        "adamw": {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-7, "weight_decay": 0.004},
     }
     for name, values in expected.items():
         opt = optim.OPTIMIZERS[name]()
@@ -463,13 +471,14 @@ def test_get_optimizer_by_name_class_and_instance():
     assert optim.get_optimizer(optim.Momentum, lr=0.3).lr == 0.3
     mine = optim.SGD()
     assert optim.get_optimizer(mine) is mine
-    assert set(optim.OPTIMIZERS) == {"sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"}
+    assert set(optim.OPTIMIZERS) == {"sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam",
+                                     "adamax", "nadam", "adamw"}
 
 
 def test_get_optimizer_errors():
-    with pytest.raises(ValueError, match="'sgd'.*'adam'") as info:
-        optim.get_optimizer("adamw")
-    assert "adamw" in str(info.value)
+    with pytest.raises(ValueError, match="'sgd'.*'adamw'") as info:
+        optim.get_optimizer("adamwx")  # (adamw is a built-in since Hands-On ML ch. 11)
+    assert "adamwx" in str(info.value)
     with pytest.raises(ValueError, match="kwargs"):
         optim.get_optimizer(optim.SGD(), lr=0.1)
     with pytest.raises(TypeError):

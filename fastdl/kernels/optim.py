@@ -186,6 +186,94 @@ def adam(p, g, m, v, s3, c):
     return count_nonfinite(p) if bad else 0
 
 
+@worker
+def adamax(p, g, m, u, s3, c):
+    """``m += (1-b1) * (g - m)``; ``u = max(b2 * u, |g|)``; ``p -= (lr_t * m) / (u + eps)``.
+
+    ``c = (lr_t, eps, 1 - beta1, beta2)`` with ``lr_t = lr / (1 - beta1**t)``. The maximum
+    propagates NaN from either side (as ``np.maximum``).
+    """
+    lr_t = c[0]
+    eps = c[1]
+    one_minus_b1 = c[2]
+    b2 = c[3]
+    bad = False
+    for i in range(p.size):
+        gi = g[i]
+        mi = m[i]
+        mi = mi + one_minus_b1 * (gi - mi)
+        m[i] = mi
+        a = b2 * u[i]
+        b = np.abs(gi)
+        ui = a if (a > b or a != a) else b
+        u[i] = ui
+        x = p[i] - (lr_t * mi) / (ui + eps)
+        p[i] = x
+        d = x - x
+        bad |= d != d
+    return count_nonfinite(p) if bad else 0
+
+
+@worker
+def nadam(p, g, m, v, s3, c):
+    """``m += (1-b1) * (g - m)``; ``v += (1-b2) * (g*g - v)``;
+    ``p -= (cm * m + cg * g) / (sqrt(v / bc2) + eps)``.
+
+    ``c = (cm, cg, bc2, eps, 1 - beta1, 1 - beta2)`` with ``cm = lr * u_next / (1 - u_prod_next)``,
+    ``cg = lr * (1 - u_t) / (1 - u_prod)``, ``bc2 = 1 - beta2**t`` (see the Nadam record).
+    """
+    cm = c[0]
+    cg = c[1]
+    bc2 = c[2]
+    eps = c[3]
+    one_minus_b1 = c[4]
+    one_minus_b2 = c[5]
+    bad = False
+    for i in range(p.size):
+        gi = g[i]
+        mi = m[i]
+        mi = mi + one_minus_b1 * (gi - mi)
+        m[i] = mi
+        vi = v[i]
+        vi = vi + one_minus_b2 * (gi * gi - vi)
+        v[i] = vi
+        x = p[i] - (cm * mi + cg * gi) / (np.sqrt(vi / bc2) + eps)
+        p[i] = x
+        d = x - x
+        bad |= d != d
+    return count_nonfinite(p) if bad else 0
+
+
+@worker
+def adamw(p, g, m, v, s3, c):
+    """``p -= wd_lr * p``; then Adam: ``m += (1-b1) * (g - m)``; ``v += (1-b2) * (g*g - v)``;
+    ``p -= (lr_t * m) / (sqrt(v) + eps)``.
+
+    ``c = (lr_t, eps, 1 - beta1, 1 - beta2, lr * weight_decay)``.
+    """
+    lr_t = c[0]
+    eps = c[1]
+    one_minus_b1 = c[2]
+    one_minus_b2 = c[3]
+    wd_lr = c[4]
+    bad = False
+    for i in range(p.size):
+        gi = g[i]
+        mi = m[i]
+        mi = mi + one_minus_b1 * (gi - mi)
+        m[i] = mi
+        vi = v[i]
+        vi = vi + one_minus_b2 * (gi * gi - vi)
+        v[i] = vi
+        x = p[i]
+        x = x - wd_lr * x
+        x = x - (lr_t * mi) / (np.sqrt(vi) + eps)
+        p[i] = x
+        d = x - x
+        bad |= d != d
+    return count_nonfinite(p) if bad else 0
+
+
 # --------------------------------------------------------------------------------------------
 # The drivers. ``_by_kind`` is a stub that exists only inside compiled code: when a driver is
 # compiled, its overload below builds an if-chain over WORKERS (kind i calls WORKERS[i]; an

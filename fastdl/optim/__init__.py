@@ -22,9 +22,12 @@ parameters and gradients that tile flat buffers (as :mod:`fastdl.nets` builds th
 by one kernel call for the whole model, with the state moved into flat buffers too
 (:class:`~fastdl.optim.plan.Plan`; measurements in docs/design-notes.md, "Optimizers").
 
+Beyond the book, Hands-On ML ch. 11's three with Keras 3's names, defaults and formulas:
+:class:`AdaMax` (``'adamax'``), :class:`Nadam` (``'nadam'``) and :class:`AdamW` (``'adamw'``).
+
 The same rules as plain in-place functions for any NumPy loop: :func:`sgd_step`,
 :func:`momentum_step`, :func:`nesterov_step`, :func:`adagrad_step`, :func:`rmsprop_step`,
-:func:`adam_step`.
+:func:`adam_step`, :func:`adamax_step`, :func:`nadam_step`, :func:`adamw_step`.
 
 Saving and resuming: ``opt.state_dict()`` returns copies of the hyper-parameters, step counters
 and state arrays, and ``opt.load_state_dict(d)`` restores them (validated whole before anything
@@ -52,7 +55,7 @@ from .base import optimizer_class
 from .rules import BUILTIN, Counter, Hyper, Rule, State
 from .steps import step_function
 
-#: Name -> rule record, in registration order (the book's six first).
+#: Name -> rule record, in registration order (the book's six first, then AdaMax, Nadam, AdamW).
 RULES: dict[str, Rule] = {}
 #: Name -> optimizer class (lower-case names, as the book's ``Trainer`` uses).
 OPTIMIZERS: dict[str, type] = {}
@@ -167,7 +170,7 @@ def get_optimizer(name_or_instance, **kwargs):
                  _checks.describe(name_or_instance), TypeError)
 
 
-# The book's six: classes and step functions as module attributes (SGD ... Adam, sgd_step ... adam_step).
+# The built-ins: classes and step functions as module attributes (SGD ... AdamW, sgd_step ... adamw_step).
 for _rule in BUILTIN:
     globals()[_rule.class_name] = register(_rule)
     globals()[f"{_rule.name}_step"] = STEP_FUNCTIONS[_rule.name]

@@ -382,7 +382,7 @@ def class_doc(rule: Rule) -> str:
     if rule.counters:
         lines = ["Attributes", "----------"]
         for c in rule.counters:
-            lines += [f"{c.name} : int", f"    {c.doc} (starts at {c.initial})."]
+            lines += [f"{c.name} : {type(c.initial).__name__}", f"    {c.doc} (starts at {c.initial})."]
         parts.append("\n".join(lines))
     parts.append("Notes\n-----\n" + textwrap.fill(  # a section of its own, not the tail of "Attributes"
         "See :mod:`fastdl.optim` for what ``update`` validates and guarantees, and "

@@ -205,7 +205,8 @@ class Rule:
 
 
 # --------------------------------------------------------------------------------------------
-# The built-in rules (the book's six). Constants: Python floats in the kernel's c[0..] order.
+# The built-in rules (the book's six, then Hands-On ML ch. 11's three).
+# Constants: Python floats in the kernel's c[0..] order.
 
 
 def _lr(default: float) -> Hyper:
@@ -214,6 +215,15 @@ def _lr(default: float) -> Hyper:
 
 def _eps(where: str) -> Hyper:
     return Hyper("eps", 1e-7, f"Added to ``{where}``")
+
+
+def _betas() -> tuple[Hyper, Hyper]:
+    return (Hyper("beta1", 0.9, "Decay of the first moment", allow_zero=True, upper=1.0),
+            Hyper("beta2", 0.999, "Decay of the second moment", allow_zero=True, upper=1.0))
+
+
+def _steps() -> Counter:
+    return Counter("iter", "t", "Updates done so far; the next update is step ``t = iter + 1``")
 
 
 def _sgd_constants(lr: float) -> tuple:
@@ -239,6 +249,34 @@ def _rmsprop_constants(lr: float, decay_rate: float, eps: float) -> tuple:
 def _adam_constants(lr: float, beta1: float, beta2: float, eps: float, t: int) -> tuple:
     lr_t = lr * math.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)
     return (lr_t, eps, 1 - beta1, 1 - beta2)
+
+
+def _adamax_constants(lr: float, beta1: float, beta2: float, eps: float, t: int) -> tuple:
+    return (lr / (1.0 - beta1**t), eps, 1 - beta1, beta2)
+
+
+def _nadam_schedule(beta1: float, t: int) -> float:
+    """Keras 3's momentum cache ``u_t = beta1 * (1 - 0.5 * 0.96**t)``."""
+    return beta1 * (1.0 - 0.5 * 0.96**t)
+
+
+def _nadam_advance(lr: float, beta1: float, beta2: float, eps: float, it: int, u_product: float) -> tuple:
+    t = it + 1
+    return (t, u_product * beta1 * (1.0 - 0.5 * 0.96**t))
+
+
+def _nadam_constants(lr: float, beta1: float, beta2: float, eps: float, t: int, u_product: float) -> tuple:
+    if not 0.0 <= u_product < 1.0:  # (1 after no step; 1 - u_product divides)
+        _checks.fail("Nadam", "u_product", "in [0, 1) (the product of the momentum cache over the steps done)",
+                     repr(u_product))
+    u_t = _nadam_schedule(beta1, t)
+    u_next = _nadam_schedule(beta1, t + 1)
+    return (lr * u_next / (1.0 - u_product * u_next), lr * (1.0 - u_t) / (1.0 - u_product),
+            1.0 - beta2**t, eps, 1 - beta1, 1 - beta2)
+
+
+def _adamw_constants(lr: float, beta1: float, beta2: float, eps: float, weight_decay: float, t: int) -> tuple:
+    return (*_adam_constants(lr, beta1, beta2, eps, t), lr * weight_decay)
 
 
 #: what Momentum and Nesterov share: hyper-parameters, the velocity, the step functions' signature
@@ -291,10 +329,9 @@ BUILTIN: tuple[Rule, ...] = (
     ),
     Rule(
         name="adam", class_name="Adam", kernel=_k.adam,
-        hyper=(_lr(0.001), Hyper("beta1", 0.9, "Decay of the first moment", allow_zero=True, upper=1.0),
-               Hyper("beta2", 0.999, "Decay of the second moment", allow_zero=True, upper=1.0), _eps("sqrt(v)")),
+        hyper=(_lr(0.001), *_betas(), _eps("sqrt(v)")),
         state=(State("m", "First moment"), State("v", "Second moment")),
-        counters=(Counter("iter", "t", "Updates done so far; the next update is step ``t = iter + 1``"),),
+        counters=(_steps(),),
         constants=_adam_constants,
         summary="Adam (Kingma & Ba, 2015) in the book's form: bias corrections folded into the step size.",
         formula="t = iter + 1                                        # iter counts the updates\n"
@@ -306,5 +343,62 @@ BUILTIN: tuple[Rule, ...] = (
               "uncorrected ``sqrt(v)``. The two agree when ``eps`` is negligible against ``sqrt(v)``. ``eps`` "
               "defaults to ``1e-7`` (PyTorch ``1e-8``).",
         torch=("Adam", {"eps": 1e-7}),
+    ),
+    Rule(
+        name="adamax", class_name="AdaMax", kernel=_k.adamax, hyper=(_lr(0.001), *_betas(), _eps("u")),
+        state=(State("m", "First moment"), State("u", "Exponentially weighted infinity norm")),
+        counters=(_steps(),), constants=_adamax_constants,
+        summary="AdaMax (Kingma & Ba, 2015, section 7.1) as Keras 3's ``Adamax``.",
+        formula="t = iter + 1\n"
+                "lr_t = lr / (1 - beta1**t)                  # Python float64, then the param dtype\n"
+                "m += (1 - beta1) * (g - m)\nu = maximum(beta2 * u, |g|)\np -= (lr_t * m) / (u + eps)",
+        notes="Keras 3 computes ``p -= (lr * m) / ((1 - beta1**t) * (u + eps))`` (the same up to rounding). "
+              "``eps`` is added to ``u``; PyTorch's ``Adamax`` adds it inside the maximum, "
+              "``u = max(beta2 * u, |g| + eps)``, and divides by ``u`` (default ``eps`` ``1e-8``).",
+        torch=("Adamax", {"eps": 1e-7}),
+    ),
+    Rule(
+        name="nadam", class_name="Nadam", kernel=_k.nadam, hyper=(_lr(0.001), *_betas(), _eps("sqrt(v_hat)")),
+        state=(State("m", "First moment"), State("v", "Second moment")),
+        counters=(_steps(), Counter("u_product", "u_product", "Running product of the momentum cache "
+                                    "``u_1 * ... * u_iter``", initial=1.0)),
+        advance=_nadam_advance, constants=_nadam_constants,
+        summary="Nadam (Dozat, 2016): Adam with Nesterov momentum, as Keras 3's ``Nadam``.",
+        formula="t = iter + 1\n"
+                "u_t = beta1 * (1 - 0.5 * 0.96**t)           # the momentum cache, Python float64\n"
+                "u_next = beta1 * (1 - 0.5 * 0.96**(t + 1))\n"
+                "u_product = u_product * beta1 * (1 - 0.5 * 0.96**t)   # u_1 * ... * u_t\n"
+                "cm = lr * u_next / (1 - u_product * u_next)\n"
+                "cg = lr * (1 - u_t) / (1 - u_product)\n"
+                "bc2 = 1 - beta2**t                          # then each in the param dtype\n"
+                "m += (1 - beta1) * (g - m)\nv += (1 - beta2) * (g * g - v)\n"
+                "p -= (cm * m + cg * g) / (sqrt(v / bc2) + eps)",
+        notes="Keras 3 writes the step as ``m_hat = u_next * m / (1 - u_product * u_next) + (1 - u_t) * g / "
+              "(1 - u_product)``, ``v_hat = v / (1 - beta2**t)``, ``p -= m_hat * lr / (sqrt(v_hat) + eps)``; "
+              "here ``lr`` is folded into the two coefficients (the same up to rounding). ``eps`` is added "
+              "to the bias-corrected ``sqrt(v_hat)``, as in PyTorch's ``NAdam``. Keras 3 decays the cache "
+              "with ``0.96**t``; Keras 2 and PyTorch use ``0.96**(0.004 * t)`` (PyTorch's "
+              "``momentum_decay=0.004``), so PyTorch's ``NAdam(momentum_decay=1.0, eps=1e-7)`` is this rule.",
+        torch=("NAdam", {"eps": 1e-7, "momentum_decay": 1.0}),
+    ),
+    Rule(
+        name="adamw", class_name="AdamW", kernel=_k.adamw,
+        hyper=(_lr(0.001), *_betas(), _eps("sqrt(v)"),
+               Hyper("weight_decay", 0.004, "Decoupled weight decay (times ``lr``)", allow_zero=True)),
+        state=(State("m", "First moment"), State("v", "Second moment")),
+        counters=(_steps(),), constants=_adamw_constants,
+        summary="AdamW (Loshchilov & Hutter, 2019) as Keras 3's ``AdamW``: decoupled decay, then Adam "
+                "in the book's form.",
+        formula="t = iter + 1\n"
+                "lr_t = lr * sqrt(1 - beta2**t) / (1 - beta1**t)     # Python float64, then the param dtype\n"
+                "wd_lr = lr * weight_decay\n"
+                "m += (1 - beta1) * (g - m)\nv += (1 - beta2) * (g * g - v)\n"
+                "p -= wd_lr * p                                      # the decay reads p before the step\n"
+                "p -= (lr_t * m) / (sqrt(v) + eps)",
+        notes="Keras 3 writes the decay ``p = p - p * weight_decay * lr`` (the same up to rounding) before "
+              "its Adam step; ``eps`` is added to the uncorrected ``sqrt(v)`` as in fastdl's (and Keras') "
+              "Adam. PyTorch's ``AdamW`` decays with ``p *= 1 - lr * weight_decay`` and steps the paper's Adam "
+              "(``eps`` after the bias correction, default ``1e-8``), with a default ``weight_decay`` of ``0.01``.",
+        torch=("AdamW", {"eps": 1e-7, "weight_decay": 0.004}),
     ),
 )

@@ -19,7 +19,7 @@ Layout mirrors the package: :mod:`fastdl.reference.layers`, :mod:`fastdl.referen
 from ._activations import Elu, Gelu, GeluTanh, LeakyRelu, Mish, PRelu, Selu, Silu, Tanh
 from ._functions import cross_entropy_error, relu, sigmoid, softmax
 from ._layers import Affine, BatchNormalization, Dropout, IdentityWithLoss, Relu, Sigmoid, SoftmaxWithLoss
-from ._optim import SGD, AdaGrad, Adam, Momentum, Nesterov, RMSprop
+from ._optim import SGD, AdaGrad, AdaMax, Adam, AdamW, Momentum, Nadam, Nesterov, RMSprop
 
 __all__ = [
     "Elu",
@@ -33,12 +33,15 @@ __all__ = [
     "Tanh",
     "SGD",
     "AdaGrad",
+    "AdaMax",
     "Adam",
+    "AdamW",
     "Affine",
     "BatchNormalization",
     "Dropout",
     "IdentityWithLoss",
     "Momentum",
+    "Nadam",
     "Nesterov",
     "RMSprop",
     "Relu",

@@ -122,3 +122,108 @@ class Adam:
             self.m[key] += (1 - self.beta1) * (grads[key] - self.m[key])
             self.v[key] += (1 - self.beta2) * (grads[key] ** 2 - self.v[key])
             params[key] -= lr_t * self.m[key] / (np.sqrt(self.v[key]) + self.eps)
+
+
+class AdaMax:
+    """AdaMax as Keras 3's ``Adamax`` (eps added to ``u``)::
+
+        iter += 1
+        lr_t = lr / (1 - beta1**iter)
+        m += (1 - beta1) * (g - m)
+        u = maximum(beta2 * u, |g|)
+        p -= lr_t * m / (u + eps)
+    """
+
+    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-7):
+        self.lr = lr
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+        self.iter = 0
+        self.m = None
+        self.u = None
+
+    def update(self, params, grads):
+        if self.m is None:
+            self.m = {key: np.zeros_like(val) for key, val in params.items()}
+            self.u = {key: np.zeros_like(val) for key, val in params.items()}
+        self.iter += 1
+        lr_t = float(self.lr / (1.0 - self.beta1**self.iter))  # a Python float: float32 stays float32
+        for key in params.keys():
+            self.m[key] += (1 - self.beta1) * (grads[key] - self.m[key])
+            self.u[key] = np.maximum(self.beta2 * self.u[key], np.abs(grads[key]))
+            params[key] -= lr_t * self.m[key] / (self.u[key] + self.eps)
+
+
+class Nadam:
+    """Nadam as Keras 3's ``Nadam`` (momentum cache ``u_t = beta1 * (1 - 0.5 * 0.96**t)``)::
+
+        iter += 1
+        u_t, u_next = beta1 * (1 - 0.5 * 0.96**iter), beta1 * (1 - 0.5 * 0.96**(iter + 1))
+        u_product *= beta1 * (1 - 0.5 * 0.96**iter)
+        m += (1 - beta1) * (g - m)
+        v += (1 - beta2) * (g**2 - v)
+        m_hat = lr * u_next / (1 - u_product * u_next) * m + lr * (1 - u_t) / (1 - u_product) * g
+        p -= m_hat / (sqrt(v / (1 - beta2**iter)) + eps)
+    """
+
+    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-7):
+        self.lr = lr
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+        self.iter = 0
+        self.u_product = 1.0
+        self.m = None
+        self.v = None
+
+    def update(self, params, grads):
+        if self.m is None:
+            self.m = {key: np.zeros_like(val) for key, val in params.items()}
+            self.v = {key: np.zeros_like(val) for key, val in params.items()}
+        self.iter += 1
+        u_t = self.beta1 * (1.0 - 0.5 * 0.96**self.iter)
+        u_next = self.beta1 * (1.0 - 0.5 * 0.96 ** (self.iter + 1))
+        self.u_product = self.u_product * self.beta1 * (1.0 - 0.5 * 0.96**self.iter)
+        cm = float(self.lr * u_next / (1.0 - self.u_product * u_next))
+        cg = float(self.lr * (1.0 - u_t) / (1.0 - self.u_product))
+        bc2 = float(1.0 - self.beta2**self.iter)
+        for key in params.keys():
+            self.m[key] += (1 - self.beta1) * (grads[key] - self.m[key])
+            self.v[key] += (1 - self.beta2) * (grads[key] ** 2 - self.v[key])
+            params[key] -= (cm * self.m[key] + cg * grads[key]) / (np.sqrt(self.v[key] / bc2) + self.eps)
+
+
+class AdamW:
+    """AdamW as Keras 3's ``AdamW``: decoupled decay, then :class:`Adam`'s step::
+
+        iter += 1
+        lr_t = lr * sqrt(1 - beta2**iter) / (1 - beta1**iter)
+        m += (1 - beta1) * (g - m)
+        v += (1 - beta2) * (g**2 - v)
+        p -= (lr * weight_decay) * p
+        p -= lr_t * m / (sqrt(v) + eps)
+    """
+
+    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-7, weight_decay=0.004):
+        self.lr = lr
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+        self.weight_decay = weight_decay
+        self.iter = 0
+        self.m = None
+        self.v = None
+
+    def update(self, params, grads):
+        if self.m is None:
+            self.m = {key: np.zeros_like(val) for key, val in params.items()}
+            self.v = {key: np.zeros_like(val) for key, val in params.items()}
+        self.iter += 1
+        lr_t = float(self.lr * np.sqrt(1.0 - self.beta2**self.iter) / (1.0 - self.beta1**self.iter))
+        wd_lr = float(self.lr * self.weight_decay)
+        for key in params.keys():
+            self.m[key] += (1 - self.beta1) * (grads[key] - self.m[key])
+            self.v[key] += (1 - self.beta2) * (grads[key] ** 2 - self.v[key])
+            params[key] -= wd_lr * params[key]
+            params[key] -= lr_t * self.m[key] / (np.sqrt(self.v[key]) + self.eps)
