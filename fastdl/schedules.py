@@ -82,7 +82,9 @@ class LearningRateSchedule:
     """Base class: ``__call__(step) -> float``, ``get_config()``, ``from_config()``, equality by config."""
 
     def __call__(self, step) -> float:
-        return self._value(check_step(step, f"{type(self).__name__}"))
+        if type(step) is not int or step < 0:  # (an optimizer passes a valid int: no checks, no f-string)
+            step = check_step(step, type(self).__name__)
+        return self._value(step)
 
     def _value(self, step: int) -> float:  # pragma: no cover - every subclass defines it
         raise NotImplementedError

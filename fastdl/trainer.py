@@ -33,6 +33,7 @@ import numpy as np
 
 from . import _checks, optim
 from .history import History, plot_history, plot_predictions
+from .schedules import schedule_config
 
 __all__ = ["MONITORS", "History", "Trainer", "make_optimizer", "plot_history", "plot_predictions"]
 
@@ -275,7 +276,8 @@ class Trainer:
         self.history = History({
             "network": repr(network),
             "optimizer": type(self.optimizer).__name__,
-            "optimizer_param": dict(optimizer_param or {}),
+            "optimizer_param": {k: schedule_config(v) if k == "lr" and callable(v) else v  # (JSON-ready)
+                                for k, v in (optimizer_param or {}).items()},
             "epochs": self.epochs,
             "mini_batch_size": self.batch_size,
             "train_size": int(self.train_size),
@@ -453,6 +455,8 @@ class Trainer:
         lr = getattr(self.optimizer, "lr", None)
         if isinstance(lr, int | float | np.floating) and not isinstance(lr, bool):
             record["learning_rate"] = float(lr)  # the rate of this epoch's steps
+        elif callable(lr) and isinstance(getattr(self.optimizer, "iterations", None), int):
+            record["learning_rate"] = float(lr(max(self.optimizer.iterations - 1, 0)))  # a schedule: the last step's
         if self.callbacks:
             logs = dict(record)
             for cb in self.callbacks:

@@ -133,3 +133,25 @@ def test_per_key_and_whole_model_give_the_same_bits(name, dtype, rng):
     for k in shapes:
         np.testing.assert_array_equal(views_p[k], separate[k], err_msg=k)
         assert views_p[k].dtype == dtype
+
+
+def test_schedule_and_optimizer_match_keras(keras_float64, rng):
+    """Nadam with ExponentialDecay against Keras' pair (Keras evaluates the rate at ``iterations`` too)."""
+    from fastdl.schedules import ExponentialDecay
+
+    kwargs = dict(PAIRS["nadam"][1])
+    lr0 = kwargs.pop("lr")
+    p0 = rng.standard_normal((4, 5))
+    grads = [rng.standard_normal(p0.shape) for _ in range(30)]
+    params = {"W": p0.copy()}
+    opt = optim.Nadam(lr=ExponentialDecay(lr0, 7, 0.5), **kwargs)
+    for g in grads:
+        opt.update(params, {"W": g})
+    keras_opt = keras.optimizers.Nadam(
+        learning_rate=keras.optimizers.schedules.ExponentialDecay(lr0, 7, 0.5),
+        **{KERAS_NAMES[k]: v for k, v in kwargs.items()})
+    var = keras.Variable(p0.copy(), dtype="float64")
+    for g in grads:
+        keras_opt.apply([keras.ops.convert_to_tensor(g, dtype="float64")], [var])
+    expected = keras.ops.convert_to_numpy(var)
+    np.testing.assert_allclose(params["W"], expected, rtol=KERAS_RTOL, atol=0)

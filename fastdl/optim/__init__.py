@@ -29,8 +29,16 @@ The same rules as plain in-place functions for any NumPy loop: :func:`sgd_step`,
 :func:`momentum_step`, :func:`nesterov_step`, :func:`adagrad_step`, :func:`rmsprop_step`,
 :func:`adam_step`, :func:`adamax_step`, :func:`nadam_step`, :func:`adamw_step`.
 
+Learning-rate schedules: ``lr`` of every optimizer may be a callable ``schedule(step) -> float``
+(any :mod:`fastdl.schedules` object or a plain function), evaluated in Python once per update at
+``step = opt.iterations`` (the updates done before this one, 0 at the first, as Keras'
+``iterations``) and validated (finite, > 0) before anything changes; a schedule with
+``momentum(step)`` (:class:`~fastdl.schedules.OneCycle`) also sets ``momentum``/``beta1`` for that
+update (the attribute keeps the caller's value). ``opt.lr`` returns the schedule itself.
+
 Saving and resuming: ``opt.state_dict()`` returns copies of the hyper-parameters, step counters
-and state arrays, and ``opt.load_state_dict(d)`` restores them (validated whole before anything
+and state arrays (a schedule as its config, with the ``iterations`` it continues from), and
+``opt.load_state_dict(d)`` restores them (keeping the caller's schedule object) (validated whole before anything
 changes), so a run saved after step k and restored into a new optimizer continues bit for bit. A
 learning-rate schedule or callback joins a :class:`~fastdl.Trainer` checkpoint through the same
 protocol: ``state_dict()`` returning a dict of numbers, strings, lists, dicts and arrays, and

@@ -14,13 +14,24 @@ from collections.abc import Mapping, MutableMapping
 import numpy as np
 
 from .. import _checks, runtime
+from ..schedules import schedule_config
 from .plan import Plan, cast, order, step_array
-from .rules import MAX_COUNT, Hyper, Rule
+from .rules import MAX_COUNT, Counter, Hyper, Rule
 
 _FLOATS = _checks.FLOAT_DTYPES
 _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
 _MISSING = object()
+_NUMBERS = (int, float, np.number)
+_INF = float("inf")
+_ITERATIONS = Counter("iterations", "iterations", "Updates done so far")  # (its range check)
+#: Hyper-parameters a schedule's ``momentum(step)`` drives (1cycle's momentum cycling), in this order of preference.
+MOMENTUM_NAMES = ("momentum", "beta1")
+
+
+def is_schedule(value) -> bool:
+    """True for a callable ``lr`` (a schedule): anything callable that is not a number."""
+    return callable(value) and not isinstance(value, _NUMBERS)
 
 
 def is_float(dtype: np.dtype) -> bool:
@@ -92,7 +103,10 @@ class _HyperAttr:
             raise AttributeError(f"{type(obj).__name__!r} object has no attribute {self.name!r}") from None
 
     def __set__(self, obj, value) -> None:
-        obj.__dict__[self.name] = self.spec.check(value, type(obj).__name__)
+        if self.name == "lr" and is_schedule(value):
+            obj.__dict__["lr"] = value  # a schedule: evaluated once per update (see _Optimizer._scheduled)
+        else:
+            obj.__dict__[self.name] = self.spec.check(value, type(obj).__name__)
 
 
 # --------------------------------------------------------------------------------------------
@@ -118,6 +132,7 @@ class _Optimizer:
             setattr(self, name, None)
         for counter in self._rule.counters:
             setattr(self, counter.name, counter.initial)
+        self.iterations = 0  # updates done (Keras' ``iterations``): the step a schedule is evaluated at
         self._plan = None  # see Plan: the layout of the last accepted update, replayed while valid
 
     def __getstate__(self) -> dict:
@@ -130,8 +145,10 @@ class _Optimizer:
     def state_dict(self) -> dict:
         """Everything that determines the next steps, as copies: ``{'class', 'hyper', 'counters', 'state'}``.
 
-        ``hyper`` maps each hyper-parameter to its current value (``lr`` as a schedule left it),
-        ``counters`` each step counter (Adam's ``iter``) to an int, ``state`` each state dict
+        ``hyper`` maps each hyper-parameter to its current value (``lr`` as a callback left it; a
+        schedule as its JSON-ready config, :func:`fastdl.schedules.schedule_config`), ``counters``
+        each step counter of the rule (Adam's ``iter``) to an int (Nadam's ``u_product``: a
+        float), ``iterations`` the updates done (the step a schedule reads), ``state`` each state dict
         (``'v'``, ``'h'``, ``'m'`` ...) to ``None`` (before the first update) or a dict of new arrays
         (copies, never views of the optimizer's buffers). :meth:`load_state_dict` takes it back.
 
@@ -145,8 +162,9 @@ class _Optimizer:
             store = getattr(self, name)
             state[name] = None if store is None else {k: np.array(v, copy=True, order="K") for k, v in store.items()}
         counters = {c.name: type(c.initial)(getattr(self, c.name)) for c in self._rule.counters}  # (int or float)
-        return {"class": type(self).__name__, "hyper": {n: d[n] for n in self._hyper_names},
-                "counters": counters, "state": state}
+        hyper = {n: schedule_config(d[n]) if n == "lr" and is_schedule(d[n]) else d[n] for n in self._hyper_names}
+        return {"class": type(self).__name__, "hyper": hyper, "counters": counters,
+                "iterations": int(d.get("iterations", 0)), "state": state}
 
     def load_state_dict(self, state_dict: Mapping) -> None:
         """Restore what :meth:`state_dict` returned; the next update continues bit for bit.
@@ -158,6 +176,12 @@ class _Optimizer:
         has stepped: when a state dict holds the same keys, shapes and dtypes, the values are copied
         into its existing (writeable) arrays, which keeps the whole-model flat buffers; otherwise it
         is replaced by copies. Shapes against the parameters are checked by the next :meth:`update`.
+
+        A schedule is not rebuilt from its recorded config: when ``hyper['lr']`` is a config (a
+        dict or a name), this optimizer must have a schedule as its ``lr`` already (the caller's
+        object, constructed as for the saved run), and keeps it; the restored ``iterations`` make
+        it continue at the saved step. ``iterations`` may be missing (a dict from before schedules):
+        then it is the rule's first integer counter (Adam's ``iter``), or 0.
 
         Parameters
         ----------
@@ -172,9 +196,9 @@ class _Optimizer:
         cls, where = type(self).__name__, f"{type(self).__name__}.load_state_dict"
         if not isinstance(state_dict, Mapping):
             _checks.fail(where, "state_dict", "a dict from state_dict()", _checks.describe(state_dict), TypeError)
-        if set(state_dict) - {"class"} != {"hyper", "counters", "state"}:
-            _checks.fail(where, "state_dict", "a dict with the keys 'hyper', 'counters', 'state' (and 'class')",
-                         f"keys {sorted(map(str, state_dict))}")
+        if set(state_dict) - {"class", "iterations"} != {"hyper", "counters", "state"}:
+            _checks.fail(where, "state_dict", "a dict with the keys 'hyper', 'counters', 'state' (and 'class', "
+                         "'iterations')", f"keys {sorted(map(str, state_dict))}")
         if state_dict.get("class", cls) != cls:
             _checks.fail(where, "state_dict['class']", repr(cls), repr(state_dict["class"]))
         parts = {}
@@ -186,9 +210,20 @@ class _Optimizer:
                              f"keys {sorted(map(str, given))}" if isinstance(given, Mapping) else
                              _checks.describe(given), TypeError if not isinstance(given, Mapping) else ValueError)
             parts[part] = given
-        hyper = {h.name: h.check(parts["hyper"][h.name], where, f"hyper[{h.name!r}]") for h in self._rule.hyper}
+        saved_lr = parts["hyper"].get("lr")
+        keep_schedule = "lr" in self._hyper_names and isinstance(saved_lr, Mapping | str)
+        if keep_schedule and not is_schedule(self.__dict__.get("lr")):
+            _checks.fail(where, "state_dict['hyper']['lr']", "a number (it is a schedule's config: construct this "
+                         "optimizer with the schedule, then load)", repr(saved_lr))
+        hyper = {h.name: h.check(parts["hyper"][h.name], where, f"hyper[{h.name!r}]") for h in self._rule.hyper
+                 if not (keep_schedule and h.name == "lr")}
         counters = {c.name: c.check(parts["counters"][c.name], where, f"counters[{c.name!r}]")
                     for c in self._rule.counters}
+        if "iterations" in state_dict:
+            iterations = _checks.count(state_dict["iterations"], "state_dict['iterations']", where, minimum=0)
+        else:
+            iterations = next((v for c, v in zip(self._rule.counters, counters.values())
+                               if not isinstance(c.initial, float)), 0)
         stores = [parts["state"][n] for n in self._state_names]
         first = None  # (name, dict): the other state dicts must have its keys, shapes and dtypes
         for name, store in zip(self._state_names, stores):
@@ -225,6 +260,7 @@ class _Optimizer:
             setattr(self, n, v)
         for n, v in counters.items():
             setattr(self, n, v)
+        self.iterations = iterations
 
     def __repr__(self) -> str:
         args = ", ".join(f"{n}={getattr(self, n)!r}" for n in self._hyper_names)
@@ -234,9 +270,24 @@ class _Optimizer:
     # called once per update after everything else is validated, a counter out of range rejected before
     # any counter changes. Written out per rule by tick_function.
 
+    def _scheduled(self, schedule, step, momentum):
+        """``(lr, momentum)`` for update ``step``: ``schedule(step)`` validated (finite, > 0), and the
+        schedule's ``momentum(step)`` (1cycle) in place of ``momentum`` when it has one (else as given)."""
+        lr = schedule(step)
+        if not (type(lr) is float and 0.0 < lr < _INF):  # (NaN fails both comparisons)
+            lr = _checks.positive_number(lr, f"lr({step})", f"{type(self).__name__}.update")
+        if momentum is not None:
+            cycle = getattr(schedule, "momentum", None)
+            value = cycle(step) if callable(cycle) else None
+            if value is not None:
+                name = next(n for n in MOMENTUM_NAMES if n in self._hyper_names)
+                spec = self._rule.hyper[self._hyper_names.index(name)]
+                momentum = spec.check(value, f"{type(self).__name__}.update", f"{name}({step})")
+        return lr, momentum
+
     def _check_counter(self, name: str, value) -> int | float:
         """``value`` if it is a valid value of the counter ``name``, else the house error (nothing changed yet)."""
-        spec = next(c for c in self._rule.counters if c.name == name)
+        spec = next((c for c in self._rule.counters if c.name == name), _ITERATIONS)
         return spec.check(value, f"{type(self).__name__}.update", f"self.{name}")
 
     def update(self, params: dict, grads: dict) -> None:
@@ -377,13 +428,19 @@ def class_doc(rule: Rule) -> str:
         parts.append(textwrap.fill(rule.notes, _WIDTH))
     lines = ["Parameters", "----------"]
     for h in rule.hyper:
-        lines += [f"{h.name} : float, default {h.default!r}", f"    {h.doc} ({h.range})."]
+        if h.name == "lr":
+            lines += [f"lr : float or callable, default {h.default!r}",
+                      f"    {h.doc} ({h.range}), or a schedule ``lr(step) -> float`` evaluated once per update "
+                      "at ``step = iterations`` (0 at the first; :mod:`fastdl.schedules`); a schedule with "
+                      f"``momentum(step)`` (1cycle) also drives {' / '.join(f'``{n}``' for n in MOMENTUM_NAMES)}."]
+        else:
+            lines += [f"{h.name} : float, default {h.default!r}", f"    {h.doc} ({h.range})."]
     parts.append("\n".join(lines))
+    lines = ["Attributes", "----------", "iterations : int", "    Updates done so far (starts at 0)."]
     if rule.counters:
-        lines = ["Attributes", "----------"]
         for c in rule.counters:
             lines += [f"{c.name} : {type(c.initial).__name__}", f"    {c.doc} (starts at {c.initial})."]
-        parts.append("\n".join(lines))
+    parts.append("\n".join(lines))
     parts.append("Notes\n-----\n" + textwrap.fill(  # a section of its own, not the tail of "Attributes"
         "See :mod:`fastdl.optim` for what ``update`` validates and guarantees, and "
         "docs/design-notes.md (Optimizers) for the measurements behind the kernels.", _WIDTH))
@@ -393,7 +450,17 @@ def class_doc(rule: Rule) -> str:
 def tick_function(rule: Rule):
     """``_tick`` of :class:`_Optimizer` written out for ``rule`` (made like a dataclass's ``__init__``)."""
     lines = ["def _tick(self):", "    d = self.__dict__"]
-    hyper = [f"d[{h.name!r}]" for h in rule.hyper]
+    hyper = [f"h{i}" for i in range(len(rule.hyper))]
+    lines += [f"    h{i} = d[{h.name!r}]" for i, h in enumerate(rule.hyper)]
+    names = rule.hyper_names
+    lines += ["    it = d.get('iterations', 0)",  # the updates done: the step a schedule reads
+              "    if not (type(it) is int and 0 <= it < MAX_COUNT):",
+              "        it = self._check_counter('iterations', it)"]
+    if "lr" in names:  # a schedule: evaluated here, once per update, validated before anything changes
+        lr = f"h{names.index('lr')}"
+        mom = next((f"h{names.index(n)}" for n in MOMENTUM_NAMES if n in names), None)
+        lines += [f"    if type({lr}) is not float:",
+                  f"        {lr}, {mom or '_'} = self._scheduled({lr}, it, {mom})"]
     counters = [f"c{i}" for i in range(len(rule.counters))]
     for i, c in enumerate(rule.counters):
         valid = (f"type(c{i}) is float and c{i} - c{i} == 0.0" if isinstance(c.initial, float)
@@ -407,7 +474,7 @@ def tick_function(rule: Rule):
         lines += [f"    {c} += 1" for c in counters]
     lines.append(f"    constants = _constants({', '.join(hyper + counters)})")
     lines += [f"    d[{c.name!r}] = c{i}" for i, c in enumerate(rule.counters)]
-    lines.append("    return constants")
+    lines += ["    d['iterations'] = it + 1", "    return constants"]
     namespace = {"_constants": rule.constants, "_advance": rule.advance, "_MISSING": _MISSING,
                  "MAX_COUNT": MAX_COUNT}
     exec(compile("\n".join(lines) + "\n", f"<fastdl.optim {rule.class_name}._tick>", "exec"), namespace)  # noqa: S102

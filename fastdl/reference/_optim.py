@@ -155,7 +155,7 @@ class AdaMax:
             params[key] -= lr_t * self.m[key] / (self.u[key] + self.eps)
 
 
-class Nadam:
+class Nadam(Adam):
     """Nadam as Keras 3's ``Nadam`` (momentum cache ``u_t = beta1 * (1 - 0.5 * 0.96**t)``)::
 
         iter += 1
@@ -168,14 +168,8 @@ class Nadam:
     """
 
     def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-7):
-        self.lr = lr
-        self.beta1 = beta1
-        self.beta2 = beta2
-        self.eps = eps
-        self.iter = 0
+        super().__init__(lr, beta1, beta2, eps)  # (Adam's hyper-parameters, iter, m and v)
         self.u_product = 1.0
-        self.m = None
-        self.v = None
 
     def update(self, params, grads):
         if self.m is None:
@@ -194,36 +188,23 @@ class Nadam:
             params[key] -= (cm * self.m[key] + cg * grads[key]) / (np.sqrt(self.v[key] / bc2) + self.eps)
 
 
-class AdamW:
+class AdamW(Adam):
     """AdamW as Keras 3's ``AdamW``: decoupled decay, then :class:`Adam`'s step::
 
+        p -= (lr * weight_decay) * p
         iter += 1
         lr_t = lr * sqrt(1 - beta2**iter) / (1 - beta1**iter)
         m += (1 - beta1) * (g - m)
         v += (1 - beta2) * (g**2 - v)
-        p -= (lr * weight_decay) * p
         p -= lr_t * m / (sqrt(v) + eps)
     """
 
     def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-7, weight_decay=0.004):
-        self.lr = lr
-        self.beta1 = beta1
-        self.beta2 = beta2
-        self.eps = eps
+        super().__init__(lr, beta1, beta2, eps)
         self.weight_decay = weight_decay
-        self.iter = 0
-        self.m = None
-        self.v = None
 
     def update(self, params, grads):
-        if self.m is None:
-            self.m = {key: np.zeros_like(val) for key, val in params.items()}
-            self.v = {key: np.zeros_like(val) for key, val in params.items()}
-        self.iter += 1
-        lr_t = float(self.lr * np.sqrt(1.0 - self.beta2**self.iter) / (1.0 - self.beta1**self.iter))
-        wd_lr = float(self.lr * self.weight_decay)
+        wd_lr = float(self.lr * self.weight_decay)  # (m and v do not read p: decaying first is the same)
         for key in params.keys():
-            self.m[key] += (1 - self.beta1) * (grads[key] - self.m[key])
-            self.v[key] += (1 - self.beta2) * (grads[key] ** 2 - self.v[key])
             params[key] -= wd_lr * params[key]
-            params[key] -= lr_t * self.m[key] / (np.sqrt(self.v[key]) + self.eps)
+        super().update(params, grads)
