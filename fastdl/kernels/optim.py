@@ -7,7 +7,10 @@ Every rule is one *worker* with the same signature::
 over C-contiguous 1-D arrays of one dtype: the parameters ``p`` (updated in place), the gradient
 ``g``, up to three state arrays ``s1..s3`` (updated in place; pass ``p`` for the ones the rule does
 not use: they are not touched) and ``c``, a length-8 array of ``p``'s dtype holding the rule's
-per-step constants ``c[0]..c[7]`` (what each rule reads is in :mod:`fastdl.optim.rules`). A worker
+per-step constants ``c[0]..c[5]`` (what each rule reads is in :mod:`fastdl.optim.rules`) and the
+gradient clipping of the optimizer, ``c[6]`` (a scale: ``clipnorm``/``global_clipnorm``, 1 without)
+and ``c[7]`` (a bound: ``clipvalue``, ``inf`` without), applied to each ``g[i]`` as it is read
+(:func:`clip`; the caller's gradient is never written). A worker
 does the arithmetic in the exact operation order of :mod:`fastdl.reference` (float64 agrees to the
 last bit, float32 stays float32) and returns how many updated parameter entries are NaN or
 infinite: ``d = x - x`` is 0 for a finite ``x`` and NaN otherwise, and ``bad |= d != d`` is a
@@ -39,7 +42,8 @@ from numba.extending import overload
 
 from .._jit import jit
 
-__all__ = ["KINDS", "WORKERS", "count_nonfinite", "step", "step_parallel", "step_parallel_with", "worker"]
+__all__ = ["KINDS", "WORKERS", "clip", "count_nonfinite", "step", "step_parallel", "step_parallel_with", "sumsq",
+           "worker"]
 
 #: The compiled workers in kind order (``WORKERS[kind]``); :func:`worker` appends.
 WORKERS: list = []
@@ -66,13 +70,56 @@ def count_nonfinite(p):
     return n
 
 
+@jit
+def clip(gi, bound, scale):
+    """The gradient a worker steps with: ``gi`` clipped to ``[-bound, bound]``, times ``scale``.
+
+    ``c[7]`` is the bound (``inf``: no clipvalue) and ``c[6]`` the scale (``1``: no norm clipping),
+    so an unclipped step sees ``gi`` itself (``gi * 1`` is exact); NaN passes through both tests.
+    """
+    gi = -bound if gi < -bound else gi
+    gi = bound if gi > bound else gi
+    return gi * scale
+
+
+@jit
+def sumsq(a):
+    """``sum(a * a)`` of a 1-D array, accumulated in float64 over eight partial sums (one read of ``a``)."""
+    n = a.size
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    m = n - n % 8
+    for i in range(0, m, 8):
+        x0 = np.float64(a[i])
+        x1 = np.float64(a[i + 1])
+        x2 = np.float64(a[i + 2])
+        x3 = np.float64(a[i + 3])
+        x4 = np.float64(a[i + 4])
+        x5 = np.float64(a[i + 5])
+        x6 = np.float64(a[i + 6])
+        x7 = np.float64(a[i + 7])
+        s0 += x0 * x0
+        s1 += x1 * x1
+        s2 += x2 * x2
+        s3 += x3 * x3
+        s4 += x4 * x4
+        s5 += x5 * x5
+        s6 += x6 * x6
+        s7 += x7 * x7
+    for i in range(m, n):
+        x = np.float64(a[i])
+        s0 += x * x
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+
+
 @worker
 def sgd(p, g, s1, s2, s3, c):
     """``p -= lr * g`` with ``c = (lr,)``."""
     lr = c[0]
+    scale = c[6]
+    bound = c[7]
     bad = False
     for i in range(p.size):
-        x = p[i] - lr * g[i]
+        x = p[i] - lr * clip(g[i], bound, scale)
         p[i] = x
         d = x - x
         bad |= d != d
@@ -84,9 +131,11 @@ def momentum(p, g, v, s2, s3, c):
     """``v = mom * v - lr * g``; ``p += v`` with ``c = (lr, mom)``."""
     lr = c[0]
     mom = c[1]
+    scale = c[6]
+    bound = c[7]
     bad = False
     for i in range(p.size):
-        vi = mom * v[i] - lr * g[i]
+        vi = mom * v[i] - lr * clip(g[i], bound, scale)
         v[i] = vi
         x = p[i] + vi
         p[i] = x
@@ -106,9 +155,11 @@ def nesterov(p, g, v, s2, s3, c):
     mom = c[1]
     mom2 = c[2]
     lr_next = c[3]
+    scale = c[6]
+    bound = c[7]
     bad = False
     for i in range(p.size):
-        gi = g[i]
+        gi = clip(g[i], bound, scale)
         vi = v[i]
         x = p[i] + mom2 * vi
         x = x - lr_next * gi
@@ -125,9 +176,11 @@ def adagrad(p, g, h, s2, s3, c):
     """``h += g * g``; ``p -= (lr * g) / (sqrt(h) + eps)`` with ``c = (lr, eps)``."""
     lr = c[0]
     eps = c[1]
+    scale = c[6]
+    bound = c[7]
     bad = False
     for i in range(p.size):
-        gi = g[i]
+        gi = clip(g[i], bound, scale)
         hv = h[i] + gi * gi
         h[i] = hv
         x = p[i] - (lr * gi) / (np.sqrt(hv) + eps)
@@ -147,9 +200,11 @@ def rmsprop(p, g, h, s2, s3, c):
     eps = c[1]
     decay = c[2]
     one_minus_decay = c[3]
+    scale = c[6]
+    bound = c[7]
     bad = False
     for i in range(p.size):
-        gi = g[i]
+        gi = clip(g[i], bound, scale)
         hv = h[i] * decay
         hv = hv + one_minus_decay * gi * gi
         h[i] = hv
@@ -170,9 +225,11 @@ def adam(p, g, m, v, s3, c):
     eps = c[1]
     one_minus_b1 = c[2]
     one_minus_b2 = c[3]
+    scale = c[6]
+    bound = c[7]
     bad = False
     for i in range(p.size):
-        gi = g[i]
+        gi = clip(g[i], bound, scale)
         mi = m[i]
         mi = mi + one_minus_b1 * (gi - mi)
         m[i] = mi
@@ -197,9 +254,11 @@ def adamax(p, g, m, u, s3, c):
     eps = c[1]
     one_minus_b1 = c[2]
     b2 = c[3]
+    scale = c[6]
+    bound = c[7]
     bad = False
     for i in range(p.size):
-        gi = g[i]
+        gi = clip(g[i], bound, scale)
         mi = m[i]
         mi = mi + one_minus_b1 * (gi - mi)
         m[i] = mi
@@ -228,9 +287,11 @@ def nadam(p, g, m, v, s3, c):
     eps = c[3]
     one_minus_b1 = c[4]
     one_minus_b2 = c[5]
+    scale = c[6]
+    bound = c[7]
     bad = False
     for i in range(p.size):
-        gi = g[i]
+        gi = clip(g[i], bound, scale)
         mi = m[i]
         mi = mi + one_minus_b1 * (gi - mi)
         m[i] = mi
@@ -256,9 +317,11 @@ def adamw(p, g, m, v, s3, c):
     one_minus_b1 = c[2]
     one_minus_b2 = c[3]
     wd_lr = c[4]
+    scale = c[6]
+    bound = c[7]
     bad = False
     for i in range(p.size):
-        gi = g[i]
+        gi = clip(g[i], bound, scale)
         mi = m[i]
         mi = mi + one_minus_b1 * (gi - mi)
         m[i] = mi

@@ -8,14 +8,16 @@ state dicts and step counters as attributes, ``update(params, grads)``).
 from __future__ import annotations
 
 import inspect
+import math
 import textwrap
 from collections.abc import Mapping, MutableMapping
 
 import numpy as np
 
 from .. import _checks, runtime
+from ..kernels import optim as _k
 from ..schedules import schedule_config
-from .plan import Plan, cast, order, step_array
+from .plan import N_RULE_CONSTANTS, Plan, cast, order, step_array
 from .rules import MAX_COUNT, Counter, Hyper, Rule
 
 _FLOATS = _checks.FLOAT_DTYPES
@@ -25,6 +27,8 @@ _MISSING = object()
 _NUMBERS = (int, float, np.number)
 _INF = float("inf")
 _ITERATIONS = Counter("iterations", "iterations", "Updates done so far")  # (its range check)
+#: The gradient clipping options of every optimizer (Keras' names), at most one of them.
+CLIP_OPTIONS = ("clipnorm", "clipvalue", "global_clipnorm")
 #: Hyper-parameters a schedule's ``momentum(step)`` drives (1cycle's momentum cycling), in this order of preference.
 MOMENTUM_NAMES = ("momentum", "beta1")
 
@@ -124,10 +128,50 @@ class _Optimizer:
     _hyper_names: tuple[str, ...] = ()  # constructor arguments, in the order the rule's constants take them
     _counter_names: tuple[str, ...] = ()  # step counters (Adam: ("iter",))
 
+    def _set_clipping(self, clipnorm=None, clipvalue=None, global_clipnorm=None) -> None:
+        """Validate and keep the clipping option (at most one; a finite number > 0 or None)."""
+        where = type(self).__name__
+        given = {n: v for n, v in zip(CLIP_OPTIONS, (clipnorm, clipvalue, global_clipnorm)) if v is not None}
+        if len(given) > 1:
+            _checks.fail(where, "clipnorm, clipvalue, global_clipnorm", "at most one of them",
+                         ", ".join(f"{n}={v!r}" for n, v in given.items()))
+        values = {n: _checks.positive_number(v, n, where) for n, v in given.items()}
+        if values and self._rule.kind is None:
+            _checks.fail(where, next(iter(values)), "None for a rule whose worker is not in fastdl.kernels.optim "
+                         "(its worker does not read the clipping constants c[6], c[7])",
+                         repr(next(iter(given.values()))))
+        for n in CLIP_OPTIONS:
+            self.__dict__[n] = values.get(n)
+        self._clip = next(iter(values.items()), None)  # (option, value) or None
+
+    def _clip_constants(self, constants: tuple, sumsq: float, where: str) -> tuple:
+        """``constants`` padded to eight with the clipping pair ``(scale, bound)`` for ``c[6], c[7]``.
+
+        ``sumsq``: the sum of squares of the gradients the norm is of (one array for ``clipnorm``,
+        all of them for ``global_clipnorm``; from :meth:`_grad_sumsq`).
+        """
+        option, value = self._clip
+        if len(constants) > N_RULE_CONSTANTS:
+            _checks.fail(where, option, f"None for a rule with more than {N_RULE_CONSTANTS} constants",
+                         repr(value))
+        pad = (0.0,) * (N_RULE_CONSTANTS - len(constants))
+        if option == "clipvalue":
+            return (*constants, *pad, 1.0, value)
+        norm = math.sqrt(sumsq)
+        if option == "clipnorm":
+            scale = value / max(norm, value)  # (Keras: g * clipnorm / max(norm, clipnorm))
+        else:
+            scale = value * min(1.0 / norm, 1.0 / value) if norm > 0 else value * (1.0 / value)  # (Keras' form)
+        if not math.isfinite(norm):
+            scale = math.nan
+        return (*constants, *pad, scale, math.inf)
+
     def _setup(self, **hyper) -> None:
         """Set (and so validate) the hyper-parameters; the state dicts start as None, the counters at their start."""
+        clipping = {n: hyper.pop(n, None) for n in CLIP_OPTIONS}
         for name, value in hyper.items():
             setattr(self, name, value)
+        self._set_clipping(**clipping)
         for name in self._state_names:
             setattr(self, name, None)
         for counter in self._rule.counters:
@@ -262,8 +306,18 @@ class _Optimizer:
             setattr(self, n, v)
         self.iterations = iterations
 
+    def _grad_sumsq(self, flats) -> list:
+        """Sums of squares of the 1-D gradient arrays (one compiled pass each), NaN/Inf reported before any change."""
+        option, _ = self._clip
+        sums = [_k.sumsq(f) for f in flats]
+        if not all(map(math.isfinite, sums)):
+            runtime.report_nonfinite(f"{type(self).__name__}.update", f"NaN/Inf in the gradients: their norm is not "
+                                     f"finite, so {option} scales them by NaN (Keras' rule) and the step writes NaN")
+        return sums
+
     def __repr__(self) -> str:
-        args = ", ".join(f"{n}={getattr(self, n)!r}" for n in self._hyper_names)
+        args = ", ".join([f"{n}={getattr(self, n)!r}" for n in self._hyper_names]
+                         + [f"{n}={self.__dict__[n]!r}" for n in CLIP_OPTIONS if self.__dict__.get(n) is not None])
         return f"{type(self).__name__}({args})"
 
     # _tick() -> constants: counts this update (the step counters) and returns the rule's constants;
@@ -326,7 +380,11 @@ class _Optimizer:
         """
         plan = self._plan
         if plan is not None and type(params) is dict and type(grads) is dict and plan.match(self, params, grads):
-            bad = plan.run(self._rule, self._tick())
+            if self._clip is None:
+                bad = plan.run(self._rule, self._tick())
+            else:  # (global_clipnorm or clipvalue: clipnorm never keeps a plan)
+                total = 0.0 if self._clip[0] == "clipvalue" else sum(self._grad_sumsq(plan.gflat))
+                bad = plan.run(self._rule, self._clip_constants(self._tick(), total, f"{type(self).__name__}.update"))
             if bad:
                 keys = plan.keys
                 runtime.report_nonfinite(f"{type(self).__name__}.update", "NaN/Inf in the updated parameters: "
@@ -369,6 +427,10 @@ class _Optimizer:
                                               and s.shape == p.shape and s.flags.writeable):
                         check_state(s, p, f"self.{name}[{key!r}]", f"params[{key!r}]", where)
             stores.append(store)
+        clip = self._clip
+        sums = None
+        if clip is not None and clip[0] != "clipvalue":  # the norms: read each gradient once, before any change
+            sums = self._grad_sumsq([np.ravel(g, order="K") for _, _, g, _ in entries])
         constants = self._tick()  # (the last check: the step counters; they count this update from here)
         # Accepted: create what is missing, then step.
         for i, name in enumerate(self._state_names):
@@ -381,16 +443,21 @@ class _Optimizer:
                     store[key] = np.zeros(p.shape, p.dtype, order=order(p))
         rule = self._rule
         plan = None
-        if type(params) is dict and type(grads) is dict:  # (what the replay in update accepts)
-            plan = Plan.build(entries, self._state_names, stores)
+        if type(params) is dict and type(grads) is dict and (clip is None or clip[0] != "clipnorm"):
+            plan = Plan.build(entries, self._state_names, stores)  # (what the replay in update accepts)
         self._plan = plan
+        if clip is not None and clip[0] != "clipnorm":
+            constants = self._clip_constants(constants, sum(sums or ()), where)
         if plan is not None and plan.learn_grads([grads[key] for key, _, _, _ in entries]):
             bad = [f"params[{entries[i][0]!r}] ({n})" for i, n in plan.run(rule, constants)]
         else:
             by_dtype = {}  # dtype -> constants in that dtype
             bad = []
-            for key, p, g, scalar_type in entries:
-                c = by_dtype.get(p.dtype)
+            for i, (key, p, g, scalar_type) in enumerate(entries):
+                if clip is not None and clip[0] == "clipnorm":  # a scale per array
+                    c = cast(self._clip_constants(constants, sums[i], where), p.dtype)
+                else:
+                    c = by_dtype.get(p.dtype)
                 if c is None:
                     c = by_dtype[p.dtype] = cast(constants, p.dtype)
                 n_bad = step_array(rule, p, g, [store[key] for store in stores], c)
@@ -430,11 +497,27 @@ def class_doc(rule: Rule) -> str:
     for h in rule.hyper:
         if h.name == "lr":
             lines += [f"lr : float or callable, default {h.default!r}",
-                      f"    {h.doc} ({h.range}), or a schedule ``lr(step) -> float`` evaluated once per update "
-                      "at ``step = iterations`` (0 at the first; :mod:`fastdl.schedules`); a schedule with "
-                      f"``momentum(step)`` (1cycle) also drives {' / '.join(f'``{n}``' for n in MOMENTUM_NAMES)}."]
+                      *("    " + line for line in textwrap.wrap(
+                          f"{h.doc} ({h.range}), or a schedule ``lr(step) -> float`` evaluated once per update "
+                          "at ``step = iterations`` (0 at the first; :mod:`fastdl.schedules`); a schedule with "
+                          f"``momentum(step)`` (1cycle) also drives {' / '.join(f'``{n}``' for n in MOMENTUM_NAMES)}.",
+                          _WIDTH - 4))]
         else:
             lines += [f"{h.name} : float, default {h.default!r}", f"    {h.doc} ({h.range})."]
+    if rule.kind is not None:
+        lines += ["clipnorm, clipvalue, global_clipnorm : float, optional (keyword only)",
+                  *("    " + line for line in textwrap.wrap(
+                      "Gradient clipping with Keras' semantics, at most one (> 0): ``clipvalue`` clips each element "
+                      "to ``[-clipvalue, clipvalue]``; ``clipnorm`` scales each gradient array by ``clipnorm / "
+                      "max(norm, clipnorm)`` (its own L2 norm); ``global_clipnorm`` scales all of them by "
+                      "``c * min(1 / norm, 1 / c)`` with ``norm`` the L2 norm of all gradients together. The "
+                      "caller's gradients are never written: the kernel reads ``g[i]``, clips it and multiplies "
+                      "it by the scale (``c[6], c[7]``), the norm being one compiled reduction per array (on the "
+                      "whole-model path over the key's views of the gradient buffer: one pass over it, and the "
+                      "same sums, so the same bits, as per key). NaN/Inf in the gradients of a norm is reported "
+                      "through :func:`fastdl.errstate` before anything changes (``'raise'``: the update is rejected); "
+                      "otherwise the step goes on as Keras' does, with the scale NaN, and writes NaN into the "
+                      "parameters (reported again).", _WIDTH - 4))]
     parts.append("\n".join(lines))
     lines = ["Attributes", "----------", "iterations : int", "    Updates done so far (starts at 0)."]
     if rule.counters:
@@ -488,13 +571,15 @@ def optimizer_class(rule: Rule, module: str = "fastdl.optim") -> type:
     params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
     params += [inspect.Parameter(h.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=h.default)
                for h in rule.hyper]
+    clipping = CLIP_OPTIONS if rule.kind is not None else ()  # (an outside worker does not read c[6], c[7])
+    params += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None) for n in clipping]
     signature = inspect.Signature(params)
     names = rule.hyper_names
 
     def __init__(self, *args, **kwargs) -> None:
         bound = signature.bind(self, *args, **kwargs)  # a TypeError for arguments the class does not take
         bound.apply_defaults()
-        self._setup(**{n: bound.arguments[n] for n in names})
+        self._setup(**{n: bound.arguments[n] for n in (*names, *clipping)})
 
     __init__.__signature__ = signature
     __init__.__qualname__ = f"{rule.class_name}.__init__"

@@ -18,6 +18,17 @@ from .rules import Rule
 
 #: Length of the kernels' constants array (``c[0..7]``).
 N_CONSTANTS = 8
+#: Constants a rule may use (``c[0..5]``); ``c[6]`` is the gradient scale and ``c[7]`` the clip bound.
+N_RULE_CONSTANTS = 6
+#: ``c[6], c[7]`` without clipping: the gradient as it is.
+NO_CLIP = (1.0, float("inf"))
+
+
+def blank(dtype: np.dtype) -> np.ndarray:
+    """A constants array of ``dtype``: zeros, and no clipping in ``c[6], c[7]``."""
+    c = np.zeros(N_CONSTANTS, dtype)
+    c[N_RULE_CONSTANTS:] = NO_CLIP
+    return c
 
 
 def order(p: np.ndarray) -> str:
@@ -47,8 +58,9 @@ def flat_in(g: np.ndarray, order: str, dtype: np.dtype) -> np.ndarray:
 
 def cast(constants: tuple, dtype: np.dtype) -> np.ndarray:
     """A rule's constants as the kernels' length-8 array of ``dtype`` (each rounded like ``dtype.type(c)``,
-    which is NumPy 2's weak-scalar arithmetic; unused entries 0)."""
-    c = np.zeros(N_CONSTANTS, dtype)
+    which is NumPy 2's weak-scalar arithmetic; unused rule entries 0, ``c[6], c[7]`` no clipping unless
+    ``constants`` has all eight)."""
+    c = blank(dtype)
     c[:len(constants)] = constants
     return c
 
@@ -146,7 +158,7 @@ class Plan:
         self.sflat = [tuple(flat_inout(column[i], o)[0] for column in columns)
                       for i, o in enumerate(self.orders)]
         self.grads = self.gflat = self.gwhole = self.calls = None  # the gradient side: see learn_grads
-        self.cbufs = {d: np.zeros(N_CONSTANTS, d) for d in dtypes}
+        self.cbufs = {d: blank(d) for d in dtypes}
         self.consts = None
 
     @classmethod
