@@ -311,7 +311,16 @@ def _prepare(path: Path, docs: dict, arrays: dict) -> dict:
     classes = {c.__name__: c for c in OPTIMIZERS.values()}
     if opt_class not in classes:
         bad(f"optimizer class must be one of {tuple(classes)}; got {opt_class!r}")
-    prep["optimizer"] = optimizer = classes[opt_class]()
+    saved_lr = opt_state.get("hyper", {}).get("lr") if isinstance(opt_state.get("hyper"), dict) else None
+    kwargs = {}
+    if isinstance(saved_lr, dict):  # a schedule's config (fastdl.schedules.schedule_config): rebuilt by name
+        from .schedules import get_schedule
+
+        try:
+            kwargs["lr"] = get_schedule(saved_lr.get("class_name"), **saved_lr.get("config", {}))
+        except (TypeError, ValueError) as exc:
+            bad(f"optimizer schedule: {exc}")
+    prep["optimizer"] = optimizer = classes[opt_class](**kwargs)
     try:
         optimizer.load_state_dict(opt_state)
     except (TypeError, ValueError) as exc:

@@ -79,6 +79,47 @@ def _auto_lr(args: argparse.Namespace, net, x_train, t_train) -> float:
     return found.suggestion
 
 
+def _schedule(args: argparse.Namespace, lr: float, steps: int):
+    """``lr`` itself, or the ``--schedule`` starting from it (``initial_learning_rate``; 1cycle's ``max_lr``).
+
+    The schedule's other arguments come from the options named after Keras' parameters; ``decay_steps``
+    and 1cycle's ``total_steps`` default to the run's number of updates.
+    """
+    if args.schedule is None:
+        return lr
+    import inspect
+
+    from .schedules import SCHEDULES
+
+    cls = SCHEDULES[args.schedule]
+    accepted = inspect.signature(cls).parameters
+    kwargs = {"max_lr" if "max_lr" in accepted else "initial_learning_rate": lr}
+    for name in accepted:
+        value = getattr(args, name, None)
+        if value is not None and name not in kwargs:
+            kwargs[name] = value
+    for name in ("decay_steps", "total_steps"):
+        if name in accepted and name not in kwargs:
+            kwargs[name] = steps
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        missing = [f"--{n.replace('_', '-')}" for n, p in accepted.items()
+                   if p.default is inspect.Parameter.empty and n not in kwargs]
+        detail = f"needs {', '.join(missing)}" if missing else str(exc)
+        raise _cliargs.UsageError(f"--schedule {args.schedule} {detail}") from exc
+
+
+def _numbers(kind):
+    """An argparse type: comma-separated numbers of ``kind`` (``--boundaries 200,400``)."""
+    def parse(text: str) -> list:
+        try:
+            return [kind(s) for s in text.split(",") if s.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated numbers; got {text!r}") from None
+    return parse
+
+
 #: data sets with real-valued targets: trained with loss='mse', scored by RMSE and R²
 _REGRESSION_SETS = ("diabetes",)
 
@@ -116,10 +157,13 @@ def _train_command(args: argparse.Namespace) -> int:
     warm_s = _warm_up(args, net, warm_opt, x_train[:args.batch_size], t_train[:args.batch_size], x_test, t_test)
     if args.resume is None:
         lr = _auto_lr(args, net, x_train, t_train) if args.lr == "auto" else args.lr
+        steps = int(args.epochs * max(x_train.shape[0] / args.batch_size, 1))  # (the Trainer's max_iter)
         with _cliargs.user_input():
+            optimizer_param = {"lr": _schedule(args, lr, steps),
+                               **{n: getattr(args, n) for n in optim.base.CLIP_OPTIONS if getattr(args, n) is not None}}
             trainer = Trainer(net, x_train, t_train, x_test, t_test, epochs=args.epochs,
                               mini_batch_size=args.batch_size, optimizer=args.optimizer,
-                              optimizer_param={"lr": lr}, verbose=not args.quiet, patience=args.patience,
+                              optimizer_param=optimizer_param, verbose=not args.quiet, patience=args.patience,
                               restore_best_weights=args.patience is not None, backend=args.backend,
                               checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every)
         trainer.checkpoint_extra["fastdl_train"] = {key: getattr(args, key) for key in _RUN_ARGS}
@@ -238,6 +282,40 @@ def register_cli(subparsers) -> None:
                    metavar="NAME", help=f"one of {', '.join(optim.OPTIMIZERS)} (any case)")
     p.add_argument("--lr", type=_lr_value, default=0.01,
                    help="learning rate > 0, or 'auto': fastdl.lr_find's suggestion, printed")
+    from .schedules import SCHEDULES
+
+    s = p.add_argument_group("learning-rate schedule (fastdl.schedules; arguments named after Keras' parameters; "
+                             "the schedule starts from --lr)")
+    s.add_argument("--schedule", choices=list(SCHEDULES), default=None,
+                   help="schedule of the learning rate over the updates (default: none, a constant --lr)")
+    s.add_argument("--decay-steps", type=int, default=None, metavar="N",
+                   help="exponential, inverse-time, power, polynomial, cosine (default: the run's updates)")
+    s.add_argument("--decay-rate", type=float, default=None, metavar="R", help="exponential, inverse-time")
+    s.add_argument("--staircase", action="store_true", default=None,
+                   help="exponential, inverse-time: decay in steps (default: off)")
+    s.add_argument("--power", type=float, default=None, help="power, polynomial (default 1.0)")
+    s.add_argument("--end-learning-rate", type=float, default=None, metavar="LR", help="polynomial (default 0.0001)")
+    s.add_argument("--boundaries", type=_cliargs.int_list, default=None, metavar="B1,B2",
+                   help="piecewise: step boundaries, e.g. 200,400")
+    s.add_argument("--values", type=_numbers(float), default=None, metavar="V0,V1,V2",
+                   help="piecewise: one rate more than --boundaries, e.g. 0.01,0.005,0.001")
+    s.add_argument("--alpha", type=float, default=None, help="cosine, cosine-restarts: floor fraction (default 0.0)")
+    s.add_argument("--warmup-target", type=float, default=None, metavar="LR",
+                   help="cosine: rate reached by a linear warm-up (default: none)")
+    s.add_argument("--warmup-steps", type=int, default=None, metavar="N", help="cosine: warm-up length (default 0)")
+    s.add_argument("--first-decay-steps", type=int, default=None, metavar="N",
+                   help="cosine-restarts: length of the first cycle (required)")
+    s.add_argument("--t-mul", type=float, default=None, help="cosine-restarts: cycle length factor (default 2.0)")
+    s.add_argument("--m-mul", type=float, default=None, help="cosine-restarts: cycle height factor (default 1.0)")
+    s.add_argument("--total-steps", type=int, default=None, metavar="N",
+                   help="one-cycle: length of the cycle (default: the run's updates); --lr is its max_lr")
+    c = p.add_argument_group("gradient clipping (Keras' semantics; at most one)").add_mutually_exclusive_group()
+    c.add_argument("--clipnorm", type=_cliargs.positive_float, default=None, metavar="C",
+                   help="rescale each gradient array to L2 norm <= C (default: off)")
+    c.add_argument("--clipvalue", type=_cliargs.positive_float, default=None, metavar="V",
+                   help="clip each gradient element to [-V, V] (default: off)")
+    c.add_argument("--global-clipnorm", type=_cliargs.positive_float, default=None, metavar="C",
+                   help="rescale all gradients together to global L2 norm <= C (default: off)")
     p.add_argument("--batchnorm", action="store_true", help="batch normalization after each hidden Affine")
     p.add_argument("--dropout", type=_cliargs.fraction, default=0.0, metavar="RATIO",
                    help="dropout ratio, 0 <= RATIO < 1 (0: no dropout)")

@@ -60,7 +60,7 @@ def test_a_plain_function_and_the_reference(name, rng):
         np.testing.assert_allclose(params[k], expected[k], rtol=1e-12, err_msg=k)
 
 
-@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 0.0, -1.0, "0.1"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1.0, "0.1"])  # (0 is valid: cosine ends there)
 def test_a_bad_scheduled_value_changes_nothing(bad, rng):
     params = _params(rng)
     opt = optim.Adam(lr=lambda step: 0.01 if step < 2 else bad)
@@ -147,3 +147,31 @@ def test_trainer_history_records_the_scheduled_rate():
     assert [e["iteration"] for e in history.epochs] == [1, 5, 9]
     assert rates == [schedule(e["iteration"] - 1) for e in history.epochs] and len(set(rates)) == 3
     assert history.config["optimizer_param"]["lr"] == schedule_config(schedule)
+
+
+def test_trainer_resume_rebuilds_the_schedule_and_the_clipping(tmp_path):
+    """A checkpointed run with a schedule and clipnorm, resumed from its checkpoint: the same numbers."""
+    from fastdl.datasets import load_digits
+    from fastdl.nets import MultiLayerNetExtend
+    from fastdl.trainer import Trainer
+
+    (x, t), (xt, tt) = load_digits(normalize=True)
+    x, t = x[:300], t[:300]
+
+    def make(epochs, checkpoint_dir=None):
+        np.random.seed(0)
+        return Trainer(MultiLayerNetExtend(64, [16], 10), x, t, xt[:50], tt[:50], epochs=epochs,
+                       mini_batch_size=50, optimizer="nadam", verbose=False, seed=1, checkpoint_dir=checkpoint_dir,
+                       checkpoint_keep=10,
+                       optimizer_param={"lr": CosineDecay(0.02, 20), "clipnorm": 0.5})
+
+    straight = make(4)
+    straight.train()
+    make(4, tmp_path).train()
+    second = sorted(tmp_path.glob("ckpt-*.npz"))[1]  # mid-run (24 updates in all)
+    resumed = Trainer.resume(second, x, t, xt[:50], tt[:50], verbose=False)
+    assert isinstance(resumed.optimizer.lr, CosineDecay) and resumed.optimizer.lr == CosineDecay(0.02, 20)
+    assert resumed.optimizer.clipnorm == 0.5 and 0 < resumed.optimizer.iterations == resumed.current_iter < 24
+    resumed.train()
+    for k, v in straight.network.params.items():
+        np.testing.assert_array_equal(resumed.network.params[k], v, err_msg=k)

@@ -32,7 +32,7 @@ The same rules as plain in-place functions for any NumPy loop: :func:`sgd_step`,
 Learning-rate schedules: ``lr`` of every optimizer may be a callable ``schedule(step) -> float``
 (any :mod:`fastdl.schedules` object or a plain function), evaluated in Python once per update at
 ``step = opt.iterations`` (the updates done before this one, 0 at the first, as Keras'
-``iterations``) and validated (finite, > 0) before anything changes; a schedule with
+``iterations``) and validated (finite, >= 0: a cosine schedule ends at 0) before anything changes; a schedule with
 ``momentum(step)`` (:class:`~fastdl.schedules.OneCycle`) also sets ``momentum``/``beta1`` for that
 update (the attribute keeps the caller's value). ``opt.lr`` returns the schedule itself.
 

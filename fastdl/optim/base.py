@@ -207,8 +207,9 @@ class _Optimizer:
             state[name] = None if store is None else {k: np.array(v, copy=True, order="K") for k, v in store.items()}
         counters = {c.name: type(c.initial)(getattr(self, c.name)) for c in self._rule.counters}  # (int or float)
         hyper = {n: schedule_config(d[n]) if n == "lr" and is_schedule(d[n]) else d[n] for n in self._hyper_names}
+        clipping = {n: d[n] for n in CLIP_OPTIONS if d.get(n) is not None}
         return {"class": type(self).__name__, "hyper": hyper, "counters": counters,
-                "iterations": int(d.get("iterations", 0)), "state": state}
+                "iterations": int(d.get("iterations", 0)), "clipping": clipping, "state": state}
 
     def load_state_dict(self, state_dict: Mapping) -> None:
         """Restore what :meth:`state_dict` returned; the next update continues bit for bit.
@@ -225,7 +226,8 @@ class _Optimizer:
         dict or a name), this optimizer must have a schedule as its ``lr`` already (the caller's
         object, constructed as for the saved run), and keeps it; the restored ``iterations`` make
         it continue at the saved step. ``iterations`` may be missing (a dict from before schedules):
-        then it is the rule's first integer counter (Adam's ``iter``), or 0.
+        then it is the rule's first integer counter (Adam's ``iter``), or 0. ``clipping`` (the
+        option and its value, ``{}`` for none) replaces this optimizer's when given.
 
         Parameters
         ----------
@@ -240,9 +242,9 @@ class _Optimizer:
         cls, where = type(self).__name__, f"{type(self).__name__}.load_state_dict"
         if not isinstance(state_dict, Mapping):
             _checks.fail(where, "state_dict", "a dict from state_dict()", _checks.describe(state_dict), TypeError)
-        if set(state_dict) - {"class", "iterations"} != {"hyper", "counters", "state"}:
+        if set(state_dict) - {"class", "iterations", "clipping"} != {"hyper", "counters", "state"}:
             _checks.fail(where, "state_dict", "a dict with the keys 'hyper', 'counters', 'state' (and 'class', "
-                         "'iterations')", f"keys {sorted(map(str, state_dict))}")
+                         "'iterations', 'clipping')", f"keys {sorted(map(str, state_dict))}")
         if state_dict.get("class", cls) != cls:
             _checks.fail(where, "state_dict['class']", repr(cls), repr(state_dict["class"]))
         parts = {}
@@ -263,6 +265,13 @@ class _Optimizer:
                  if not (keep_schedule and h.name == "lr")}
         counters = {c.name: c.check(parts["counters"][c.name], where, f"counters[{c.name!r}]")
                     for c in self._rule.counters}
+        clipping = state_dict.get("clipping")
+        if clipping is not None:  # validated by a scratch copy (nothing of self changes here)
+            if not isinstance(clipping, Mapping) or not set(clipping) <= set(CLIP_OPTIONS):
+                _checks.fail(where, "state_dict['clipping']", f"a dict with keys among {list(CLIP_OPTIONS)}",
+                             _checks.describe(clipping), TypeError if not isinstance(clipping, Mapping) else ValueError)
+            scratch = object.__new__(type(self))
+            scratch._set_clipping(**clipping)
         if "iterations" in state_dict:
             iterations = _checks.count(state_dict["iterations"], "state_dict['iterations']", where, minimum=0)
         else:
@@ -305,6 +314,9 @@ class _Optimizer:
         for n, v in counters.items():
             setattr(self, n, v)
         self.iterations = iterations
+        if clipping is not None:
+            self._set_clipping(**clipping)
+            self._plan = None  # (clipnorm keeps no plan)
 
     def _grad_sumsq(self, flats) -> list:
         """Sums of squares of the 1-D gradient arrays (one compiled pass each), NaN/Inf reported before any change."""
@@ -325,11 +337,12 @@ class _Optimizer:
     # any counter changes. Written out per rule by tick_function.
 
     def _scheduled(self, schedule, step, momentum):
-        """``(lr, momentum)`` for update ``step``: ``schedule(step)`` validated (finite, > 0), and the
-        schedule's ``momentum(step)`` (1cycle) in place of ``momentum`` when it has one (else as given)."""
+        """``(lr, momentum)`` for update ``step``: ``schedule(step)`` validated (finite, >= 0: Keras' cosine
+        and polynomial schedules end at 0), and the schedule's ``momentum(step)`` (1cycle) in place of
+        ``momentum`` when it has one (else as given)."""
         lr = schedule(step)
-        if not (type(lr) is float and 0.0 < lr < _INF):  # (NaN fails both comparisons)
-            lr = _checks.positive_number(lr, f"lr({step})", f"{type(self).__name__}.update")
+        if not (type(lr) is float and 0.0 <= lr < _INF):  # (NaN fails both comparisons)
+            lr = _checks.positive_number(lr, f"lr({step})", f"{type(self).__name__}.update", allow_zero=True)
         if momentum is not None:
             cycle = getattr(schedule, "momentum", None)
             value = cycle(step) if callable(cycle) else None
@@ -499,7 +512,8 @@ def class_doc(rule: Rule) -> str:
             lines += [f"lr : float or callable, default {h.default!r}",
                       *("    " + line for line in textwrap.wrap(
                           f"{h.doc} ({h.range}), or a schedule ``lr(step) -> float`` evaluated once per update "
-                          "at ``step = iterations`` (0 at the first; :mod:`fastdl.schedules`); a schedule with "
+                          "at ``step = iterations`` (0 at the first; :mod:`fastdl.schedules`), its value finite "
+                          "and >= 0 (a schedule may end at 0), checked before anything changes; a schedule with "
                           f"``momentum(step)`` (1cycle) also drives {' / '.join(f'``{n}``' for n in MOMENTUM_NAMES)}.",
                           _WIDTH - 4))]
         else:
