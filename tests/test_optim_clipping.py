@@ -147,3 +147,23 @@ def test_nonfinite_gradient_norm_is_reported_before_anything_changes(option, lay
         opt.update(params, grads)  # the default policy warns; the step goes on as Keras' (NaN scale)
     assert any("norm is not finite" in str(w.message) for w in caught)
     assert np.isnan(params[key]).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_parallel_norm_matches_the_reference(dtype, rng, monkeypatch):
+    """Above the parallel threshold the sum of squares is split over the threads (per-thread partials)."""
+    calls = []
+    original = optim._k.sumsq_parallel
+    monkeypatch.setattr(optim._k, "sumsq_parallel", lambda a, n: calls.append(n) or original(a, n))
+    dtype = np.dtype(dtype)
+    params, grads, flat_g = _net_buffers(rng, dtype)
+    expected = {k: v.copy() for k, v in params.items()}
+    opt, ref = optim.SGD(lr=0.1, global_clipnorm=1.0), reference.SGD(lr=0.1)
+    with fastdl.runtime.parallel_threshold(0):
+        for _ in range(5):
+            flat_g[:] = 3 * rng.standard_normal(flat_g.size)
+            opt.update(params, grads)
+            ref.update(expected, clipped(grads, "global_clipnorm", 1.0))
+    assert len(calls) == 5 * len(grads)
+    for k in params:
+        assert_close(params[k], expected[k], rtol=RTOL[dtype], err_msg=k)

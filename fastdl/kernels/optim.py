@@ -43,7 +43,7 @@ from numba.extending import overload
 from .._jit import jit
 
 __all__ = ["KINDS", "WORKERS", "clip", "count_nonfinite", "step", "step_parallel", "step_parallel_with", "sumsq",
-           "worker"]
+           "sumsq_parallel", "worker"]
 
 #: The compiled workers in kind order (``WORKERS[kind]``); :func:`worker` appends.
 WORKERS: list = []
@@ -82,33 +82,32 @@ def clip(gi, bound, scale):
     return gi * scale
 
 
-@jit
+@jit(fastmath={"reassoc"})
 def sumsq(a):
-    """``sum(a * a)`` of a 1-D array, accumulated in float64 over eight partial sums (one read of ``a``)."""
-    n = a.size
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
-    m = n - n % 8
-    for i in range(0, m, 8):
-        x0 = np.float64(a[i])
-        x1 = np.float64(a[i + 1])
-        x2 = np.float64(a[i + 2])
-        x3 = np.float64(a[i + 3])
-        x4 = np.float64(a[i + 4])
-        x5 = np.float64(a[i + 5])
-        x6 = np.float64(a[i + 6])
-        x7 = np.float64(a[i + 7])
-        s0 += x0 * x0
-        s1 += x1 * x1
-        s2 += x2 * x2
-        s3 += x3 * x3
-        s4 += x4 * x4
-        s5 += x5 * x5
-        s6 += x6 * x6
-        s7 += x7 * x7
-    for i in range(m, n):
+    """``sum(a * a)`` of a 1-D array, accumulated in float64, one read of ``a``.
+
+    Reassociation lets the loop vectorize (float32 1M: 0.14 ms instead of 0.49 ms with eight scalar
+    partial sums); the order of the additions then follows the vector width of the build, fixed for
+    a given machine: the same array gives the same sum on every call.
+    """
+    s = 0.0
+    for i in range(a.size):
         x = np.float64(a[i])
-        s0 += x * x
-    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+        s += x * x
+    return s
+
+
+@jit(parallel=True)
+def sumsq_parallel(a, n_chunks):
+    """:func:`sumsq` over ``n_chunks`` contiguous slices, one per thread, the partial sums added in order."""
+    n = a.size
+    parts = np.zeros(n_chunks)
+    for i in prange(n_chunks):
+        parts[i] = sumsq(a[i * n // n_chunks:(i + 1) * n // n_chunks])
+    total = 0.0
+    for i in range(n_chunks):
+        total += parts[i]
+    return total
 
 
 @worker

@@ -321,7 +321,8 @@ class _Optimizer:
     def _grad_sumsq(self, flats) -> list:
         """Sums of squares of the 1-D gradient arrays (one compiled pass each), NaN/Inf reported before any change."""
         option, _ = self._clip
-        sums = [_k.sumsq(f) for f in flats]
+        use_parallel = runtime.use_parallel
+        sums = [_k.sumsq_parallel(f, runtime.chunks(f.size)) if use_parallel(f.size) else _k.sumsq(f) for f in flats]
         if not all(map(math.isfinite, sums)):
             runtime.report_nonfinite(f"{type(self).__name__}.update", f"NaN/Inf in the gradients: their norm is not "
                                      f"finite, so {option} scales them by NaN (Keras' rule) and the step writes NaN")
