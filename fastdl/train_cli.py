@@ -149,6 +149,8 @@ def _train_command(args: argparse.Namespace) -> int:
             trainer = Trainer.resume(args.resume, x_train, t_train, x_test, t_test, verbose=not args.quiet)
             net, warm_opt = trainer.network, trainer.optimizer
             lr = trainer.history.config.get("optimizer_param", {}).get("lr", trainer.optimizer.lr)
+            if isinstance(lr, dict):  # a schedule's config: its starting rate for the figure's title
+                lr = next(iter(lr.get("config", {}).values()), float("nan"))
         else:
             np.random.seed(args.seed)
             net = _network(args, x_train.shape[1], _outputs(args, t_train), dtype)
