@@ -50,7 +50,7 @@ Threading policy
       kernel forced parallel; 1024x1024 affine+BN+ReLU: equal), and with 65,536 the book's W1 Adam
       step went parallel right before a GEMM and the step was ~15 % slower. ``fastdl bench`` prints
       this table (interleave rows).
-    * BLAS keeps its own threads (fastdl does not change them); see the README for how the
+    * BLAS keeps its own threads (fastdl does not change them); see docs/design-notes.md for how the
       interleaved loop was measured.
 
 Processes: fork after a parallel kernel
