@@ -336,7 +336,8 @@ def register_cli(subparsers) -> None:
     p.add_argument("--out", default="fastdl-out", help="directory for train-<dataset>.json/.png")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
     p.add_argument("--no-compare", dest="compare", action="store_false",
-                   help="skip the closing fastdl-vs-NumPy-reference training-step timing")
+                   help="skip the closing fastdl-vs-NumPy-reference training-step timing "
+                        "(compare=%(default)s: it runs unless this flag is given)")
     p.add_argument("--checkpoint-dir", default=None, metavar="DIR",
                    help="write checkpoints to DIR at epoch ends and on Ctrl-C (None: no checkpoints)")
     p.add_argument("--checkpoint-every", type=_cliargs.positive_int, default=1, metavar="N",
