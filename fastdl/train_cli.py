@@ -134,7 +134,8 @@ def _train_command(args: argparse.Namespace) -> int:
     if args.resume is not None:  # (first: --out may come from the checkpoint)
         from .checkpoint import adopt_run_args
 
-        adopt_run_args(args, _RUN_ARGS)  # (its errors stay exceptions: tests/test_checkpoint.py asserts them)
+        with _cliargs.user_input():  # a conflicting argument or a missing/damaged checkpoint: one line, exit 2
+            adopt_run_args(args, _RUN_ARGS)
     out = Path(args.out)
     problem = runtime.writable_dir_problem(out)  # before training: a bad --out must not cost the run
     if problem:
