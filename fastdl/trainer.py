@@ -232,8 +232,6 @@ class Trainer:
             _checks.fail(where, "weight_constraint", "a callable such as fastdl.constraints.MaxNorm(2.0)",
                          _checks.describe(weight_constraint), TypeError)
         self.weight_constraint = weight_constraint
-        #: the weight matrices the constraint applies to: params named W1, W2, ... (the same objects)
-        self._constrained = [v for k, v in network.params.items() if k.startswith("W") and k[1:].isdigit()]
         self.callbacks = list(callbacks or [])
         for i, cb in enumerate(self.callbacks):
             if not any(callable(getattr(cb, m, None)) for m in ("on_train_begin", "on_epoch_end")):
@@ -403,9 +401,10 @@ class Trainer:
         try:
             grads = self.network.gradient(x_batch, t_batch)
             self.optimizer.update(self.network.params, grads)
-            if self.weight_constraint is not None:
-                for W in self._constrained:
-                    self.weight_constraint(W)
+            if self.weight_constraint is not None:  # every W1, W2, ... the network holds now
+                for key, W in self.network.params.items():
+                    if key[:1] == "W" and key[1:].isdigit():
+                        self.weight_constraint(W)
             loss = self.network.loss(x_batch, t_batch)
         except FloatingPointError as exc:  # errstate(nonfinite='raise')
             loss = float("nan")
