@@ -59,6 +59,8 @@ def config(net) -> dict:
         "backend": backend,
         "loss": getattr(net, "loss_name", "cross_entropy"),
     }
+    if getattr(net, "_frozen", ()):
+        cfg["frozen"] = list(net._frozen)  # (fastdl.transfer; absent when nothing is frozen)
     return cfg
 
 
@@ -109,7 +111,7 @@ def build(doc: dict, arrays: dict, path, classes: dict, backend=None):
     cfg = doc.get("config")
     if not isinstance(cfg, dict) or cfg.get("class") not in ("MultiLayerNet", "MultiLayerNetExtend"):
         bad("config must name the class MultiLayerNet or MultiLayerNetExtend")
-    kwargs = {k: v for k, v in cfg.items() if k != "class"}
+    kwargs = {k: v for k, v in cfg.items() if k not in ("class", "frozen")}
     saved_backend = kwargs.pop("backend", None)
     if backend is None:
         if isinstance(saved_backend, dict):
@@ -128,6 +130,13 @@ def build(doc: dict, arrays: dict, path, classes: dict, backend=None):
         bad(f"config does not build a network ({exc})")
     finally:
         np.random.set_state(random_state)
+    frozen = cfg.get("frozen", [])
+    if not isinstance(frozen, list) or not all(isinstance(k, str) and k in net.params for k in frozen):
+        bad(f"config 'frozen' must be a list of params keys {list(net.params)}; got {frozen!r}")
+    try:
+        net.freeze(frozen)
+    except (TypeError, ValueError) as exc:
+        bad(f"config 'frozen' does not freeze this network ({exc})")
     saved = doc.get("params")
     if saved != list(net.params):
         bad(f"params must be {list(net.params)} for this config; got {saved}")

@@ -326,8 +326,8 @@ def _prepare(path: Path, docs: dict, arrays: dict) -> dict:
     except (TypeError, ValueError) as exc:
         bad(f"optimizer state: {exc}")
     for name, store in opt_state["state"].items():
-        if store is not None and list(store) != list(net.params):
-            bad(f"optimizer state {name!r} must have the network's keys {list(net.params)}; got {list(store)}")
+        if store is not None and not set(store) <= set(net.params):  # (frozen keys may have none)
+            bad(f"optimizer state {name!r} must have keys of the network's {list(net.params)}; got {list(store)}")
         for key, a in (store or {}).items():
             p = net.params[key]
             if a.shape != p.shape or a.dtype != p.dtype:

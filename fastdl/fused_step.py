@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from . import _checks, _flat, activations, ops, runtime
+from . import _checks, _flat, activations, ops, runtime, transfer
 from .kernels import fused as _fused
 from .kernels import mse as _mse
 
@@ -80,8 +80,12 @@ class FusedStep:
 
     def __init__(self, net) -> None:
         params = net.params
-        self.P, views = _flat.pack(params)
-        self.G, gviews = _flat.pack(params)  # same layout as P, so one optimizer call can step P with G
+        frozen = set(net._frozen)
+        # frozen keys first, so the trainable ones (net.trainable_params) tile the end of P in params' order
+        packed = {k: params[k] for k in sorted(params, key=lambda k: k not in frozen)}
+        self.lo = transfer.frozen_prefix(net) if frozen else 0  # blocks 0..lo-1: frozen, forward only
+        self.P, views = _flat.pack(packed)
+        self.G, gviews = _flat.pack(packed)  # same layout as P, so one optimizer call can step P with G
         self.G[...] = 0
         params.update(views)  # same keys, same order: the values become views of P
         n_hidden = net.hidden_layer_num
@@ -126,7 +130,7 @@ class FusedStep:
         self.views = tuple(params.values())
         # the layer path's key order (W1, b1, gamma1, beta1, W2, ...), not params' order
         order = [k for idx in range(1, n_hidden + 2)
-                 for k in (f"W{idx}", f"b{idx}", f"gamma{idx}", f"beta{idx}") if k in gviews]
+                 for k in (f"W{idx}", f"b{idx}", f"gamma{idx}", f"beta{idx}") if k in gviews and k not in frozen]
         self.grad_views = {k: gviews[k] for k in order}
         self.layer_objs = tuple(net.layers.values())
         self.last = net.last_layer
@@ -281,8 +285,14 @@ class FusedStep:
         fwd_code, bwd_code = self.fwd_code, self.bwd_code
         pre = saved if self.keep_pre else outs  # where the epilogue writes when a driver applies the activation
         # forward
+        lo = self.lo
         a = x
-        for i, blk in enumerate(blocks[:-1]):
+        for blk in blocks[:lo]:  # frozen blocks: the layers themselves, batch norm in inference mode
+            a = blk.act_layer.forward(blk.bn.forward(blk.affine.forward(a), False) if use_bn
+                                      else blk.affine.forward(a))
+        x_lo = a
+        for i in range(lo, len(blocks) - 1):
+            blk = blocks[i]
             h = hs[i]
             dot(a, blk.W, h)
             m, om = moms[i]
@@ -295,12 +305,12 @@ class FusedStep:
             a = outs[i]
         dot(a, out_blk.W, z)
         loss = calls.loss(z, y, dz, labels, probs, nf, n)
-        # backward: dW of every layer, dx of every layer but the first
+        # backward: dW of every trainable layer, dx of every one but the lowest
         d = dz
-        for i in range(len(blocks) - 1, -1, -1):
+        for i in range(len(blocks) - 1, lo - 1, -1):
             blk = blocks[i]
-            dot((outs[i - 1] if i else x).T, d, blk.gW)
-            if i:
+            dot((outs[i - 1] if i > lo else x_lo).T, d, blk.gW)
+            if i > lo:
                 dot(d, blk.W.T, dys[i - 1])
                 prev = blocks[i - 1]
                 d = dys[i - 1]
@@ -311,9 +321,9 @@ class FusedStep:
         lam = net.weight_decay_lambda
         if lam:
             lam_t = tp(lam)
-            for blk in blocks:
+            for blk in blocks[lo:]:
                 _fused.add_scaled(blk.gW, blk.W, lam_t)
-        self._sync_layers(net, x, t, labels, probs, loss, n, hs, xns, outs, saved, z if self.mse else y)
+        self._sync_layers(net, x_lo, t, labels, probs, loss, n, hs, xns, outs, saved, z if self.mse else y)
         return dict(self.grad_views)
 
     def _act_forward(self, blk: _Block, pre: np.ndarray, out: np.ndarray, saved: np.ndarray) -> None:
@@ -354,9 +364,10 @@ class FusedStep:
 
     def _sync_layers(self, net, x, t, labels, probs, loss, n, hs, xns, outs, saved, y) -> None:
         """Point the layers' gradients and forward caches at this step's arrays (as the layer path leaves them)."""
-        a = x
+        a = x  # (the input of the lowest trainable block)
         rec = self.activation
-        for i, blk in enumerate(self.blocks):
+        for i in range(self.lo, len(self.blocks)):
+            blk = self.blocks[i]
             aff = blk.affine
             aff.x, aff.original_x_shape, aff.dW, aff.db = a, a.shape, blk.gW, blk.gb
             layer = blk.act_layer

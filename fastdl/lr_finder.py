@@ -261,7 +261,7 @@ def lr_find(network, x, t, optimizer="sgd", start_lr: float = 1e-6, end_lr: floa
                                    f"{s:.4g} > {diverge_factor} x {best:.4g}")
                     break
                 best = min(best, s)
-                opt.update(network.params, grads)
+                opt.update(getattr(network, "trainable_params", network.params), grads)
     finally:
         if bar is not None:
             bar.close()

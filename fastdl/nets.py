@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _checks, _netio, activations, ops
+from . import _checks, _netio, activations, ops, transfer
 from . import layers as _fastdl_layers
 from . import reference as _reference
 from ._archive import CheckpointError
@@ -234,12 +234,15 @@ class MultiLayerNetExtend:
         self._build_layers()
         #: profiler hook: a dict into which the fused gradient() adds seconds per phase (None: off)
         self._phase_times: dict[str, float] | None = None
+        self._frozen: tuple[str, ...] = ()  # frozen params keys (see fastdl.transfer)
         self._fused = FusedStep(self) if self._fused_eligible() else None
 
     def _fused_eligible(self) -> bool:
         """The fused step covers the fastdl backend without dropout or learnable activation parameters,
         unless a subclass changed the math."""
         if self.backend is not _fastdl_layers or self.use_dropout or activations.get(self.activation).params:
+            return False
+        if self._frozen and not transfer.fused_covers(self):
             return False
         base = MultiLayerNetExtend
         return all(getattr(type(self), name) is getattr(base, name)
@@ -273,6 +276,7 @@ class MultiLayerNetExtend:
         state.setdefault("loss_name", "cross_entropy")  # (pickles made before loss='mse')
         state.pop("_plan", None)
         state["_fused"] = None
+        state.setdefault("_frozen", ())  # (pickles made before freezing)
         self.__dict__.update(state)
         self._index_layers()
         if self._fused_eligible():
@@ -330,8 +334,9 @@ class MultiLayerNetExtend:
     def _index_layers(self) -> None:
         """``_forward_steps``: (layer, kind) in order, kind 1 for batch norm, 2 for dropout, 0 for the others
         (so the forward does no string tests per call)."""
-        self._forward_steps = [(layer, 1 if "BatchNorm" in key else 2 if "Dropout" in key else 0)
-                               for key, layer in self.layers.items()]
+        frozen_bn = transfer.frozen_bn_layers(self, getattr(self, "_frozen", ()))
+        self._forward_steps = [(layer, 3 if key in frozen_bn else 1 if "BatchNorm" in key else 2 if "Dropout" in key
+                                else 0) for key, layer in self.layers.items()]
 
     # -- the book's methods ------------------------------------------------------------------------------
     def _input(self, x, method: str = "predict") -> np.ndarray:
@@ -389,7 +394,7 @@ class MultiLayerNetExtend:
             if kind == 0:
                 x = layer.forward(x)
             else:
-                x = layer.forward(x, bn_train if kind == 1 else dropout_train)
+                x = layer.forward(x, bn_train if kind == 1 else dropout_train if kind == 2 else False)  # 3: frozen BN
         return x
 
     def _weight_decay(self):
@@ -552,21 +557,68 @@ class MultiLayerNetExtend:
         x, _ = self._batch(x, t, "gradient")  # (again in loss: a subclass may override it)
         self.loss(x, t, train_flg=True)
         dout = self.last_layer.backward(1)
-        for layer in reversed(self.layers.values()):
-            dout = layer.backward(dout)
+        skip = self._frozen
+        if skip:  # stops below the lowest trainable layer (fastdl.transfer)
+            transfer.backward_frozen(self, dout)
+        else:
+            for layer in reversed(self.layers.values()):
+                dout = layer.backward(dout)
         lam = self.weight_decay_lambda
         grads = {}
         for idx in range(1, self.hidden_layer_num + 2):
             affine = self.layers[f"Affine{idx}"]
-            grads[f"W{idx}"] = affine.dW + lam * self.params[f"W{idx}"] if lam else affine.dW
-            grads[f"b{idx}"] = affine.db
-            if self.use_batchnorm and idx != self.hidden_layer_num + 1:
+            if f"W{idx}" not in skip:
+                grads[f"W{idx}"] = affine.dW + lam * self.params[f"W{idx}"] if lam else affine.dW
+            if f"b{idx}" not in skip:
+                grads[f"b{idx}"] = affine.db
+            if self.use_batchnorm and idx != self.hidden_layer_num + 1 and f"gamma{idx}" not in skip:
                 bn = self.layers[f"BatchNorm{idx}"]
                 grads[f"gamma{idx}"] = bn.dgamma
                 grads[f"beta{idx}"] = bn.dbeta
             for name in self._activation_params(idx):
-                grads[f"{name}{idx}"] = getattr(self.layers[f"Activation_function{idx}"], "d" + name)
+                if f"{name}{idx}" not in skip:
+                    grads[f"{name}{idx}"] = getattr(self.layers[f"Activation_function{idx}"], "d" + name)
         return grads
+
+    # -- reusing and freezing layers (fastdl.transfer) ---------------------------------------------------
+    def freeze(self, layers) -> None:
+        """Freeze ``layers``: the lowest ``k`` blocks (an int) or a list of ``params`` keys (Keras'
+        ``layer.trainable = False``; see :mod:`fastdl.transfer` for what it skips and guarantees).
+
+        Frozen keys leave :meth:`gradient` and :attr:`trainable_params`; frozen batch-norm layers run
+        in inference mode. Adds to the frozen set; checked before anything changes.
+        """
+        keys = set(transfer.resolve_layers(self, layers, f"{type(self).__name__}.freeze"))
+        self._set_frozen([k for k in self.params if k in keys or k in self._frozen])
+
+    def unfreeze(self, layers=None) -> None:
+        """Make ``layers`` (default: every frozen key; an int ``k``: blocks ``1..k``; a list of keys) trainable."""
+        keys = set(self.params if layers is None else
+                   transfer.resolve_layers(self, layers, f"{type(self).__name__}.unfreeze"))
+        self._set_frozen([k for k in self._frozen if k not in keys])
+
+    def load_layers_from(self, trained, n_layers: int, freeze: bool = True):
+        """Copy blocks ``1..n_layers`` of ``trained`` (weights, biases, batch norm with its running
+        statistics) into this network and freeze them: :func:`fastdl.transfer.reuse_layers`. Returns self."""
+        return transfer.reuse_layers(trained, self, n_layers, freeze)
+
+    @property
+    def frozen(self) -> tuple[str, ...]:
+        """The frozen ``params`` keys, in ``params``' order."""
+        return self._frozen
+
+    @property
+    def trainable_params(self) -> dict[str, np.ndarray]:
+        """``params`` without the frozen keys (``params`` itself when none is): what an optimizer steps."""
+        if not self._frozen:
+            return self.params
+        skip = self._frozen
+        return {k: v for k, v in self.params.items() if k not in skip}
+
+    def _set_frozen(self, keys: list[str]) -> None:
+        self._frozen = tuple(keys)
+        self._index_layers()  # frozen batch norm: inference mode
+        self._fused = FusedStep(self) if self._fused_eligible() else None  # (re-packs: trainable keys last)
 
     def save(self, path) -> Path:
         """Write the network to an ``.npz`` file, atomically and without pickle; read it with :func:`load`.

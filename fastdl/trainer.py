@@ -400,9 +400,10 @@ class Trainer:
         t_batch = self.t_train[batch_mask]
         try:
             grads = self.network.gradient(x_batch, t_batch)
-            self.optimizer.update(self.network.params, grads)
-            if self.weight_constraint is not None:  # every W1, W2, ... the network holds now
-                for key, W in self.network.params.items():
+            trainable = getattr(self.network, "trainable_params", self.network.params)  # (frozen keys left out)
+            self.optimizer.update(trainable, grads)
+            if self.weight_constraint is not None:  # every trainable W1, W2, ... the network holds now
+                for key, W in trainable.items():
                     if key[:1] == "W" and key[1:].isdigit():
                         self.weight_constraint(W)
             loss = self.network.loss(x_batch, t_batch)

@@ -73,7 +73,7 @@ def train_loss_curves(dataset: str, where: str, networks: dict, optimizers: dict
         x_batch, t_batch = x_train[batch_mask], t_train[batch_mask]
         for key, net in networks.items():
             grads = net.gradient(x_batch, t_batch)
-            optimizers[key].update(net.params, grads)
+            optimizers[key].update(net.trainable_params, grads)
             losses[key].append(float(net.loss(x_batch, t_batch)))
     return losses
 
