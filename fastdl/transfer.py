@@ -116,7 +116,8 @@ def frozen_prefix(net) -> int:
 def fused_covers(net) -> bool:
     """True when the fused step covers the frozen set: exactly blocks ``1..k`` with ``k`` below the output layer."""
     k = frozen_prefix(net)
-    return k <= net.hidden_layer_num and set(net._frozen) == {key for i in range(1, k + 1) for key in block_keys(net, i)}
+    whole = {key for i in range(1, k + 1) for key in block_keys(net, i)}
+    return k <= net.hidden_layer_num and set(net._frozen) == whole
 
 
 def _layer_keys(net, name: str) -> list[str]:

@@ -122,9 +122,35 @@ def test_registry_and_cli(tmp_path, capsys):
 
     assert set(experiments.EXPERIMENTS) == {"optimizer-paths", "optimizer-compare", "weight-init-hist",
                                             "weight-init-compare", "batchnorm", "overfit", "hparam-search",
-                                            "lr-finder", "batch-size", "depth-width"}
+                                            "lr-finder", "batch-size", "depth-width", "transfer", "activations"}
     with pytest.raises(ValueError, match="experiment"):
         experiments.get("nope")
     assert main(["experiment", "optimizer-paths", "--out", str(tmp_path)]) == 0
     assert "optimizer-paths" in capsys.readouterr().out
     assert (tmp_path / "optimizer-paths.png").exists()
+
+
+def test_transfer(tmp_path):
+    data, fig = experiments.run("transfer", out=tmp_path, hidden=(16, 16), base_epochs=2, epochs=2, sizes=(10, 20),
+                                curve_size=10, repeats=1)
+    assert (tmp_path / "transfer.png").stat().st_size > 0
+    assert set(data["curves"]) == {"scratch", "reused, frozen", "reused, fine-tuned"}
+    assert data["sizes"] == [10, 20] and all(len(v) == 2 for v in data["final"].values())
+    assert all(len(v) == 2 and all(0 <= a <= 1 for a in v) for v in data["curves"].values())
+    assert 0.2 < data["base_acc"] <= 1  # (5 classes: above chance after two epochs)
+    with pytest.raises(ValueError, match="n_reused must be at most"):
+        experiments.run("transfer", out=tmp_path, hidden=(8,), n_reused=2)
+
+
+def test_activations(tmp_path):
+    data, fig = experiments.run("activations", out=tmp_path, depth=3, width=8, epochs=1, batch_size=200,
+                                hist_depth=6, n_samples=200, names=["relu", "selu"])
+    assert (tmp_path / "activations.png").stat().st_size > 0 and (tmp_path / "activations-hist.png").exists()
+    n_train = len(__import__("fastdl").datasets.load_digits()[0][0])
+    assert set(data["loss"]) == {"relu", "selu"} and all(len(v) == n_train // 200 for v in data["loss"].values())
+    stacks = data["hist"]["stacks"]
+    assert set(stacks) == {"SELU + LeCun", "ReLU + He", "tanh + Xavier"}
+    assert sorted(stacks["SELU + LeCun"]["hist"]) == [1, 5, 6]
+    assert all(len(s["std"]) == 6 for s in stacks.values())
+    assert abs(stacks["SELU + LeCun"]["std"][-1] - 1) < 0.25 and stacks["tanh + Xavier"]["std"][-1] < 0.5
+    assert min(stacks["ReLU + He"]["mean"]) > 0.2  # (ReLU outputs are never negative)

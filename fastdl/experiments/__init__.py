@@ -17,6 +17,8 @@ hparam-search            random search of lr and weight decay on a validation sp
 lr-finder                learning-rate range test per optimizer, suggestion checked (Géron ch. 10)
 batch-size               accuracy after a fixed epoch budget and samples/s per batch size (Géron ch. 10)
 depth-width              validation accuracy against parameter count, 1-6 layers x 16-512 (Géron ch. 10)
+transfer                 lower layers trained on digits 0-4 reused (frozen, fine-tuned) for 5-9 (Géron ch. 11)
+activations              a 10-layer net with every activation + self-normalization histograms (Géron ch. 11)
 =======================  =========================================================================
 
 From the command line: ``fastdl experiment NAME [--dataset digits|mnist] [--out DIR] [--seed S]``,
@@ -44,6 +46,8 @@ EXPERIMENTS = {
     "lr-finder": "fastdl.experiments.lr_finder",
     "batch-size": "fastdl.experiments.batch_size",
     "depth-width": "fastdl.experiments.depth_width",
+    "transfer": "fastdl.experiments.transfer",
+    "activations": "fastdl.experiments.activations",
 }
 
 #: Where figures go when no ``out`` is given.
