@@ -37,6 +37,7 @@ _SUBMODULES = (
     "profiler",
     "reference",
     "trainer",
+    "transfer",
 )
 
 _LAZY_ATTRS = {

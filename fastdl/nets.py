@@ -131,7 +131,7 @@ def _positive_int(value, name: str, where: str) -> int:
     return v
 
 
-class MultiLayerNetExtend:
+class MultiLayerNetExtend(transfer.Freezable):
     """Fully connected network with optional batch norm and dropout (the book's ``MultiLayerNetExtend``).
 
     Layers per hidden unit block: ``Affine{i}``, ``BatchNorm{i}`` (with ``use_batchnorm``),
@@ -580,42 +580,8 @@ class MultiLayerNetExtend:
                     grads[f"{name}{idx}"] = getattr(self.layers[f"Activation_function{idx}"], "d" + name)
         return grads
 
-    # -- reusing and freezing layers (fastdl.transfer) ---------------------------------------------------
-    def freeze(self, layers) -> None:
-        """Freeze ``layers``: the lowest ``k`` blocks (an int) or a list of ``params`` keys (Keras'
-        ``layer.trainable = False``; see :mod:`fastdl.transfer` for what it skips and guarantees).
-
-        Frozen keys leave :meth:`gradient` and :attr:`trainable_params`; frozen batch-norm layers run
-        in inference mode. Adds to the frozen set; checked before anything changes.
-        """
-        keys = set(transfer.resolve_layers(self, layers, f"{type(self).__name__}.freeze"))
-        self._set_frozen([k for k in self.params if k in keys or k in self._frozen])
-
-    def unfreeze(self, layers=None) -> None:
-        """Make ``layers`` (default: every frozen key; an int ``k``: blocks ``1..k``; a list of keys) trainable."""
-        keys = set(self.params if layers is None else
-                   transfer.resolve_layers(self, layers, f"{type(self).__name__}.unfreeze"))
-        self._set_frozen([k for k in self._frozen if k not in keys])
-
-    def load_layers_from(self, trained, n_layers: int, freeze: bool = True):
-        """Copy blocks ``1..n_layers`` of ``trained`` (weights, biases, batch norm with its running
-        statistics) into this network and freeze them: :func:`fastdl.transfer.reuse_layers`. Returns self."""
-        return transfer.reuse_layers(trained, self, n_layers, freeze)
-
-    @property
-    def frozen(self) -> tuple[str, ...]:
-        """The frozen ``params`` keys, in ``params``' order."""
-        return self._frozen
-
-    @property
-    def trainable_params(self) -> dict[str, np.ndarray]:
-        """``params`` without the frozen keys (``params`` itself when none is): what an optimizer steps."""
-        if not self._frozen:
-            return self.params
-        skip = self._frozen
-        return {k: v for k, v in self.params.items() if k not in skip}
-
     def _set_frozen(self, keys: list[str]) -> None:
+        """Freeze exactly ``keys`` (see :class:`fastdl.transfer.Freezable`)."""
         self._frozen = tuple(keys)
         self._index_layers()  # frozen batch norm: inference mode
         self._fused = FusedStep(self) if self._fused_eligible() else None  # (re-packs: trainable keys last)

@@ -62,7 +62,7 @@ import numpy as np
 from . import _checks
 from .ops import BN_EPS
 
-__all__ = ["block_keys", "frozen_bn_layers", "resolve_layers", "reuse_layers"]
+__all__ = ["Freezable", "block_keys", "frozen_bn_layers", "resolve_layers", "reuse_layers"]
 
 
 def block_keys(net, idx: int) -> list[str]:
@@ -227,3 +227,66 @@ def reuse_layers(trained, new, n_layers: int, freeze: bool = True):
     if freeze:
         new.freeze(n_layers)
     return new
+
+
+class Freezable:
+    """The freezing methods of :class:`fastdl.nets.MultiLayerNetExtend` and ``MultiLayerNet`` (a mixin).
+
+    The network provides ``params``, ``_frozen`` (a tuple of keys, ``()`` by default) and
+    ``_set_frozen(keys)`` (store them, re-index the layers, rebuild the fused step).
+    """
+
+    _frozen: tuple[str, ...] = ()
+
+    def freeze(self, layers) -> None:
+        """Freeze ``layers``: the lowest ``k`` blocks (an int) or a list of ``params`` keys.
+
+        The book's counterpart of Keras' ``layer.trainable = False`` (see the module notes for what is
+        skipped and guaranteed). Frozen keys leave ``gradient()`` and :attr:`trainable_params`;
+        frozen batch-norm layers run in inference mode. Adds to the frozen set; checked before
+        anything changes.
+
+        Parameters
+        ----------
+        layers : int, str or list of str
+            ``k`` in ``[0, L]`` (blocks ``1..k``, ``L`` counting the output layer), or ``params`` keys
+            (``gamma{i}`` with ``beta{i}``).
+        """
+        keys = set(resolve_layers(self, layers, f"{type(self).__name__}.freeze"))
+        self._set_frozen([k for k in self.params if k in keys or k in self._frozen])
+
+    def unfreeze(self, layers=None) -> None:
+        """Make ``layers`` trainable again: every frozen key (``None``), blocks ``1..k`` (an int) or keys.
+
+        Optimizer state is kept by key: a key the optimizer never stepped starts from zero state, one it
+        stepped before continues, and step counters continue (a new optimizer starts clean).
+        """
+        keys = set(self.params if layers is None else
+                   resolve_layers(self, layers, f"{type(self).__name__}.unfreeze"))
+        self._set_frozen([k for k in self._frozen if k not in keys])
+
+    def load_layers_from(self, trained, n_layers: int, freeze: bool = True):
+        """Copy blocks ``1..n_layers`` of ``trained`` into this network and freeze them (:func:`reuse_layers`).
+
+        Returns
+        -------
+        self
+        """
+        return reuse_layers(trained, self, n_layers, freeze)
+
+    @property
+    def frozen(self) -> tuple[str, ...]:
+        """The frozen ``params`` keys, in ``params``' order."""
+        return self._frozen
+
+    @property
+    def trainable_params(self) -> dict:
+        """``params`` without the frozen keys (``params`` itself when none is): the dict an optimizer steps.
+
+        ``optimizer.update(net.trainable_params, net.gradient(x, t))``: Keras'
+        ``model.trainable_variables``. A new dict of the same arrays at each access when keys are frozen.
+        """
+        skip = self._frozen
+        if not skip:
+            return self.params
+        return {k: v for k, v in self.params.items() if k not in skip}
