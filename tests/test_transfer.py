@@ -231,6 +231,35 @@ def test_copies_and_save_load_keep_the_frozen_set(tmp_path):
     assert "frozen" not in __import__("fastdl._netio", fromlist=["config"]).config(plain)
 
 
+@pytest.mark.parametrize(("frozen", "message"), [
+    (["W9"], r"config 'frozen' must be a list of params keys"),
+    ("W1", r"config 'frozen' must be a list of params keys"),
+    (["gamma1"], r"config 'frozen' does not freeze this network .*'gamma1' together with 'beta1'"),
+])
+def test_a_bad_frozen_config_names_the_file(tmp_path, frozen, message):
+    from fastdl import CheckpointError, _archive
+
+    path = _reused().save(tmp_path / "good.npz")
+    docs, arrays = _archive.read(path, ())
+    docs["__net__"]["config"]["frozen"] = frozen
+    for doc in docs.values():
+        doc.pop("arrays")
+    bad = _archive.write(tmp_path / "bad.npz", docs, arrays)
+    with pytest.raises(CheckpointError, match=message):
+        nets.load(bad)
+
+
+def test_multilayernet_freezes_too():
+    np.random.seed(0)
+    net = nets.MultiLayerNet(12, [10, 9], 4)
+    net.freeze(1)
+    before = net.params["W1"].copy()
+    opt = optim.SGD(lr=0.5)
+    opt.update(net.trainable_params, net.gradient(X, T))
+    np.testing.assert_array_equal(net.params["W1"], before)
+    assert list(net.gradient(X, T)) == ["W2", "b2", "W3", "b3"] and net._fused.lo == 1
+
+
 def _transfer_trainer(digits, checkpoint_dir=None):
     (x, t), (xt, tt) = digits
     np.random.seed(0)
