@@ -30,7 +30,7 @@ _LAYER = "net.layer."
 _STATS = ("running_mean", "running_var")
 #: bit generators a saved dropout ``rng`` may name (built by name; nothing else is looked up)
 _BIT_GENERATORS = {name: getattr(np.random, name) for name in ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")}
-_EXTEND_ONLY = ("use_dropout", "dropout_ratio", "use_batchnorm")
+_EXTEND_ONLY = ("use_dropout", "dropout_ratio", "use_batchnorm", "use_alpha_dropout")
 
 
 def config(net) -> dict:
@@ -58,9 +58,12 @@ def config(net) -> dict:
         "dtype": net.dtype.name,
         "backend": backend,
         "loss": getattr(net, "loss_name", "cross_entropy"),
+        "l1_lambda": float(getattr(net, "l1_lambda", 0.0)),
     }
     if getattr(net, "_frozen", ()):
         cfg["frozen"] = list(net._frozen)  # (fastdl.transfer; absent when nothing is frozen)
+    if getattr(net, "use_alpha_dropout", False):  # (absent otherwise: files of plain nets stay as they were)
+        cfg["use_alpha_dropout"] = True
     return cfg
 
 

@@ -24,6 +24,7 @@ import time
 import numpy as np
 
 from . import _checks, _flat, activations, ops, runtime, transfer
+from .kernels import dropout as _do
 from .kernels import fused as _fused
 from .kernels import mse as _mse
 
@@ -37,18 +38,20 @@ class _Block:
     """One block of the fused step: its parameter and gradient views, layers and scratch."""
 
     __slots__ = ("W", "b", "gamma", "beta", "gW", "gb", "ggamma", "gbeta", "affine", "bn", "act_layer", "stats",
-                 "std", "rm", "rv", "width")
+                 "std", "rm", "rv", "width", "drop")
 
 
 class _Calls:
     """The callables one step runs, by phase: the kernels themselves, or timed wrappers of them."""
 
-    __slots__ = ("prepare", "dot", "block_forward", "act_forward", "loss", "block_backward", "act_backward")
+    __slots__ = ("prepare", "dot", "block_forward", "act_forward", "loss", "block_backward", "act_backward",
+                 "drop_forward", "drop_backward")
 
     def timed(self, times: dict) -> _Calls:
         """A copy whose callables add their seconds to ``times[phase]`` (``time.perf_counter`` deltas)."""
         phase_of = {"prepare": "validate", "dot": "gemm", "block_forward": "forward", "act_forward": "forward",
-                    "loss": "loss", "block_backward": "backward", "act_backward": "backward"}
+                    "loss": "loss", "block_backward": "backward", "act_backward": "backward",
+                    "drop_forward": "forward", "drop_backward": "backward"}
         out = _Calls()
         for name, phase in phase_of.items():
             fn = getattr(self, name)
@@ -104,9 +107,10 @@ class FusedStep:
             blk.affine = net.layers[f"Affine{idx}"]
             blk.affine.W, blk.affine.b = blk.W, blk.b
             self.bindings += [(blk.affine, "W", blk.W), (blk.affine, "b", blk.b)]
-            blk.bn = blk.act_layer = None
+            blk.bn = blk.act_layer = blk.drop = None
             if idx <= n_hidden:
                 blk.act_layer = net.layers[f"Activation_function{idx}"]
+                blk.drop = net.layers.get(f"AlphaDropout{idx}")
                 blk.stats = np.zeros((4, blk.width), dtype=self.dtype)
                 blk.std = blk.stats[2]
                 if self.use_bn:
@@ -133,6 +137,7 @@ class FusedStep:
                  for k in (f"W{idx}", f"b{idx}", f"gamma{idx}", f"beta{idx}") if k in gviews and k not in frozen]
         self.grad_views = {k: gviews[k] for k in order}
         self.layer_objs = tuple(net.layers.values())
+        self.drops = [blk.drop for blk in self.blocks[:-1]] if net.use_alpha_dropout else []
         self.last = net.last_layer
         self.buffers: dict[int, tuple] = {}
         calls = self.calls = _Calls()
@@ -141,6 +146,7 @@ class FusedStep:
         calls.block_forward, calls.block_backward = _fused.block_forward, _fused.block_backward
         calls.act_forward = self._act_forward if self.fwd_code == _fused.LINEAR else None
         calls.act_backward = self._act_backward if self.bwd_code == _fused.LINEAR else None
+        calls.drop_forward, calls.drop_backward = self._drop_forward, _do.alpha_backward
         self.times: dict[str, float] = {}
         self.timed_calls = calls.timed(self.times)
 
@@ -171,9 +177,11 @@ class FusedStep:
             dys = per_block()
             # what a driver's backward reads: the pre-activations, a mask, or the outputs
             saved = per_block() if self.keep_pre else per_block(np.bool_) if self.keep_mask else outs
+            # alpha dropout: its outputs (the next GEMM's inputs) and masks
+            drops = (per_block(), per_block(np.bool_)) if self.drops else None
             c = self.blocks[-1].width
             buf = self.buffers[n] = (hs, xns, outs, dys, saved, np.empty((n, c), dtype=dt),
-                                     np.empty((n, c), dtype=dt), np.empty((n, c), dtype=dt))
+                                     np.empty((n, c), dtype=dt), np.empty((n, c), dtype=dt), drops)
         return buf
 
     def still_valid(self, net) -> bool:
@@ -260,6 +268,10 @@ class FusedStep:
             labels, probs = None, ops.targets(t, (x.shape[0], self.blocks[-1].width), self.dtype, where)
         else:
             labels, probs = ops.labels(t, x.shape[0], self.blocks[-1].width, self.dtype, where)
+        for layer in self.drops:  # a rate the layer would refuse: its path raises the error
+            rate = layer.rate
+            if isinstance(rate, bool) or not isinstance(rate, int | float | np.floating) or not 0 <= rate < 1:
+                return None
         if self.use_bn:
             moms = self._momenta()
             if moms is None:
@@ -272,7 +284,7 @@ class FusedStep:
         ready = calls.prepare(net, x, t)
         if ready is None:
             return None
-        x, labels, probs, moms, (hs, xns, outs, dys, saved, z, y, dz) = ready
+        x, labels, probs, moms, (hs, xns, outs, dys, saved, z, y, dz, drops) = ready
         dot, block_forward, block_backward = calls.dot, calls.block_forward, calls.block_backward
         act_forward, act_backward = calls.act_forward, calls.act_backward
         blocks = self.blocks
@@ -284,12 +296,16 @@ class FusedStep:
         use_bn = self.use_bn
         fwd_code, bwd_code = self.fwd_code, self.bwd_code
         pre = saved if self.keep_pre else outs  # where the epilogue writes when a driver applies the activation
+        ins = list(outs)  # each hidden block's output as the next GEMM reads it (alpha dropout's, if any)
+        scales = [None] * len(ins)  # alpha dropout's a per block (None: no dropout, or rate 0)
         # forward
         lo = self.lo
         a = x
         for blk in blocks[:lo]:  # frozen blocks: the layers themselves, batch norm in inference mode
             a = blk.act_layer.forward(blk.bn.forward(blk.affine.forward(a), False) if use_bn
                                       else blk.affine.forward(a))
+            if blk.drop is not None:  # alpha dropout stays on in frozen blocks, as in the layer path
+                a = blk.drop.forward(a, True)
         x_lo = a
         for i in range(lo, len(blocks) - 1):
             blk = blocks[i]
@@ -302,29 +318,53 @@ class FusedStep:
                 act_forward(blk, pre[i], outs[i], saved[i])
             if bad:
                 self._nonfinite_stats(blk, bad, m, om)
-            a = outs[i]
+            if drops is not None:
+                scales[i] = calls.drop_forward(blk.drop, outs[i], drops[0][i], drops[1][i])
+                if scales[i] is not None:
+                    ins[i] = drops[0][i]
+            a = ins[i]
         dot(a, out_blk.W, z)
         loss = calls.loss(z, y, dz, labels, probs, nf, n)
         # backward: dW of every trainable layer, dx of every one but the lowest
         d = dz
         for i in range(len(blocks) - 1, lo - 1, -1):
             blk = blocks[i]
-            dot((outs[i - 1] if i > lo else x_lo).T, d, blk.gW)
+            dot((ins[i - 1] if i > lo else x_lo).T, d, blk.gW)
             if i > lo:
                 dot(d, blk.W.T, dys[i - 1])
                 prev = blocks[i - 1]
                 d = dys[i - 1]
+                if scales[i - 1] is not None:
+                    flat = d.reshape(-1)
+                    calls.drop_backward(flat, drops[1][i - 1].reshape(-1), scales[i - 1], flat)
                 if act_backward is not None:
                     act_backward(prev, d, saved[i - 1])
                 block_backward(d, outs[i - 1], xns[i - 1], prev.gamma, prev.stats, nf, prev.ggamma, prev.gbeta,
                                prev.gb, bwd_code, use_bn)
-        lam = net.weight_decay_lambda
+        lam, l1 = net.weight_decay_lambda, net.l1_lambda
         if lam:
             lam_t = tp(lam)
             for blk in blocks[lo:]:
                 _fused.add_scaled(blk.gW, blk.W, lam_t)
-        self._sync_layers(net, x_lo, t, labels, probs, loss, n, hs, xns, outs, saved, z if self.mse else y)
+        if l1:  # after L2, as the layer path adds them
+            l1_t = tp(l1)
+            for blk in blocks[lo:]:
+                _fused.add_sign_scaled(blk.gW, blk.W, l1_t)
+        self._sync_layers(net, x_lo, t, labels, probs, loss, n, hs, xns, outs, saved, z if self.mse else y, ins,
+                          drops, scales)
         return dict(self.grad_views)
+
+    @staticmethod
+    def _drop_forward(layer, out: np.ndarray, dropped: np.ndarray, mask: np.ndarray):
+        """Alpha dropout of a block's output into ``dropped`` (the layer's own draws and constants);
+        returns its ``a``, or None at rate 0 (the identity: the next GEMM reads ``out``)."""
+        if float(layer.rate) == 0:
+            return None
+        dt = out.dtype
+        a, b, c = layer._consts(dt)
+        r, thr = layer._draw(out.shape, dt)
+        _do.alpha_forward(out.reshape(-1), r.reshape(-1), thr, a, b, c, dropped.reshape(-1), mask.reshape(-1))
+        return a
 
     def _act_forward(self, blk: _Block, pre: np.ndarray, out: np.ndarray, saved: np.ndarray) -> None:
         """The record's forward driver on the block's buffers (``out`` may be ``pre``)."""
@@ -362,7 +402,7 @@ class FusedStep:
         blk.rm[...] = m * blk.rm + om * blk.stats[0]
         blk.rv[...] = m * blk.rv + om * blk.stats[1]
 
-    def _sync_layers(self, net, x, t, labels, probs, loss, n, hs, xns, outs, saved, y) -> None:
+    def _sync_layers(self, net, x, t, labels, probs, loss, n, hs, xns, outs, saved, y, ins, drops, scales) -> None:
         """Point the layers' gradients and forward caches at this step's arrays (as the layer path leaves them)."""
         a = x  # (the input of the lowest trainable block)
         rec = self.activation
@@ -385,7 +425,12 @@ class FusedStep:
                 layer.x = saved[i] if self.keep_pre else None  # (None: not kept, the kernel read the output)
             else:
                 layer.mask = saved[i] if self.keep_mask else None  # (relu's kernel reads the output instead)
-            a = outs[i]
+            if blk.drop is not None:
+                if scales[i] is None:  # rate 0: the identity, as the layer's forward leaves it
+                    blk.drop.mask, blk.drop._a = np.ones(outs[i].shape, dtype=np.bool_), self.dtype.type(1)
+                else:
+                    blk.drop.mask, blk.drop._a = drops[1][i], scales[i]
+            a = ins[i]
         last = self.last
         last.y, last.t, last.loss, last._fwd = y, t, loss, (y, probs) if self.mse else (y, labels, probs)
 

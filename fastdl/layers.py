@@ -40,9 +40,10 @@ from . import _checks, activations, ops, runtime
 from ._checks import called_before, contiguous, fail, float_array
 from .kernels import batchnorm as _bn
 from .kernels import dropout as _do
+from .kernels.smooth import SELU_ALPHA, SELU_SCALE
 from .losses import IdentityWithLoss, SoftmaxWithLoss, _LossLayer  # noqa: F401 (the book's module has them)
 
-__all__ = ["ActivationLayer", "Affine", "BatchNormalization", "Dropout", "Gelu", "IdentityWithLoss", "Relu",
+__all__ = ["ActivationLayer", "Affine", "AlphaDropout", "BatchNormalization", "Dropout", "Gelu", "IdentityWithLoss", "Relu",
            "Sigmoid", "SoftmaxWithLoss", "activation_layer"]
 
 XENT_EPS = ops.XENT_EPS
@@ -372,6 +373,105 @@ class Dropout:
         dc = ops.dout(dout, mask.shape, self._dtype, where)
         dx = np.empty(mask.shape, dtype=dc.dtype)
         _do.apply_mask(dc.reshape(-1), mask.reshape(-1), dx.reshape(-1))
+        return dx
+
+
+def alpha_dropout_constants(rate: float) -> tuple[float, float, float]:
+    """``(alpha_p, a, b)`` of alpha dropout at ``rate`` (Keras' ``AlphaDropout``), as Python floats.
+
+    ``alpha_p = -scale * alpha`` (SELU's constants), ``a = ((1 - rate) * (1 + rate * alpha_p**2))**-0.5``,
+    ``b = -a * alpha_p * rate``.
+    """
+    alpha_p = -SELU_ALPHA * SELU_SCALE
+    a = ((1 - rate) * (1 + rate * alpha_p**2)) ** -0.5
+    return alpha_p, a, -a * alpha_p * rate
+
+
+class AlphaDropout:
+    """Alpha dropout for self-normalizing (SELU) networks (Klambauer et al. 2017; Keras' ``AlphaDropout``).
+
+    Training (``rate > 0``): a unit is kept where a uniform draw ``u >= rate`` (Keras' test) and
+    dropped units are set to SELU's negative saturation ``alpha_p = -scale * alpha`` instead of 0;
+    an affine map then restores zero mean and unit variance::
+
+        alpha_p = -1.0507009873554805 * 1.6732632423543772        (= -1.7580993408473766)
+        a = ((1 - rate) * (1 + rate * alpha_p**2)) ** -0.5
+        b = -a * alpha_p * rate
+        out = a * x + b      where kept
+        out = a * alpha_p + b   where dropped
+        dx  = (dout * a) * mask
+
+    Evaluation, and ``rate == 0`` (as Keras, no draws then): the identity (a new array equal to ``x``).
+    ``a``, ``b`` and ``a * alpha_p + b`` are rounded to x's dtype and the forward is one compiled pass
+    writing ``out`` and the mask. One difference from Keras' formula: Keras computes
+    ``a * (x * mask + alpha_p * (1 - mask)) + b``, so a dropped ``inf``/``NaN`` gives NaN there; here a
+    dropped unit is the constant whatever ``x`` holds.
+
+    Parameters
+    ----------
+    rate : float in [0, 1)
+        Probability of dropping a unit (Keras' name; the nets pass their ``dropout_ratio``).
+    rng : numpy.random.Generator, optional
+        As :class:`Dropout`: ``None`` draws ``np.random.rand(*x.shape)`` (float64) from NumPy's global
+        generator; a ``Generator`` draws ``rng.random(out=buf, dtype=x.dtype)``.
+
+    Attributes
+    ----------
+    mask : ndarray of bool or None
+        The kept units of the last training forward.
+    """
+
+    def __init__(self, rate: float = 0.5, rng: np.random.Generator | None = None) -> None:
+        _checks.positive_number(rate, "rate", "AlphaDropout", allow_zero=True, upper=1.0)
+        if rng is not None and not isinstance(rng, np.random.Generator):
+            fail("AlphaDropout", "rng", "None or a numpy.random.Generator", _checks.describe(rng), TypeError)
+        self.rate = rate
+        self.rng = rng
+        self.mask: np.ndarray | None = None
+        self._a = None  # a in the dtype of the last training forward (read by backward)
+
+    def _consts(self, dt: np.dtype) -> tuple:
+        """``(a, b, a * alpha_p + b)`` as scalars of ``dt`` (the last computed in ``dt``, as Keras' tensors)."""
+        alpha_p, a, b = alpha_dropout_constants(float(self.rate))
+        tp = dt.type
+        return tp(a), tp(b), tp(a) * tp(alpha_p) + tp(b)
+
+    def _draw(self, shape: tuple, dt: np.dtype) -> tuple[np.ndarray, object]:
+        """The uniform draws for one training forward and the threshold in their dtype."""
+        rate = float(self.rate)
+        if self.rng is None:
+            return np.random.rand(*shape), np.float64(rate)
+        r = np.empty(shape, dtype=dt)
+        self.rng.random(out=r, dtype=dt)
+        return r, dt.type(rate)
+
+    def forward(self, x, train_flg: bool = True) -> np.ndarray:
+        """Return alpha dropout of ``x`` (training, new mask) or a copy of ``x`` (evaluation)."""
+        where = "AlphaDropout.forward"
+        x = float_array(x, "x", where, min_ndim=1)
+        _checks.positive_number(self.rate, "rate", where, allow_zero=True, upper=1.0)
+        dt = x.dtype
+        out = np.empty(x.shape, dtype=dt)
+        if not train_flg or float(self.rate) == 0:
+            out[...] = x
+            if train_flg:
+                self.mask, self._a = np.ones(x.shape, dtype=np.bool_), dt.type(1)
+            return out
+        a, b, c = self._consts(dt)
+        r, thr = self._draw(x.shape, dt)
+        mask = np.empty(x.shape, dtype=np.bool_)
+        _do.alpha_forward(contiguous(x).reshape(-1), r.reshape(-1), thr, a, b, c, out.reshape(-1), mask.reshape(-1))
+        self.mask, self._a = mask, a
+        return out
+
+    def backward(self, dout) -> np.ndarray:
+        """Return a new ``dx = (dout * a) * mask`` in the training forward's dtype."""
+        where = "AlphaDropout.backward"
+        called_before(self.mask, where, "AlphaDropout.forward (with train_flg=True)")
+        mask, a = self.mask, self._a
+        dc = ops.dout(dout, mask.shape, np.dtype(type(a)), where)
+        dx = np.empty(mask.shape, dtype=dc.dtype)
+        _do.alpha_backward(dc.reshape(-1), mask.reshape(-1), a, dx.reshape(-1))
         return dx
 
 

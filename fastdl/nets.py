@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _checks, _netio, activations, ops, transfer
+from . import _checks, _mcdropout, _netio, activations, ops, transfer
 from . import layers as _fastdl_layers
 from . import reference as _reference
 from ._archive import CheckpointError
@@ -158,7 +158,7 @@ class MultiLayerNetExtend(transfer.Freezable):
     use_dropout : bool
         Add a ``Dropout`` layer after each activation.
     dropout_ration : float
-        Dropout ratio (the book's spelling), in ``[0, 1)``.
+        Dropout ratio (the book's spelling), in ``[0, 1)``; the ``rate`` of alpha dropout.
     use_batchnorm : bool
         Add a ``BatchNormalization`` layer after each hidden ``Affine``.
     dtype : numpy dtype
@@ -171,6 +171,15 @@ class MultiLayerNetExtend(transfer.Freezable):
         ``'cross_entropy'`` (default): the book's softmax with cross-entropy, a classifier. ``'mse'``:
         regression, :class:`fastdl.layers.IdentityWithLoss` (``0.5 * sum((y - t)**2) / N``) on
         ``output_size`` real targets; :meth:`score` gives the R², :meth:`accuracy` raises.
+    l1_lambda : float
+        L1 strength λ₁ (Hands-On ML ch. 11), beside the L2 ``weight_decay_lambda``: the loss adds
+        ``λ₁ * sum(|W|)`` per weight matrix, the gradient ``λ₁ * sign(W)`` (the subgradient 0 where
+        ``W == 0``, as ``np.sign``); the fused step included. Biases and batch-norm parameters are not
+        penalized (as with L2).
+    use_alpha_dropout : bool
+        The dropout layers are :class:`fastdl.layers.AlphaDropout` (``AlphaDropout{i}``, rate
+        ``dropout_ratio``; for SELU networks) instead of the book's ``Dropout``; implies ``use_dropout``.
+        Runs in the fused training step too (the book's ``Dropout`` does not).
 
     Attributes
     ----------
@@ -192,7 +201,7 @@ class MultiLayerNetExtend(transfer.Freezable):
                  weight_init_std: str | float = "relu", weight_decay_lambda: float = 0,
                  use_dropout: bool = False, dropout_ration: float = 0.5, use_batchnorm: bool = False,
                  dtype=np.float64, backend=None, dropout_ratio: float | None = None,
-                 loss: str = "cross_entropy") -> None:
+                 loss: str = "cross_entropy", l1_lambda: float = 0, use_alpha_dropout: bool = False) -> None:
         where = self._where
         if not isinstance(loss, str) or loss not in LOSSES:
             _checks.fail(where, "loss", f"one of {tuple(LOSSES)}", repr(loss))
@@ -208,9 +217,11 @@ class MultiLayerNetExtend(transfer.Freezable):
         # A Python float: under NumPy 2 an np.float64 lambda would promote float32 gradients.
         self.weight_decay_lambda = _checks.positive_number(weight_decay_lambda, "weight_decay_lambda", where,
                                                            allow_zero=True)
+        self.l1_lambda = _checks.positive_number(l1_lambda, "l1_lambda", where, allow_zero=True)
         if dropout_ratio is not None:
             dropout_ration = dropout_ratio
-        self.use_dropout = bool(use_dropout)
+        self.use_alpha_dropout = bool(use_alpha_dropout)
+        self.use_dropout = bool(use_dropout) or self.use_alpha_dropout
         self.use_batchnorm = bool(use_batchnorm)
         self.dropout_ration = _checks.positive_number(dropout_ration, "dropout_ratio", where, allow_zero=True,
                                                       upper=1.0)
@@ -238,9 +249,10 @@ class MultiLayerNetExtend(transfer.Freezable):
         self._fused = FusedStep(self) if self._fused_eligible() else None
 
     def _fused_eligible(self) -> bool:
-        """The fused step covers the fastdl backend without dropout or learnable activation parameters,
-        unless a subclass changed the math."""
-        if self.backend is not _fastdl_layers or self.use_dropout or activations.get(self.activation).params:
+        """The fused step covers the fastdl backend without the book's dropout (alpha dropout is covered) or
+        learnable activation parameters, unless a subclass changed the math."""
+        if (self.backend is not _fastdl_layers or (self.use_dropout and not self.use_alpha_dropout)
+                or activations.get(self.activation).params):
             return False
         if self._frozen and not transfer.fused_covers(self):
             return False
@@ -274,6 +286,8 @@ class MultiLayerNetExtend(transfer.Freezable):
         state["backend"] = _backend_from_ref(state["backend"])
         state.pop("_fast", None)  # (the fused step's name in pickles of fastdl 0.1)
         state.setdefault("loss_name", "cross_entropy")  # (pickles made before loss='mse')
+        state.setdefault("l1_lambda", 0.0)  # (... before l1_lambda and alpha dropout)
+        state.setdefault("use_alpha_dropout", False)
         state.pop("_plan", None)
         state["_fused"] = None
         state.setdefault("_frozen", ())  # (pickles made before freezing)
@@ -320,7 +334,9 @@ class MultiLayerNetExtend(transfer.Freezable):
                 self.params[f"{p.name}{idx}"] = np.full(width, p.init, dtype=self.dtype)
             self.layers[f"Activation_function{idx}"] = activation_layer(
                 *(self.params[f"{p.name}{idx}"] for p in act_params))
-            if self.use_dropout:
+            if self.use_alpha_dropout:
+                self.layers[f"AlphaDropout{idx}"] = self._backend_class("AlphaDropout")(self.dropout_ration)
+            elif self.use_dropout:
                 self.layers[f"Dropout{idx}"] = L.Dropout(self.dropout_ration)
         idx = self.hidden_layer_num + 1
         self.layers[f"Affine{idx}"] = L.Affine(self.params[f"W{idx}"], self.params[f"b{idx}"])
@@ -330,6 +346,14 @@ class MultiLayerNetExtend(transfer.Freezable):
                          f"{self.loss_name!r})", _checks.describe(L), TypeError)
         self.last_layer = loss_layer()
         self._index_layers()
+
+    def _backend_class(self, name: str) -> type:
+        """The backend's layer class ``name`` (a module without it: the house TypeError)."""
+        cls = getattr(self.backend, name, None)
+        if cls is None:
+            _checks.fail(self._where, "backend", f"a module with an {name} layer", _checks.describe(self.backend),
+                         TypeError)
+        return cls
 
     def _index_layers(self) -> None:
         """``_forward_steps``: (layer, kind) in order, kind 1 for batch norm, 2 for dropout, 0 for the others
@@ -397,18 +421,59 @@ class MultiLayerNetExtend(transfer.Freezable):
                 x = layer.forward(x, bn_train if kind == 1 else dropout_train if kind == 2 else False)  # 3: frozen BN
         return x
 
+    def predict_mc(self, x, n_samples: int = 100, rng=None) -> tuple[np.ndarray, np.ndarray]:
+        """MC dropout (Gal & Ghahramani; Géron ch. 11): mean and std of ``n_samples`` stochastic passes.
+
+        Each pass runs dropout (or alpha dropout) in training mode, a new mask per pass, and batch
+        norm in inference mode (running statistics read, never changed); with ``p_s = softmax(scores_s)``
+        (the outputs themselves for ``loss='mse'``) stacked as ``(n_samples, N, C)``: ``mean =
+        stack.mean(axis=0)``, ``std = stack.std(axis=0)`` (ddof 0, as Géron's NumPy code). The passes
+        run stacked, ``x`` tiled in chunks (see :mod:`fastdl._mcdropout`): a few forwards, not
+        ``n_samples``. The network's state after the call is as before (the dropout layers' ``rng``
+        and ``mask`` are put back); NumPy's global generator is only used with ``rng=None``.
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            ``(N, input_size)`` with ``N >= 1`` (integer data is cast to the dtype).
+        n_samples : int
+            Passes, >= 1.
+        rng : None, int or numpy.random.Generator
+            An int seeds the masks (same seed, same numbers); a Generator gives one draw for the
+            seed (and advances); ``None`` takes that draw from NumPy's global generator, so
+            ``np.random.seed`` makes the call reproducible as it does the book's dropout.
+
+        Returns
+        -------
+        mean, std : numpy.ndarray
+            ``(N, output_size)`` in the network's dtype (float32 stays float32).
+
+        Raises
+        ------
+        TypeError
+            The network has no dropout layers (``MultiLayerNet``, or ``use_dropout=False``), or a
+            backend whose dropout layers take no ``rng``. Arguments are checked before anything runs.
+        """
+        return _mcdropout.predict_mc(self, x, n_samples, rng)
+
     def _weight_decay(self):
-        lam = self.weight_decay_lambda
-        if lam == 0:
-            return 0
+        """The penalties: ``0.5 * λ * Σ sum(W**2)`` (L2), then ``+ λ₁ * Σ sum(|W|)`` (L1)."""
+        lam, l1 = self.weight_decay_lambda, self.l1_lambda
         decay = 0
-        for idx in range(1, self.hidden_layer_num + 2):
-            W = self.params[f"W{idx}"]
-            decay += 0.5 * lam * np.sum(W**2)
+        if lam != 0:
+            for idx in range(1, self.hidden_layer_num + 2):
+                W = self.params[f"W{idx}"]
+                decay += 0.5 * lam * np.sum(W**2)
+        if l1 != 0:
+            penalty = 0
+            for idx in range(1, self.hidden_layer_num + 2):
+                penalty += l1 * np.sum(np.abs(self.params[f"W{idx}"]))
+            decay = decay + penalty
         return decay
 
     def loss(self, x: np.ndarray, t: np.ndarray, train_flg: bool = False):
-        """Cross-entropy loss (``loss='mse'``: ``0.5 * sum((y - t)**2) / N``) plus ``0.5 * λ * Σ sum(W**2)``.
+        """Cross-entropy loss (``loss='mse'``: ``0.5 * sum((y - t)**2) / N``) plus ``0.5 * λ * Σ sum(W**2)``
+        plus ``λ₁ * Σ sum(|W|)``.
 
         Parameters
         ----------
@@ -521,7 +586,7 @@ class MultiLayerNetExtend(transfer.Freezable):
         return [p.name for p in activations.get(self.activation).params]
 
     def gradient(self, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
-        """Gradients by backpropagation (forward in training mode), with ``λ * W`` added to each ``dW``.
+        """Gradients by backpropagation (forward in training mode), with ``λ * W + λ₁ * sign(W)`` added to each ``dW``.
 
         Parameters
         ----------
@@ -532,7 +597,7 @@ class MultiLayerNetExtend(transfer.Freezable):
         -------
         dict
             Same keys as ``params`` (in the book's order: ``W1, b1, gamma1, beta1, W2, ...``). With
-            ``λ == 0`` the arrays are the layers' own ``dW``/``db`` (as the book returns ``db``): use
+            ``λ == λ₁ == 0`` the arrays are the layers' own ``dW``/``db`` (as the book returns ``db``): use
             them before the next backward pass. On the fused path (see the module notes) they are
             views of one gradient buffer, the same objects every call, overwritten by the next call.
 
@@ -563,12 +628,14 @@ class MultiLayerNetExtend(transfer.Freezable):
         else:
             for layer in reversed(self.layers.values()):
                 dout = layer.backward(dout)
-        lam = self.weight_decay_lambda
+        lam, l1 = self.weight_decay_lambda, self.l1_lambda
         grads = {}
         for idx in range(1, self.hidden_layer_num + 2):
             affine = self.layers[f"Affine{idx}"]
             if f"W{idx}" not in skip:
                 grads[f"W{idx}"] = affine.dW + lam * self.params[f"W{idx}"] if lam else affine.dW
+                if l1:  # (the subgradient 0 at W == 0: np.sign)
+                    grads[f"W{idx}"] = grads[f"W{idx}"] + l1 * np.sign(self.params[f"W{idx}"])
             if f"b{idx}" not in skip:
                 grads[f"b{idx}"] = affine.db
             if self.use_batchnorm and idx != self.hidden_layer_num + 1 and f"gamma{idx}" not in skip:
@@ -609,8 +676,10 @@ class MultiLayerNetExtend(transfer.Freezable):
     def __repr__(self) -> str:
         sizes = [self.input_size, *self.hidden_size_list, self.output_size]
         extras = "".join([", batchnorm" if self.use_batchnorm else "",
+                          f", alpha_dropout={self.dropout_ration}" if self.use_alpha_dropout else
                           f", dropout={self.dropout_ration}" if self.use_dropout else "",
                           f", weight_decay={self.weight_decay_lambda}" if self.weight_decay_lambda else "",
+                          f", l1={self.l1_lambda}" if self.l1_lambda else "",
                           f", loss={self.loss_name}" if self.loss_name != "cross_entropy" else ""])
         return (f"{type(self).__name__}({'-'.join(map(str, sizes))}, {self.activation}{extras}, "
                 f"{self.dtype.name}, backend={getattr(self.backend, '__name__', type(self.backend).__name__)})")
@@ -670,6 +739,8 @@ class MultiLayerNet(MultiLayerNetExtend):
         Layer implementation (see :func:`resolve_backend`).
     loss : {'cross_entropy', 'mse'}
         Classification (default) or regression output (see :class:`MultiLayerNetExtend`).
+    l1_lambda : float
+        L1 strength λ₁ (see :class:`MultiLayerNetExtend`).
     """
 
     _where = "MultiLayerNet"
@@ -677,10 +748,10 @@ class MultiLayerNet(MultiLayerNetExtend):
 
     def __init__(self, input_size: int, hidden_size_list, output_size: int, activation: str = "relu",
                  weight_init_std: str | float = "relu", weight_decay_lambda: float = 0,
-                 dtype=np.float64, backend=None, loss: str = "cross_entropy") -> None:
+                 dtype=np.float64, backend=None, loss: str = "cross_entropy", l1_lambda: float = 0) -> None:
         super().__init__(input_size, hidden_size_list, output_size, activation=activation,
                          weight_init_std=weight_init_std, weight_decay_lambda=weight_decay_lambda,
-                         dtype=dtype, backend=backend, loss=loss)
+                         dtype=dtype, backend=backend, loss=loss, l1_lambda=l1_lambda)
 
 
 #: the classes a saved network may name (``net.save`` / :func:`load`, checkpoints)

@@ -272,3 +272,15 @@ def add_scaled(g, w, lam):
     for i in range(n):
         for j in range(d):
             g[i, j] = g[i, j] + lam * w[i, j]
+
+
+@jit
+def add_sign_scaled(g, w, lam):
+    """``g = g + lam * sign(w)`` element by element (L1's subgradient: ``np.sign``, 0 at 0, NaN at NaN)."""
+    n, d = g.shape
+    one = g.dtype.type(1)
+    for i in range(n):
+        for j in range(d):
+            v = w[i, j]
+            s = one if v > 0 else -one if v < 0 else v - v
+            g[i, j] = g[i, j] + lam * s

@@ -18,7 +18,7 @@ Layout mirrors the package: :mod:`fastdl.reference.layers`, :mod:`fastdl.referen
 
 from ._activations import Elu, Gelu, GeluTanh, LeakyRelu, Mish, PRelu, Selu, Silu, Tanh
 from ._functions import cross_entropy_error, relu, sigmoid, softmax
-from ._layers import Affine, BatchNormalization, Dropout, IdentityWithLoss, Relu, Sigmoid, SoftmaxWithLoss
+from ._layers import Affine, AlphaDropout, BatchNormalization, Dropout, IdentityWithLoss, Relu, Sigmoid, SoftmaxWithLoss
 from ._optim import SGD, AdaGrad, Adam, AdaMax, AdamW, Momentum, Nadam, Nesterov, RMSprop
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "Adam",
     "AdamW",
     "Affine",
+    "AlphaDropout",
     "BatchNormalization",
     "Dropout",
     "IdentityWithLoss",

@@ -98,20 +98,64 @@ class IdentityWithLoss:
 
 
 class Dropout:
-    """Book form (not inverted): keep where a uniform draw > ratio; scale by (1 - ratio) at test time."""
+    """Book form (not inverted): keep where a uniform draw > ratio; scale by (1 - ratio) at test time.
 
-    def __init__(self, dropout_ratio=0.5):
+    ``rng``: None draws from NumPy's global generator (the book); a ``Generator`` draws
+    ``rng.random(x.shape, dtype=x.dtype)`` (as ``fastdl.layers.Dropout`` with a Generator).
+    """
+
+    def __init__(self, dropout_ratio=0.5, rng=None):
         self.dropout_ratio = dropout_ratio
+        self.rng = rng
         self.mask = None
 
     def forward(self, x, train_flg=True):
         if train_flg:
-            self.mask = np.random.rand(*x.shape) > self.dropout_ratio
+            if self.rng is None:
+                self.mask = np.random.rand(*x.shape) > self.dropout_ratio
+            else:
+                self.mask = self.rng.random(x.shape, dtype=x.dtype) > x.dtype.type(self.dropout_ratio)
             return x * self.mask
         return x * (1.0 - self.dropout_ratio)
 
     def backward(self, dout):
         return dout * self.mask
+
+
+# SELU's constants (alpha dropout sets dropped units to SELU's saturation -scale * alpha)
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+class AlphaDropout:
+    """Alpha dropout, Keras' ``AlphaDropout`` formulas: keep where a uniform draw >= rate; kept
+    ``a * x + b``, dropped ``a * alpha_p + b``; the identity at test time (and for rate 0)."""
+
+    def __init__(self, rate=0.5, rng=None):
+        self.rate = rate
+        self.rng = rng
+        self.mask = None
+        self.a = None
+
+    def forward(self, x, train_flg=True):
+        if not train_flg or self.rate == 0:
+            if train_flg:
+                self.mask, self.a = np.ones(x.shape, dtype=bool), x.dtype.type(1)
+            return x.copy()
+        tp = x.dtype.type
+        alpha_p = -_SELU_ALPHA * _SELU_SCALE
+        a = ((1 - self.rate) * (1 + self.rate * alpha_p**2)) ** -0.5
+        b = -a * alpha_p * self.rate
+        a, b = tp(a), tp(b)
+        if self.rng is None:
+            self.mask = np.random.rand(*x.shape) >= self.rate
+        else:
+            self.mask = self.rng.random(x.shape, dtype=x.dtype) >= tp(self.rate)
+        self.a = a
+        return np.where(self.mask, a * x + b, a * tp(alpha_p) + b)
+
+    def backward(self, dout):
+        return dout * self.a * self.mask
 
 
 class BatchNormalization:

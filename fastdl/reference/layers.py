@@ -2,7 +2,7 @@
 ``fastdl.reference.layers`` mirrors ``fastdl.layers``."""
 
 from ._activations import Elu, Gelu, LeakyRelu, Mish, PRelu, Selu, Silu, Tanh
-from ._layers import Affine, BatchNormalization, Dropout, IdentityWithLoss, Relu, Sigmoid, SoftmaxWithLoss
+from ._layers import Affine, AlphaDropout, BatchNormalization, Dropout, IdentityWithLoss, Relu, Sigmoid, SoftmaxWithLoss
 
-__all__ = ["Affine", "BatchNormalization", "Dropout", "Elu", "Gelu", "IdentityWithLoss", "LeakyRelu", "Mish", "PRelu",
+__all__ = ["Affine", "AlphaDropout", "BatchNormalization", "Dropout", "Elu", "Gelu", "IdentityWithLoss", "LeakyRelu", "Mish", "PRelu",
            "Relu", "Selu", "Sigmoid", "Silu", "SoftmaxWithLoss", "Tanh"]
