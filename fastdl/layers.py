@@ -43,8 +43,8 @@ from .kernels import dropout as _do
 from .kernels.smooth import SELU_ALPHA, SELU_SCALE
 from .losses import IdentityWithLoss, SoftmaxWithLoss, _LossLayer  # noqa: F401 (the book's module has them)
 
-__all__ = ["ActivationLayer", "Affine", "AlphaDropout", "BatchNormalization", "Dropout", "Gelu", "IdentityWithLoss", "Relu",
-           "Sigmoid", "SoftmaxWithLoss", "activation_layer"]
+__all__ = ["ActivationLayer", "Affine", "AlphaDropout", "BatchNormalization", "Dropout", "Gelu", "IdentityWithLoss",
+           "Relu", "Sigmoid", "SoftmaxWithLoss", "activation_layer", "alpha_dropout_constants"]
 
 XENT_EPS = ops.XENT_EPS
 BN_EPS = ops.BN_EPS

@@ -150,6 +150,7 @@ def test_bad_arguments_are_refused_before_anything_runs(kwargs, exc, message):
     np.testing.assert_array_equal(np.random.get_state()[1], state)
     for (m, v), (m2, v2) in zip(stats, _bn_state(net)):
         np.testing.assert_array_equal(m2, m)
+        np.testing.assert_array_equal(v2, v)
 
 
 def test_nets_without_dropout_say_so():
