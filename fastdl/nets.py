@@ -14,7 +14,7 @@ global generator, layer by layer, then cast to ``dtype``), so two networks built
 ``np.random.seed`` have identical weights whatever the backend. Each ``Affine`` layer holds the very
 arrays stored in ``params``; optimizers change those arrays in place.
 
-The fused training step (fastdl backend, no dropout)
+The fused training step (fastdl backend; alpha dropout, not the book's dropout)
     On the fastdl backend the values of ``params`` are views into one flat buffer, in ``params``'
     order, and :meth:`~MultiLayerNetExtend.gradient` writes into views of a second buffer with the
     same layout, so a fastdl optimizer steps the whole model in one kernel call. ``gradient`` runs
@@ -23,7 +23,7 @@ The fused training step (fastdl backend, no dropout)
     bias backward; bias + softmax + cross-entropy + its gradient, or bias + squared error + its gradient
     for ``loss='mse'``), and skips the first layer's
     ``dx``, which nothing uses. The arithmetic is the layers', so the numbers are those of the
-    layer-by-layer path. Whatever the fused step does not cover (dropout, another backend, 4-D input,
+    layer-by-layer path. Whatever the fused step does not cover (the book's dropout, another backend, 4-D input,
     a ``params`` entry or layer attribute replaced by another array, a layer replaced, a subclass
     that overrides ``predict``/``loss``) runs the layer-by-layer path, with the same results.
 
@@ -41,12 +41,10 @@ Copies
 
 from __future__ import annotations
 
-import importlib
 import math
 import operator
 from collections import OrderedDict
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -55,6 +53,7 @@ from . import _checks, _mcdropout, _netio, activations, ops, transfer
 from . import layers as _fastdl_layers
 from . import reference as _reference
 from ._archive import CheckpointError
+from ._backends import LAYER_CLASSES, _backend_from_ref, _backend_ref, resolve_backend
 from .functional import numerical_gradient
 from .fused_step import FusedStep
 from .init import std_for
@@ -63,62 +62,8 @@ from .metrics import r2_score
 __all__ = ["LAYER_CLASSES", "CheckpointError", "MultiLayerNet", "MultiLayerNetExtend", "load", "numerical_gradient",
            "resolve_backend"]
 
-#: The layer classes a backend must provide.
-LAYER_CLASSES = ("Affine", "Relu", "Sigmoid", "BatchNormalization", "Dropout", "SoftmaxWithLoss")
-
-_BACKEND_MODULES = {"fastdl": _fastdl_layers, "reference": _reference}
-
 #: the output losses: name -> the backend's loss layer class (``last_layer``)
 LOSSES = {"cross_entropy": "SoftmaxWithLoss", "mse": "IdentityWithLoss"}
-
-
-def _backend_ref(backend):
-    """A picklable stand-in for ``backend``: 'fastdl'/'reference', ('module', name), or the object itself."""
-    if isinstance(backend, ModuleType):
-        for key, module in _BACKEND_MODULES.items():
-            if backend is module:
-                return key
-        return ("module", backend.__name__)
-    return backend
-
-
-def _backend_from_ref(ref):
-    if isinstance(ref, str):
-        return resolve_backend(ref)
-    if isinstance(ref, tuple) and len(ref) == 2 and ref[0] == "module":
-        return importlib.import_module(ref[1])
-    return ref
-
-
-def resolve_backend(backend: str | ModuleType | Any | None, where: str = "resolve_backend"):
-    """Return the object providing the layer classes for ``backend``.
-
-    Parameters
-    ----------
-    backend : None, str or module
-        ``None``/``'fastdl'`` (compiled layers), ``'reference'`` (plain NumPy), or any object with
-        the attributes listed in :data:`LAYER_CLASSES`.
-    where : str
-        Caller name for error messages.
-
-    Returns
-    -------
-    module or object
-        Something with the six layer classes as attributes.
-    """
-    if backend is None:
-        backend = "fastdl"
-    if isinstance(backend, str):
-        module = _BACKEND_MODULES.get(backend.lower())
-        if module is None:
-            _checks.fail(where, "backend", f"one of {tuple(_BACKEND_MODULES)}, None or a module with the "
-                         f"layer classes {LAYER_CLASSES}", repr(backend))
-        return module
-    missing = [c for c in LAYER_CLASSES if not hasattr(backend, c)]
-    if missing:
-        _checks.fail(where, "backend", f"a module with the layer classes {LAYER_CLASSES}",
-                     f"{_checks.describe(backend)} without {', '.join(missing)}", TypeError)
-    return backend
 
 
 def _positive_int(value, name: str, where: str) -> int:
@@ -424,24 +369,21 @@ class MultiLayerNetExtend(transfer.Freezable):
     def predict_mc(self, x, n_samples: int = 100, rng=None) -> tuple[np.ndarray, np.ndarray]:
         """MC dropout (Gal & Ghahramani; Géron ch. 11): mean and std of ``n_samples`` stochastic passes.
 
-        Each pass runs dropout (or alpha dropout) in training mode, a new mask per pass, and batch
-        norm in inference mode (running statistics read, never changed); with ``p_s = softmax(scores_s)``
-        (the outputs themselves for ``loss='mse'``) stacked as ``(n_samples, N, C)``: ``mean =
-        stack.mean(axis=0)``, ``std = stack.std(axis=0)`` (ddof 0, as Géron's NumPy code). The passes
-        run stacked, ``x`` tiled in chunks (see :mod:`fastdl._mcdropout`): a few forwards, not
-        ``n_samples``. The network's state after the call is as before (the dropout layers' ``rng``
-        and ``mask`` are put back); NumPy's global generator is only used with ``rng=None``.
+        Each pass runs dropout (or alpha dropout) in training mode with a new mask and batch norm in
+        inference mode (running statistics read, never changed). With ``p_s = softmax(scores_s)`` (the
+        outputs for ``loss='mse'``) stacked ``(n_samples, N, C)``: ``mean = stack.mean(axis=0)``, ``std =
+        stack.std(axis=0)`` (ddof 0, as Géron's code). The passes run stacked, ``x`` tiled in chunks
+        (:mod:`fastdl._mcdropout`: masks, memory bound, rounding). The network is left as it was.
 
         Parameters
         ----------
         x : numpy.ndarray
-            ``(N, input_size)`` with ``N >= 1`` (integer data is cast to the dtype).
+            ``(N, input_size)``, ``N >= 1``.
         n_samples : int
             Passes, >= 1.
         rng : None, int or numpy.random.Generator
-            An int seeds the masks (same seed, same numbers); a Generator gives one draw for the
-            seed (and advances); ``None`` takes that draw from NumPy's global generator, so
-            ``np.random.seed`` makes the call reproducible as it does the book's dropout.
+            An int seeds the masks (same seed, same numbers); a Generator gives one draw for the seed
+            (and advances); ``None`` takes it from NumPy's global generator (``np.random.seed`` applies).
 
         Returns
         -------
@@ -451,8 +393,8 @@ class MultiLayerNetExtend(transfer.Freezable):
         Raises
         ------
         TypeError
-            The network has no dropout layers (``MultiLayerNet``, or ``use_dropout=False``), or a
-            backend whose dropout layers take no ``rng``. Arguments are checked before anything runs.
+            A network without dropout layers (``MultiLayerNet``, ``use_dropout=False``). All arguments
+            are checked before anything runs.
         """
         return _mcdropout.predict_mc(self, x, n_samples, rng)
 
