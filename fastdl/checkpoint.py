@@ -164,14 +164,18 @@ def save(trainer) -> Path:
     return trainer.last_checkpoint
 
 
-def adopt_run_args(args, names: tuple[str, ...]) -> None:
+def adopt_run_args(args, names: tuple[str, ...], added: tuple[str, ...] = ()) -> None:
     """``fastdl train --resume``: take the run's arguments ``names`` from its checkpoint.
 
     An argument also given on the command line must agree with the run's (``--out`` may differ).
+    Names in ``added`` (arguments newer than some checkpoints) take their default where a checkpoint
+    lacks them.
     """
     _, docs, arrays = read(args.resume, "fastdl train --resume")
     saved = _archive.unpack_tree(docs[DOC].get("extra"), arrays)
     saved = saved.get("fastdl_train") if isinstance(saved, dict) else None
+    if isinstance(saved, dict):
+        saved = {**{key: args.run_defaults[key] for key in added}, **saved}
     if not isinstance(saved, dict) or set(names) - set(saved):
         _checks.fail("fastdl train", "--resume", "a checkpoint directory of `fastdl train` (resume other runs "
                      "with Trainer.resume)", str(args.resume))

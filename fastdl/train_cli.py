@@ -125,7 +125,9 @@ _REGRESSION_SETS = ("diabetes",)
 
 #: the arguments that define a `fastdl train` run (kept in its checkpoints; --resume takes them back)
 _RUN_ARGS = ("dataset", "hidden", "activation", "init", "optimizer", "lr", "batchnorm", "dropout", "weight_decay",
-             "epochs", "batch_size", "patience", "dtype", "backend", "seed", "out")
+             "epochs", "batch_size", "patience", "dtype", "backend", "seed", "out", "alpha_dropout", "l1", "max_norm")
+#: run arguments added after the first checkpoints: a checkpoint without them ran with their defaults
+_ADDED_RUN_ARGS = ("alpha_dropout", "l1", "max_norm")
 
 
 def _train_command(args: argparse.Namespace) -> int:
@@ -135,7 +137,7 @@ def _train_command(args: argparse.Namespace) -> int:
         from .checkpoint import adopt_run_args
 
         with _cliargs.user_input():  # a conflicting argument or a missing/damaged checkpoint: one line, exit 2
-            adopt_run_args(args, _RUN_ARGS)
+            adopt_run_args(args, _RUN_ARGS, added=_ADDED_RUN_ARGS)
     out = Path(args.out)
     problem = runtime.writable_dir_problem(out)  # before training: a bad --out must not cost the run
     if problem:
@@ -148,6 +150,7 @@ def _train_command(args: argparse.Namespace) -> int:
     with _cliargs.user_input():  # the house ValueError/TypeError of the set-up: one line, exit 2
         if args.resume is not None:
             trainer = Trainer.resume(args.resume, x_train, t_train, x_test, t_test, verbose=not args.quiet)
+            trainer.weight_constraint = _constraint(args)  # (not kept by Trainer checkpoints; the run's --max-norm)
             net, warm_opt = trainer.network, trainer.optimizer
             lr = trainer.history.config.get("optimizer_param", {}).get("lr", trainer.optimizer.lr)
             if isinstance(lr, dict):  # a schedule's config: its starting rate for the figure's title
@@ -168,7 +171,8 @@ def _train_command(args: argparse.Namespace) -> int:
                               mini_batch_size=args.batch_size, optimizer=args.optimizer,
                               optimizer_param=optimizer_param, verbose=not args.quiet, patience=args.patience,
                               restore_best_weights=args.patience is not None, backend=args.backend,
-                              checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every)
+                              checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
+                              weight_constraint=_constraint(args))
         trainer.checkpoint_extra["fastdl_train"] = {key: getattr(args, key) for key in _RUN_ARGS}
     history = trainer.train()
     total = time.perf_counter() - t0
@@ -211,11 +215,23 @@ def _outputs(args: argparse.Namespace, t_train) -> int:
 def _network(args: argparse.Namespace, input_size: int, output_size: int, dtype):
     from .nets import MultiLayerNetExtend
 
+    alpha = args.alpha_dropout > 0
     return MultiLayerNetExtend(input_size, args.hidden, output_size, activation=args.activation,
                                weight_init_std=args.init, weight_decay_lambda=args.weight_decay,
-                               use_dropout=args.dropout > 0, dropout_ratio=args.dropout or 0.5,
+                               use_dropout=args.dropout > 0, use_alpha_dropout=alpha,
+                               dropout_ratio=args.alpha_dropout if alpha else args.dropout or 0.5,
                                use_batchnorm=args.batchnorm, dtype=dtype, backend=args.backend,
-                               loss="mse" if args.dataset in _REGRESSION_SETS else "cross_entropy")
+                               loss="mse" if args.dataset in _REGRESSION_SETS else "cross_entropy",
+                               l1_lambda=args.l1)
+
+
+def _constraint(args: argparse.Namespace):
+    """``--max-norm C``: :class:`fastdl.constraints.MaxNorm` (C) applied by the Trainer after each update."""
+    if args.max_norm is None:
+        return None
+    from .constraints import MaxNorm
+
+    return MaxNorm(args.max_norm)
 
 
 def _warm_up(args: argparse.Namespace, net, optimizer, x_batch, t_batch, x_eval, t_eval) -> float:
@@ -320,10 +336,20 @@ def register_cli(subparsers) -> None:
     c.add_argument("--global-clipnorm", type=_cliargs.positive_float, default=None, metavar="C",
                    help="rescale all gradients together to global L2 norm <= C (default: off)")
     p.add_argument("--batchnorm", action="store_true", help="batch normalization after each hidden Affine")
-    p.add_argument("--dropout", type=_cliargs.fraction, default=0.0, metavar="RATIO",
+    r = p.add_argument_group("regularization (Hands-On ML ch. 11 beside the book's L2 and dropout)")
+    d = r.add_mutually_exclusive_group()
+    d.add_argument("--dropout", type=_cliargs.fraction, default=0.0, metavar="RATIO",
                    help="dropout ratio, 0 <= RATIO < 1 (0: no dropout)")
-    p.add_argument("--weight-decay", type=_cliargs.nonnegative_float, default=0.0, metavar="LAMBDA",
-                   help="L2 strength")
+    d.add_argument("--alpha-dropout", type=_cliargs.fraction, default=0.0, metavar="RATE",
+                   help="alpha dropout after each activation (Keras' AlphaDropout, for SELU nets: --activation selu "
+                        "--init auto), 0 <= RATE < 1 (0: none)")
+    r.add_argument("--weight-decay", type=_cliargs.nonnegative_float, default=0.0, metavar="LAMBDA",
+                   help="L2 strength: the loss adds 0.5*LAMBDA*sum(W**2)")
+    r.add_argument("--l1", type=_cliargs.nonnegative_float, default=0.0, metavar="LAMBDA",
+                   help="L1 strength: the loss adds LAMBDA*sum(|W|), the gradient LAMBDA*sign(W)")
+    r.add_argument("--max-norm", type=_cliargs.positive_float, default=None, metavar="C",
+                   help="max-norm constraint: after each update every weight matrix's column norms are rescaled to "
+                        "<= C (fastdl.constraints.MaxNorm; None: off)")
     p.add_argument("--epochs", type=_cliargs.positive_int, default=20, help="passes over the training set")
     p.add_argument("--batch-size", type=_cliargs.positive_int, default=100, help="samples per training step")
     p.add_argument("--patience", type=_cliargs.positive_int, default=None,
