@@ -122,7 +122,8 @@ def test_registry_and_cli(tmp_path, capsys):
 
     assert set(experiments.EXPERIMENTS) == {"optimizer-paths", "optimizer-compare", "weight-init-hist",
                                             "weight-init-compare", "batchnorm", "overfit", "hparam-search",
-                                            "lr-finder", "batch-size", "depth-width", "transfer", "activations"}
+                                            "lr-finder", "batch-size", "depth-width", "transfer", "activations",
+                                            "mc-dropout"}
     with pytest.raises(ValueError, match="experiment"):
         experiments.get("nope")
     assert main(["experiment", "optimizer-paths", "--out", str(tmp_path)]) == 0

@@ -19,6 +19,7 @@ batch-size               accuracy after a fixed epoch budget and samples/s per b
 depth-width              validation accuracy against parameter count, 1-6 layers x 16-512 (Géron ch. 10)
 transfer                 lower layers trained on digits 0-4 reused (frozen, fine-tuned) for 5-9 (Géron ch. 11)
 activations              a 10-layer net with every activation + self-normalization histograms (Géron ch. 11)
+mc-dropout               one pass vs the MC dropout mean, and the predicted spread per digit (Géron ch. 11)
 =======================  =========================================================================
 
 From the command line: ``fastdl experiment NAME [--dataset digits|mnist] [--out DIR] [--seed S]``,
@@ -48,6 +49,7 @@ EXPERIMENTS = {
     "depth-width": "fastdl.experiments.depth_width",
     "transfer": "fastdl.experiments.transfer",
     "activations": "fastdl.experiments.activations",
+    "mc-dropout": "fastdl.experiments.mc_dropout",
 }
 
 #: Where figures go when no ``out`` is given.
