@@ -68,6 +68,7 @@ def _work(dtype: str):
             bn.forward(x, train_flg=False))),
         ("Dropout", lambda: (run_layer(dr := layers.Dropout(0.5), x, train_flg=True),
                              dr.forward(x, train_flg=False))),
+        ("AlphaDropout", lambda: run_layer(layers.AlphaDropout(0.1), x, train_flg=True)),
         ("SoftmaxWithLoss", lambda: (run_layer(layers.SoftmaxWithLoss(), x, t),
                                      run_layer(layers.SoftmaxWithLoss(), x, onehot))),
         ("IdentityWithLoss", lambda: run_layer(layers.IdentityWithLoss(), x, dout)),
@@ -80,11 +81,13 @@ def _work(dtype: str):
             opt.update(params, grads)
             opt.update(params, grads)
         work.append((f"optimizer {name}", update))
-    for label, bn, decay in (("train step", False, 0.0), ("train step + batch norm", True, 0.0),
-                             ("train step + weight decay", False, 0.1)):
-        def train_step(bn=bn, decay=decay):
+    for label, bn, decay, extra in (("train step", False, 0.0, {}), ("train step + batch norm", True, 0.0, {}),
+                                    ("train step + weight decay", False, 0.1, {}),
+                                    ("train step + L1 + alpha dropout", False, 0.0,
+                                     {"l1_lambda": 0.1, "use_alpha_dropout": True, "dropout_ratio": 0.1})):
+        def train_step(bn=bn, decay=decay, extra=extra):
             net = nets.MultiLayerNetExtend(6, [5, 5], 3, use_batchnorm=bn, weight_decay_lambda=decay,
-                                           dtype=np.dtype(dtype))
+                                           dtype=np.dtype(dtype), **extra)
             opt = optim.Adam()
             opt.update(net.params, net.gradient(x, t % 3))
             net.loss(x, t % 3)
