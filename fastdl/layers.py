@@ -310,6 +310,13 @@ class Affine:
         return dx.reshape(shape)
 
 
+def _dropout_args(where: str, name: str, ratio, rng) -> None:
+    """A dropout layer's ratio in [0, 1) and its rng (None or a Generator), in the house wording."""
+    _checks.positive_number(ratio, name, where, allow_zero=True, upper=1.0)
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        fail(where, "rng", "None or a numpy.random.Generator", _checks.describe(rng), TypeError)
+
+
 class Dropout:
     """Dropout in the book's form (not inverted).
 
@@ -334,9 +341,7 @@ class Dropout:
     """
 
     def __init__(self, dropout_ratio: float = 0.5, rng: np.random.Generator | None = None) -> None:
-        _checks.positive_number(dropout_ratio, "dropout_ratio", "Dropout", allow_zero=True, upper=1.0)
-        if rng is not None and not isinstance(rng, np.random.Generator):
-            fail("Dropout", "rng", "None or a numpy.random.Generator", _checks.describe(rng), TypeError)
+        _dropout_args("Dropout", "dropout_ratio", dropout_ratio, rng)
         self.dropout_ratio = dropout_ratio
         self.rng = rng
         self.mask: np.ndarray | None = None
@@ -422,9 +427,7 @@ class AlphaDropout:
     """
 
     def __init__(self, rate: float = 0.5, rng: np.random.Generator | None = None) -> None:
-        _checks.positive_number(rate, "rate", "AlphaDropout", allow_zero=True, upper=1.0)
-        if rng is not None and not isinstance(rng, np.random.Generator):
-            fail("AlphaDropout", "rng", "None or a numpy.random.Generator", _checks.describe(rng), TypeError)
+        _dropout_args("AlphaDropout", "rate", rate, rng)
         self.rate = rate
         self.rng = rng
         self.mask: np.ndarray | None = None

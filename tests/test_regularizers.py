@@ -4,18 +4,12 @@ step, and their save/load config. (MC dropout: tests/test_mc_dropout.py.)"""
 import numpy as np
 import pytest
 from conftest import DTYPES, assert_close, rtol_for
+from test_step import SIZES, _data, _trio
 
 from fastdl import layers, reference
 from fastdl.functional import numerical_gradient
 from fastdl.kernels import dropout as _do
 from fastdl.nets import MultiLayerNet, MultiLayerNetExtend, load
-
-SIZES = (9, [8, 6], 4)
-
-
-def _data(n=12, dtype=np.float64, seed=0):
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal((n, SIZES[0])).astype(dtype), rng.integers(0, 4, n)
 
 
 # -- AlphaDropout, the layer ----------------------------------------------------------------------------
@@ -125,17 +119,7 @@ def test_alpha_dropout_matches_keras(dtype):
                                   layers.AlphaDropout(rate).forward(x, train_flg=False))
 
 
-# -- in the nets: layer path, fused step, reference --------------------------------------------------------
-def _trio(dtype, cls=MultiLayerNetExtend, **kw):
-    nets = []
-    for backend in ("fastdl", "fastdl", "reference"):
-        np.random.seed(3)
-        nets.append(cls(*SIZES, dtype=dtype, backend=backend, **kw))
-    assert nets[0]._fused is not None
-    nets[1]._fused = None  # the layer path
-    return nets
-
-
+# -- in the nets: layer path, fused step, reference (test_step's trio: fused, layer path, reference) ---------
 CONFIGS = [
     {"use_alpha_dropout": True, "dropout_ratio": 0.3, "activation": "selu", "weight_init_std": "auto"},
     {"use_alpha_dropout": True, "dropout_ratio": 0.2, "use_batchnorm": True},
