@@ -373,7 +373,7 @@ class MultiLayerNetExtend(transfer.Freezable):
         inference mode (running statistics read, never changed). With ``p_s = softmax(scores_s)`` (the
         outputs for ``loss='mse'``) stacked ``(n_samples, N, C)``: ``mean = stack.mean(axis=0)``, ``std =
         stack.std(axis=0)`` (ddof 0, as Géron's code). The passes run stacked, ``x`` tiled to ``k * N`` rows
-        per chunk (under 32 MB); dropout layer ``i`` draws from child ``i`` of ``SeedSequence(seed)``, so
+        per chunk (about 1 MB each); dropout layer ``i`` draws from child ``i`` of ``SeedSequence(seed)``, so
         the masks are those of a loop of single passes (the numbers too, to BLAS rounding: a GEMM rounds
         a row differently with another row count). The network is left as it was.
 
