@@ -8,6 +8,11 @@ backward; bias + softmax + cross-entropy + its gradient, or for ``loss='mse'`` b
 gradient in one pass, :func:`fastdl.kernels.mse.identity_mse_grad`). The arithmetic is the layers', so the
 numbers are those of the layer-by-layer path, to the bit.
 
+Alpha dropout (``use_alpha_dropout``) runs after a block's activation: the layer's own draws and
+constants, one kernel writing the next GEMM's input and the mask (:func:`fastdl.kernels.dropout.alpha_forward`),
+and ``dx = (dout * a) * mask`` in place before the activation's backward. The penalties are added to each
+``dW`` after the backward: ``+ λ * W`` (L2), then ``+ λ₁ * sign(W)`` (L1), as the layer path adds them.
+
 Activations come from their :mod:`fastdl.activations` record: a record with fused kernel codes runs
 inside the epilogues; otherwise the epilogue runs without activation (``LINEAR``) and the record's
 driver runs on the block's buffers (sigmoid's forward does so, with NumPy's vectorized exp).
