@@ -403,16 +403,13 @@ class MultiLayerNetExtend(transfer.Freezable):
     def _weight_decay(self):
         """The penalties: ``0.5 * λ * Σ sum(W**2)`` (L2), then ``+ λ₁ * Σ sum(|W|)`` (L1)."""
         lam, l1 = self.weight_decay_lambda, self.l1_lambda
+        weights = [self.params[f"W{idx}"] for idx in range(1, self.hidden_layer_num + 2)]
         decay = 0
         if lam != 0:
-            for idx in range(1, self.hidden_layer_num + 2):
-                W = self.params[f"W{idx}"]
+            for W in weights:
                 decay += 0.5 * lam * np.sum(W**2)
         if l1 != 0:
-            penalty = 0
-            for idx in range(1, self.hidden_layer_num + 2):
-                penalty += l1 * np.sum(np.abs(self.params[f"W{idx}"]))
-            decay = decay + penalty
+            decay = decay + sum(l1 * np.sum(np.abs(W)) for W in weights)
         return decay
 
     def loss(self, x: np.ndarray, t: np.ndarray, train_flg: bool = False):

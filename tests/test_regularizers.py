@@ -226,3 +226,28 @@ def test_save_load_keeps_l1_and_alpha_dropout(tmp_path, cls):
     assert back.loss(x, t) == net.loss(x, t)
     again = load(rng_net.save(tmp_path / "r.npz"))  # a dropout Generator's state travels too
     assert again.layers["AlphaDropout1"].rng.random() == rng_net.layers["AlphaDropout1"].rng.random()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("bn", [False, True])
+def test_frozen_lower_block_with_alpha_dropout_and_l1(dtype, bn):
+    """fastdl.transfer's frozen prefix: alpha dropout stays on in the frozen block (its draws come first in both
+    paths), L1 only on the trainable W; the fused step is the layer path to the bit."""
+    kw = {"use_alpha_dropout": True, "dropout_ratio": 0.2, "l1_lambda": 0.01, "use_batchnorm": bn}
+    fused, layered, ref = _trio(dtype, **kw)
+    for net in (fused, layered, ref):
+        net.freeze(1)
+    layered._fused = None
+    assert fused._fused is not None
+    x, t = _data(dtype=dtype)
+    grads = []
+    for net in (fused, layered, ref):
+        np.random.seed(4)
+        grads.append(net.gradient(x, t))
+    assert "W1" not in grads[0] and list(grads[0]) == list(grads[1])
+    assert all(np.shares_memory(g, fused._fused.G) for g in grads[0].values())  # (the fused step ran)
+    scale = max(float(np.max(np.abs(g))) for g in grads[2].values())
+    for key, value in grads[1].items():
+        np.testing.assert_array_equal(grads[0][key], value, err_msg=key)
+        tol = rtol_for(dtype, "reduction")
+        np.testing.assert_allclose(value, grads[2][key], rtol=tol, atol=tol * scale, err_msg=key)
