@@ -347,7 +347,7 @@ def _prepare(path: Path, docs: dict, arrays: dict) -> dict:
 
 
 def restore(cls, source, x_train, t_train, x_test, t_test, *, verbose: bool = True, checkpoint_objects=None,
-            validation_data=None, callbacks=None, where: str = "Trainer.resume"):
+            validation_data=None, callbacks=None, weight_constraint=None, where: str = "Trainer.resume"):
     """A ``cls`` (:class:`~fastdl.Trainer`) in the state of the checkpoint ``source``; see ``Trainer.resume``.
 
     Everything is read and checked into new objects first (network, optimizer, trainer, the state
@@ -364,7 +364,8 @@ def restore(cls, source, x_train, t_train, x_test, t_test, *, verbose: bool = Tr
                       seed=settings["seed"], patience=settings["patience"], min_delta=settings["min_delta"],
                       monitor=settings["monitor"], restore_best_weights=settings["restore_best_weights"],
                       checkpoint_every=settings["checkpoint_every"], checkpoint_keep=settings["checkpoint_keep"],
-                      validation_data=validation_data, callbacks=callbacks)
+                      validation_data=validation_data, callbacks=callbacks,
+                      weight_constraint=_constraint(prep["config"], weight_constraint))
     except (CheckpointError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{where}: {exc}; {_previous_good(path)}") from None
 
@@ -410,6 +411,23 @@ def restore(cls, source, x_train, t_train, x_test, t_test, *, verbose: bool = Tr
     trainer._last_checkpoint_iter = n_steps
     trainer.last_checkpoint = path
     return trainer
+
+
+def _constraint(config, given):
+    """The run's weight constraint: ``given``, or a :class:`~fastdl.constraints.MaxNorm` rebuilt from its config."""
+    saved = (config or {}).get("weight_constraint")
+    if given is not None or saved is None:
+        if given is not None and saved is not None:
+            name = saved["class_name"] if isinstance(saved, dict) else saved
+            if type(given).__name__ != name:
+                raise ValueError(f"weight_constraint must be a {name} like the run's; got {type(given).__name__}")
+        return given
+    if isinstance(saved, dict) and saved.get("class_name") == "MaxNorm":
+        from .constraints import MaxNorm
+
+        return MaxNorm(**saved["config"])
+    name = saved["class_name"] if isinstance(saved, dict) else saved
+    raise ValueError(f"weight_constraint must be given: the run used a {name}, which a checkpoint cannot rebuild")
 
 
 # -- Ctrl-C -------------------------------------------------------------------------------------------------

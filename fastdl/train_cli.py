@@ -149,8 +149,8 @@ def _train_command(args: argparse.Namespace) -> int:
     (x_train, t_train), (x_test, t_test) = _load(args.dataset, dtype)
     with _cliargs.user_input():  # the house ValueError/TypeError of the set-up: one line, exit 2
         if args.resume is not None:
-            trainer = Trainer.resume(args.resume, x_train, t_train, x_test, t_test, verbose=not args.quiet)
-            trainer.weight_constraint = _constraint(args)  # (not kept by Trainer checkpoints; the run's --max-norm)
+            trainer = Trainer.resume(args.resume, x_train, t_train, x_test, t_test, verbose=not args.quiet,
+                                     weight_constraint=_constraint(args))
             net, warm_opt = trainer.network, trainer.optimizer
             lr = trainer.history.config.get("optimizer_param", {}).get("lr", trainer.optimizer.lr)
             if isinstance(lr, dict):  # a schedule's config: its starting rate for the figure's title

@@ -317,7 +317,7 @@ class Trainer:
     @classmethod
     def resume(cls, checkpoint, x_train, t_train, x_test, t_test, *, verbose: bool = True,
                checkpoint_objects: dict | None = None, validation_data: tuple | None = None,
-               callbacks: list | None = None) -> Trainer:
+               callbacks: list | None = None, weight_constraint=None) -> Trainer:
         """A trainer in the state of a checkpoint: :meth:`train` continues the run where it stopped.
 
         Network, optimizer and settings come from the checkpoint; the data must be the same (shapes,
@@ -341,6 +341,9 @@ class Trainer:
         callbacks : list, optional
             New instances of the run's callbacks, in the same order: those with ``state_dict()``
             get their saved state (``on_train_begin`` is not called again on resume).
+        weight_constraint : callable, optional
+            The run's weight constraint. A :class:`~fastdl.constraints.MaxNorm` is rebuilt from the
+            checkpoint when not given; any other constraint the run used must be given again.
 
         Returns
         -------
@@ -356,7 +359,7 @@ class Trainer:
 
         return _checkpoint.restore(cls, checkpoint, x_train, t_train, x_test, t_test, verbose=verbose,
                                    checkpoint_objects=checkpoint_objects, validation_data=validation_data,
-                                   callbacks=callbacks)
+                                   callbacks=callbacks, weight_constraint=weight_constraint)
 
     def save_checkpoint(self) -> Path:
         """Write a checkpoint of the current state to ``checkpoint_dir`` now (see :mod:`fastdl.checkpoint`).

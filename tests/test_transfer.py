@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fastdl import datasets, nets, optim
+from fastdl import CheckpointError, datasets, nets, optim
 from fastdl.optim import OPTIMIZERS
 from fastdl.trainer import Trainer
 
@@ -291,7 +291,9 @@ def test_trainer_checkpoint_and_resume_with_frozen_layers(tmp_path, monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         first.train()
     monkeypatch.undo()
-    resumed = Trainer.resume(tmp_path / "ck", *digits[0], *digits[1], verbose=False)
+    with pytest.raises(CheckpointError, match="weight_constraint must be given: the run used a function"):
+        Trainer.resume(tmp_path / "ck", *digits[0], *digits[1], verbose=False)
+    resumed = Trainer.resume(tmp_path / "ck", *digits[0], *digits[1], verbose=False, weight_constraint=lambda w: None)
     assert resumed.network.frozen == straight.network.frozen
     resumed.train()
     for key, value in straight.network.params.items():
