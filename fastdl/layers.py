@@ -108,10 +108,10 @@ class ActivationLayer:
         kind = self._kind
         if kind == 0:
             mask = np.empty(xc.shape, dtype=np.bool_)
-            self._act.forward(xc.reshape(-1), out.reshape(-1), mask.reshape(-1))
+            self._act.forward(xc.ravel(), out.ravel(), mask.ravel())  # (views: all three are C-contiguous)
             self.mask = mask
         else:
-            self._act.forward(xc.reshape(-1), out.reshape(-1))
+            self._act.forward(xc.ravel(), out.ravel())
             if kind == 1:
                 self.out = out
             else:
@@ -129,7 +129,7 @@ class ActivationLayer:
         if not self._plain:
             return self._backward_general(dc, contiguous(saved) if kind == 0 else contiguous(saved, dt))
         dx = np.empty(saved.shape, dtype=dt)
-        self._act.backward(dc.reshape(-1), saved.reshape(-1), dx.reshape(-1))  # (reshape copies a strided one)
+        self._act.backward(dc.ravel(), saved.ravel(), dx.ravel())  # (ravel copies a strided one)
         return dx
 
     def _param_arrays(self, d: int, dt: np.dtype, where: str) -> list[np.ndarray]:

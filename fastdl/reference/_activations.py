@@ -8,7 +8,8 @@ they are written so that no input (``|x|`` up to the float's range, ``+-inf``, N
 overflow warning: ``exp`` only ever sees ``min(x, 0)`` or ``min(x, 20)``.
 
 Exact GELU needs ``erf``, which NumPy lacks: SciPy's ``scipy.special.erf`` is used when SciPy is
-installed (it comes with scikit-learn), else Python's ``math.erf`` element by element (slow).
+installed (it comes with scikit-learn; imported on first use), else Python's ``math.erf`` element by
+element (slow).
 """
 
 import math
@@ -21,13 +22,22 @@ GELU_TANH_BETA = math.sqrt(2.0 / math.pi)
 GELU_TANH_KAPPA = 0.044715
 SOFTPLUS_THRESHOLD = 20.0
 
-try:  # pragma: no cover - depends on the environment
-    from scipy.special import erf as _erf
-except ImportError:  # pragma: no cover
-    _erf_scalar = np.frompyfunc(math.erf, 1, 1)
+def _erf(x):
+    """``erf`` elementwise: SciPy's when installed, else ``math.erf`` per element (slow).
 
-    def _erf(x):
-        return _erf_scalar(x).astype(x.dtype)
+    SciPy is imported on the first call, not with the module: ``scipy.special`` costs ~0.2 s, and
+    every ``fastdl`` command imports this module (the CLI's start-up), while only GELU needs it.
+    """
+    global _erf
+    try:  # pragma: no cover - depends on the environment
+        from scipy.special import erf
+    except ImportError:  # pragma: no cover
+        scalar = np.frompyfunc(math.erf, 1, 1)
+
+        def erf(x):
+            return scalar(x).astype(x.dtype)
+    _erf = erf
+    return erf(x)
 
 
 _QUIET = {"invalid": "ignore"}  # -inf * 0 -> nan, as PyTorch gives, without a RuntimeWarning
