@@ -371,6 +371,45 @@ class FusedStep:
         _do.alpha_forward(out.reshape(-1), r.reshape(-1), thr, a, b, c, dropped.reshape(-1), mask.reshape(-1))
         return a
 
+    def predict(self, net, x: np.ndarray) -> np.ndarray | None:
+        """Evaluation-mode forward (``net.predict(x)``) in one kernel per hidden block; ``None``: the layer path runs.
+
+        Covers a network without batch norm and alpha dropout whose activation runs inside the fused kernel (ReLU),
+        for a C-contiguous ``(N, input_size)`` ``x`` in the network's dtype (others: ``None``, nothing
+        done). The arithmetic is the layers': ``np.dot`` then bias + activation (``block_forward``),
+        the output layer by :func:`fastdl.ops.affine`, so the scores are those of the layer path to
+        the bit; every array is new (nothing shared between calls or threads). The layers' forward
+        caches point at this pass's arrays as the layer path leaves them (ReLU's ``mask`` is not
+        formed: ``None``, as after the fused :meth:`gradient`).
+        """
+        if (self.use_bn or self.drops or self.fwd_code == _fused.LINEAR or x.ndim != 2 or x.shape[0] < 1
+                or x.shape[1] != net.input_size or not x.flags.c_contiguous or not self.still_valid(net)):
+            return None
+        n = x.shape[0]
+        tp = self.dtype.type
+        eps, nf, m, om = tp(ops.BN_EPS), tp(n), tp(0), tp(1)  # (unused without batch norm)
+        block_forward, code, saves = _fused.block_forward, self.fwd_code, self.activation.saves
+        a = x
+        for blk in self.blocks[:-1]:
+            h = np.empty((n, blk.width), dtype=self.dtype)
+            np.dot(a, blk.W, h)
+            out = np.empty_like(h)
+            block_forward(h, blk.b, blk.gamma, blk.beta, eps, nf, m, om, blk.rm, blk.rv, blk.stats, h, out, code,
+                          False)
+            aff, layer = blk.affine, blk.act_layer
+            aff.x, aff.original_x_shape = a, a.shape
+            layer._dtype = self.dtype
+            if saves == "y":
+                layer.out = out
+            elif saves == "x":
+                layer.x = h
+            else:
+                layer.mask = None
+            a = out
+        out_blk = self.blocks[-1]
+        out_blk.affine.x, out_blk.affine.original_x_shape = a, a.shape
+        return ops.affine(a, out_blk.W, out_blk.b)
+
     def _act_forward(self, blk: _Block, pre: np.ndarray, out: np.ndarray, saved: np.ndarray) -> None:
         """The record's forward driver on the block's buffers (``out`` may be ``pre``)."""
         rec = self.activation
