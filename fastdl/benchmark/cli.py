@@ -69,6 +69,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     if getattr(args, "bench_command", None) == "report":
         return _cmd_report(args)
+    if getattr(args, "startup", False):
+        from .startup import format_startup, measure_quickstart
+
+        print("measuring the quickstart's start-up (fresh interpreters, ~30 s) ...", file=sys.stderr)
+        print(format_startup(measure_quickstart()))
+        return 0
     _check_out(args.out)
     dtypes = DTYPES if args.dtype == "all" else (args.dtype,)
     configure_torch_threads()
@@ -139,6 +145,9 @@ def register_cli(subparsers) -> None:
     bench.add_argument("--no-progress", action="store_true", help="no progress bar")
     bench.add_argument("--no-startup", action="store_true",
                        help="skip the start-up measurement (fresh interpreters, cold and warm cache; ~30 s)")
+    bench.add_argument("--startup", action="store_true",
+                       help="only the start-up section: the quickstart's Trainer overhead per step, first-run "
+                            "kernel loads and `fastdl train` end to end (fresh interpreters, ~30 s)")
     bench.set_defaults(func=_cmd_bench)
     sub = bench.add_subparsers(dest="bench_command", metavar="report")
     report = sub.add_parser(
