@@ -220,11 +220,13 @@ def format_startup(result: dict) -> str:
         "|---|---|",
         f"| Trainer per step (quiet / with progress bar) | {ms(tr['trainer'])} / {ms(tr['trainer_verbose'])} |",
         f"| gradient() + update() per step | {ms(tr['gradient_update'])} |",
-        f"| Trainer overhead per step (share of the step) | {ms(tr['overhead'])} ({100 * tr['overhead_share']:.0f} %) |",
+        f"| Trainer overhead per step (share of the step) | {ms(tr['overhead'])} "
+        f"({100 * tr['overhead_share']:.0f} %) |",
         f"| of which the book's arithmetic: loss after the update / per-epoch evaluation | "
         f"{ms(tr['loss_after_update'])} / {ms(tr['evaluation'])} |",
         f"| of which batch sampling | {ms(tr['sampling'])} |",
-        f"| first run: import fastdl / first step + loss + accuracy | {fr['import_s']:.3f} s / {fr['first_step_s']:.3f} s |",
+        f"| first run: import fastdl / first step + loss + accuracy | {fr['import_s']:.3f} s / "
+        f"{fr['first_step_s']:.3f} s |",
         f"| kernel signatures loaded from the cache | {fr['kernels']:.0f}: the first {fr['first_load_s']:.3f} s "
         f"(with Numba's one-off set-up), the others {fr['other_loads_s']:.3f} s together "
         f"(median {fr['median_load_s'] * 1e3:.1f} ms each) |",
