@@ -12,21 +12,22 @@ Other exceptions are bugs and keep their traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 
-from . import benchmark, experiments, profiler, train_cli
 from ._cliargs import UsageError
-from .search import cli as search_cli
 
-# module -> the subcommands it registers
-_COMMAND_MODULES = (
-    train_cli,    # train
-    experiments,  # experiment
-    search_cli,   # search
-    benchmark,    # bench, bench report, warmup
-    profiler,     # profile
-)
+#: subcommand -> the module that registers it (``main`` imports only the module of the command it runs:
+#: the others' imports would add to every command's start-up)
+_COMMANDS = {
+    "train": "fastdl.train_cli",
+    "experiment": "fastdl.experiments",
+    "search": "fastdl.search.cli",
+    "bench": "fastdl.benchmark",  # bench, bench report
+    "warmup": "fastdl.benchmark",
+    "profile": "fastdl.profiler",
+}
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -36,7 +37,8 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``fastdl`` parser with every subcommand, or with only ``command``'s module registered (and ``info``)."""
     from . import __version__
 
     parser = argparse.ArgumentParser(
@@ -45,8 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"fastdl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in _COMMAND_MODULES:
-        module.register_cli(sub)
+    modules = [_COMMANDS[command]] if command in _COMMANDS else dict.fromkeys(_COMMANDS.values())
+    for name in modules:
+        importlib.import_module(name).register_cli(sub)
     info = sub.add_parser("info", help="print versions, threads, cache directory",
                           description="Print fastdl's version, the versions it runs with, threads and the kernel "
                                       "cache directory (JSON).")
@@ -55,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    words = sys.argv[1:] if argv is None else argv
+    parser = build_parser(words[0] if words else None)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
