@@ -398,7 +398,9 @@ class Trainer:
             The mini-batch loss after the update. A non-finite loss stops the run (see ``stopped``).
         """
         t0 = time.perf_counter()
-        batch_mask = np.random.choice(self.train_size, self.batch_size)
+        # the book's np.random.choice(train_size, batch_size): legacy NumPy draws it as this randint (the same
+        # numbers and random state, a frozen stream), which skips choice's argument handling (~5 us a step)
+        batch_mask = np.random.randint(0, self.train_size, size=self.batch_size)
         x_batch = self.x_train[batch_mask]
         t_batch = self.t_train[batch_mask]
         try:
