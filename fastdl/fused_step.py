@@ -17,6 +17,10 @@ Activations come from their :mod:`fastdl.activations` record: a record with fuse
 inside the epilogues; otherwise the epilogue runs without activation (``LINEAR``) and the record's
 driver runs on the block's buffers (sigmoid's forward does so, with NumPy's vectorized exp).
 
+The evaluation forward (:meth:`FusedStep.predict`, behind ``predict``/``loss``/``accuracy`` of a ReLU
+network without batch norm) runs the same GEMM + epilogue per block on new arrays, without the training
+buffers.
+
 Phase timing (``net._phase_times``, read by :func:`fastdl.profile_step`) swaps the step's callables
 for timed wrappers (:class:`_Calls`): the untimed step runs no clock and no branch for it.
 """

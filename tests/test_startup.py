@@ -119,7 +119,7 @@ def test_first_run_probe_counts_the_kernels_it_loads():
     from fastdl.benchmark.startup import measure_first_run
 
     out = measure_first_run(repeats=1)
-    assert out["kernels"] >= 5  # the quickstart's step, loss and accuracy load several signatures
+    assert out["kernels"] + out["compiled"] >= 5  # the step, loss and accuracy need several (loaded, or compiled)
     assert out["first_step_s"] > 0 and out["import_s"] > 0
 
 
