@@ -107,11 +107,11 @@ def test_startup_section_formats_every_figure():
                "epochs": 20}
     first = {"import_s": 0.3, "first_step_s": 0.2, "kernels": 10, "first_load_s": 0.17, "other_loads_s": 0.03,
              "median_load_s": 0.003}
-    cli = {"interpreter_s": 0.02, "import_cli_s": 0.4, "train_s": 1.5}
+    cli = {"interpreter_s": 0.02, "import_cli_s": 0.4, "train_s": 1.5, "train_compare_s": 2.75}
     text = format_startup({"trainer": trainer, "first_run": first, "cli": cli, "load_before": 0.5,
                            "load_after": 0.7})
     for figure in ("0.400 ms", "0.300 ms", "0.100 ms (25 %)", "0.050 ms", "0.040 ms", "10: the first 0.170 s",
-                   "1.50 s", "load average 0.50 -> 0.70", "287 steps"):
+                   "1.50 s", "2.75 s", "load average 0.50 -> 0.70", "287 steps"):
         assert figure in text
 
 
