@@ -202,7 +202,7 @@ def measure_quickstart(repeats: int = 3) -> dict:
     out: dict = {"load_before": _load()}
     out["cli"] = measure_cli(repeats)
     out["first_run"] = measure_first_run(repeats)
-    out["trainer"] = measure_trainer_overhead(repeats)
+    out["trainer"] = measure_trainer_overhead(max(repeats, 7))  # (a round is ~0.6 s: more rounds, steadier medians)
     out["load_after"] = _load()
     return out
 
