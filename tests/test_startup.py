@@ -49,7 +49,8 @@ def test_fused_predict_is_the_layer_path_to_the_bit(dtype, n):
     assert net.predict(xs) is not y  # a new array every call
 
 
-@pytest.mark.parametrize("kw", [{"use_batchnorm": True}, {"activation": "sigmoid"}, {"activation": "elu"}])
+@pytest.mark.parametrize("kw", [{"use_batchnorm": True}, {"activation": "sigmoid"}, {"activation": "elu"},
+                                {"use_alpha_dropout": True, "dropout_ratio": 0.1}])
 def test_networks_outside_the_fused_evaluation_take_the_layer_path(kw):
     net, x, _ = _trained(np.float64, **kw)
     assert net._fused.predict(net, x[:50]) is None
@@ -138,3 +139,10 @@ def test_the_cli_does_not_import_scipy_special_or_matplotlib():
     code = "import sys, fastdl.cli; print(sorted(m for m in ('scipy.special', 'matplotlib') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_fused_predict_of_a_network_with_frozen_blocks_is_the_layer_path():
+    net, x, _ = _trained(np.float64)
+    net.freeze(1)
+    assert net._fused is not None and net._fused.predict(net, x[:30]) is not None
+    np.testing.assert_array_equal(net.predict(x[:30]), _layer_path(net, x[:30]))
