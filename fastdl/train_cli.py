@@ -240,13 +240,25 @@ def _warm_up(args: argparse.Namespace, net, optimizer, x_batch, t_batch, x_eval,
         return 0.0
     from . import _train_report
 
-    if _train_report.kernels_loaded() == 0:
+    if _train_report.kernels_loaded() == 0 and not _kernel_cache_has_entries():
         print("compiling kernels (first run only)...", flush=True)
     seconds, compiled, loaded = _train_report.warm_up(net, optimizer, x_batch, t_batch, x_eval, t_eval)
     if not args.quiet and compiled + loaded:
         print(f"kernels ready in {seconds:.2f} s ({compiled} compiled, {loaded} loaded from the cache; "
               "not counted in samples/s)")
     return seconds
+
+
+def _kernel_cache_has_entries() -> bool:
+    """Whether Numba's cache directory already holds fastdl kernels (an index file of any kernel)."""
+    import os
+    from pathlib import Path
+
+    root = os.environ.get("NUMBA_CACHE_DIR")
+    try:
+        return root is not None and any(Path(root).rglob("*.nbi"))
+    except OSError:
+        return False
 
 
 def _chance_warning(accuracy: float, classes: int) -> None:

@@ -190,11 +190,27 @@ def test_train_quiet_prints_accuracy_once_and_no_compare_skips_the_timing(capsys
     assert json.loads((tmp_path / "train-digits.json").read_text())["config"]["seed"] == 0  # the default
 
 
-def test_train_says_it_compiles_when_no_kernel_is_loaded(capsys, tmp_path, monkeypatch):
+def test_train_says_it_compiles_when_no_kernel_is_loaded_or_cached(capsys, tmp_path, monkeypatch):
+    from fastdl import train_cli
+
     monkeypatch.setattr(_train_report, "kernels_loaded", lambda: 0)
+    monkeypatch.setattr(train_cli, "_kernel_cache_has_entries", lambda: False)
     code, out, err = _run(["train", *SMALL, "--quiet", "--no-compare", "--out", str(tmp_path)], capsys)
     assert code == 0
     assert out.startswith("compiling kernels (first run only)...\n")
+    monkeypatch.setattr(train_cli, "_kernel_cache_has_entries", lambda: True)  # a fresh process, warm cache
+    code, out, err = _run(["train", *SMALL, "--quiet", "--no-compare", "--out", str(tmp_path)], capsys)
+    assert code == 0 and "compiling kernels" not in out
+
+
+def test_kernel_cache_has_entries_looks_for_numba_index_files(tmp_path, monkeypatch):
+    from fastdl import train_cli
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    assert not train_cli._kernel_cache_has_entries()
+    (tmp_path / "fastdl" / "kernels").mkdir(parents=True)
+    (tmp_path / "fastdl" / "kernels" / "affine.affine_forward-12.py311.nbi").write_bytes(b"")
+    assert train_cli._kernel_cache_has_entries()
 
 
 def test_train_warns_at_chance_level(capsys, tmp_path):
