@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import _checks, layers, nets, optim, reference, runtime
 from .tables import LayerData, Unavailable, layer_table, torch_module, torch_optimizer, torch_twins
+from .traffic import Traffic, optimizer_traffic
 
 IMPLS = ("reference", "fastdl", "torch")
 DTYPES = tuple(dt.name for dt in _checks.FLOAT_DTYPES)
@@ -245,12 +246,16 @@ LAYER_OPS = _Names(_layer_ops)
 OPTIMIZER_OPS = _Names(lambda: tuple(f"{name}-update" for name in optim.OPTIMIZERS))
 
 
+def _optimizer_values(size: str) -> int:
+    rows, cols = PARAM_SIZES[size]
+    return rows * cols + cols  # W and b
+
+
 def work(op: str, size: str, dtype: str) -> tuple[float, str]:
     """``(amount, unit)`` of one call: bytes of compulsory traffic (``'GB/s'``) or flops (``'GFLOP/s'``)."""
     item = np.dtype(dtype).itemsize
     if op in OPTIMIZER_OPS:
-        rows, cols = PARAM_SIZES[size]
-        return float((3 + 2 * state_arrays(_optimizer_name(op))) * item * (rows * cols + cols)), "GB/s"
+        return traffic(op, size, dtype).bytes, "GB/s"
     if op in STEP_OPS:
         n, d, hidden, classes = STEP_SIZES[size]
         widths = (d, *hidden, classes)
@@ -259,6 +264,28 @@ def work(op: str, size: str, dtype: str) -> tuple[float, str]:
     name, direction = _split_layer_op(op)
     n, d, h = LAYER_SIZES[size] if size in LAYER_SIZES else _INTERLEAVE_ONLY_SIZES[size]
     return layer_table()[name].work(direction, n, d, h, item)
+
+
+def traffic(op: str, size: str, dtype: str) -> Traffic | None:
+    """The :class:`~fastdl.benchmark.traffic.Traffic` of one call of a layer or optimizer op (None for the
+    training steps, which mix GEMMs and streams, and for layer rows whose work model is a plain function).
+
+    Optimizers: the ``traffic`` of the rule's record (arrays read plus written per value) and its
+    state arrays; a class in :data:`fastdl.optim.OPTIMIZERS` alone: ``3 + 2 * state_arrays``.
+    """
+    item = np.dtype(dtype).itemsize
+    if op in OPTIMIZER_OPS:
+        name = _optimizer_name(op)
+        rule = optim.RULES.get(name)
+        states = state_arrays(name)
+        moved = rule.traffic if rule is not None else 3 + 2 * states
+        return optimizer_traffic(moved, states, _optimizer_values(size), item)
+    if op in STEP_OPS:
+        return None
+    name, direction = _split_layer_op(op)
+    n, d, h = LAYER_SIZES[size] if size in LAYER_SIZES else _INTERLEAVE_ONLY_SIZES[size]
+    model = getattr(layer_table()[name].work, "traffic", None)
+    return model(direction, n, d, h, item) if model is not None else None
 
 
 def sizes_for(op: str) -> tuple[str, ...]:

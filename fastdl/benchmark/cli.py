@@ -14,10 +14,20 @@ from .._cliargs import UsageError
 from .._io import atomic_write
 from ..warmup import warmup
 from .cases import DTYPES
-from .matrix import default_matrix, run_matrix
+from .matrix import default_matrix, peak_needs, roofline_matrix, run_matrix
 from .peaks import LLC_BYTES, measure_peaks
 from .probes import measure_compile_cost, measure_startup, measure_step_profile
-from .report import format_markdown, format_table, load_benchmark_json, plot_results, run_info
+from .report import (
+    format_activations,
+    format_markdown,
+    format_summary,
+    format_table,
+    load_benchmark_json,
+    plot_results,
+    run_info,
+    table_rows,
+)
+from .roofline import annotate, shortfalls
 from .timing import configure_torch_threads
 
 
@@ -28,6 +38,15 @@ def _emit(results: list[dict], peaks: dict | None, info: dict, args: argparse.Na
     inter = [r for r in results if r["op"].startswith("interleave")]
     if main:
         print(format_markdown(main, peaks, info) if args.markdown else format_table(main, peaks))
+        rows = table_rows(main, peaks)
+        acts = format_activations(rows, args.markdown)
+        if acts:
+            print("\nActivations, forward+backward: GB/s against the DRAM triad and the roofline limit"
+                  + ("\n" if args.markdown else ""))
+            print(acts)
+        if any(r["fraction_of_limit"] is not None or r["speedup_vs_torch"] is not None for r in rows):
+            print("\nRoofline summary (fastdl)" + ("\n" if args.markdown else ""))
+            print(format_summary(rows))
     if startup:
         print("\nStart-up (fresh interpreters, float64 batch-norm net, one step + loss + accuracy): "
               + ", ".join(f"{k} {v:.2f} s" for k, v in startup.items()))
@@ -78,10 +97,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     _check_out(args.out)
     dtypes = DTYPES if args.dtype == "all" else (args.dtype,)
     configure_torch_threads()
-    matrix = default_matrix(quick=args.quick, dtypes=dtypes, torch=not args.no_torch)
+    if args.roofline:
+        matrix = roofline_matrix(quick=args.quick, dtypes=dtypes, torch=not args.no_torch)
+    else:
+        matrix = default_matrix(quick=args.quick, dtypes=dtypes, torch=not args.no_torch)
+    curve_bytes, gemm_shapes = peak_needs(matrix)
+    small = args.quick and not args.roofline
     print("measuring peaks ...", file=sys.stderr)
-    peaks = measure_peaks(triad_bytes=LLC_BYTES // 4 if args.quick else 4 * LLC_BYTES,
-                          gemm_n=512 if args.quick else 2048, repeats=2 if args.quick else 5)
+    peaks = measure_peaks(triad_bytes=LLC_BYTES // 4 if small else 4 * LLC_BYTES,
+                          gemm_n=512 if args.quick else 2048, repeats=2 if args.quick else 5,
+                          curve_bytes=curve_bytes, gemm_shapes=gemm_shapes, progress=not args.no_progress)
     info = run_info()
     load, cores = info.get("loadavg_at_start"), os.cpu_count() or 1
     if load is not None and load > 0.5 * cores:
@@ -94,7 +119,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     probes.append(runtime.blas_probe())
     info["matrix_seconds"] = time.perf_counter() - t0
     startup = None
-    if not (args.quick or args.no_startup):
+    if not (args.quick or args.no_startup or args.roofline):
         print("measuring start-up (cold and warm kernel cache, fresh interpreters) ...", file=sys.stderr)
         startup = measure_startup()
     step_profile = None
@@ -110,9 +135,18 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        text = json.dumps({"info": info, "peaks": peaks, "results": results, "startup": startup,
+        text = json.dumps({"info": info, "peaks": peaks, "results": annotate(results, peaks), "startup": startup,
                            "step_profile": step_profile}, indent=2)
         print(f"wrote {atomic_write(out / 'bench.json', lambda fh: fh.write(text.encode()))}", file=sys.stderr)
+        rows = [r for r in table_rows(results, peaks) if not r["op"].startswith("interleave")]
+        short = shortfalls(rows)
+        keep = ("op", "size", "dtype", "median_s", "rate", "unit", "limit", "limit_level", "fraction_of_limit",
+                "speedup_vs_torch")
+        roof = json.dumps({"info": info, "threshold": short["threshold"],
+                           "rows": [dict(r) for r in rows],
+                           "below_limit": [{k: r[k] for k in keep} for r in short["below_limit"]],
+                           "below_torch": [{k: r[k] for k in keep} for r in short["below_torch"]]}, indent=2)
+        print(f"wrote {atomic_write(out / 'roofline.json', lambda fh: fh.write(roof.encode()))}", file=sys.stderr)
     _emit(results, peaks, info, args, out / "bench.png" if out is not None else None, startup, step_profile)
     return 0
 
@@ -138,7 +172,12 @@ def register_cli(subparsers) -> None:
                     "DIR/bench.png. 'fastdl bench report FILE.json' formats a pytest --benchmark-json file.")
     bench.add_argument("--out", metavar="DIR", help="write bench.json and bench.png into DIR (default: no files)")
     bench.add_argument("--markdown", action="store_true", help="print markdown tables (for the README)")
-    bench.add_argument("--quick", action="store_true", help="a seconds-long subset")
+    bench.add_argument("--quick", action="store_true",
+                       help="a seconds-long subset (with --roofline: the same ops, shorter timing)")
+    bench.add_argument("--roofline", action="store_true",
+                       help="fastdl and torch on every op at 256x1024 and 1024x4096 and every optimizer at 1M "
+                            "and 8M, each against its roofline limit; ends with the ops below 70%% of their "
+                            "limit and below 1.0x torch (with --out: DIR/roofline.json)")
     bench.add_argument("--dtype", choices=("float32", "float64", "all"), default="all",
                        help="measure this floating-point type (default all)")
     bench.add_argument("--no-torch", action="store_true", help="leave torch out even if installed")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from tqdm.auto import tqdm
 
-from . import cases
+from . import cases, roofline
 from .peer import RemotePeer
 from .timing import measure_group
 
@@ -29,9 +29,10 @@ def default_matrix(quick: bool = False, dtypes: Sequence[str] = cases.DTYPES, to
 
     The default (about 2-3 minutes on 2 cores with a warm kernel cache) covers both training steps
     (first: see ``docs/design-notes.md``), every layer op at every size except affine at the large
-    one (a 17 GFLOP GEMM that only measures BLAS), every optimizer at every size, and the interleave
-    loops of :func:`~fastdl.benchmark.make_interleave_case` under each threading policy. ``quick`` is
-    a seconds-long subset.
+    one (a 17 GFLOP GEMM that only measures BLAS) and the activations' forward+backward at the small
+    one, every optimizer at every size, and the interleave loops of
+    :func:`~fastdl.benchmark.make_interleave_case` under each threading policy. ``quick`` is a
+    seconds-long subset.
     """
     if quick:
         entries = [("affine-forward", "100x100"), ("relu-backward", "100x100"),
@@ -40,12 +41,43 @@ def default_matrix(quick: bool = False, dtypes: Sequence[str] = cases.DTYPES, to
     else:
         entries = [(op, "784-100x5-10-b100") for op in cases.STEP_OPS]
         entries += [(op, size) for op in cases.LAYER_OPS for size in cases.LAYER_SIZES
-                    if not (op.startswith("affine") and size == "1024x4096")]
+                    if not (op.startswith("affine") and size == "1024x4096")
+                    and not (op.endswith("-fwd-bwd") and op != "batchnorm-fwd-bwd" and size == "100x100")]
         entries += [(op, size) for op in cases.OPTIMIZER_OPS for size in cases.PARAM_SIZES]
         entries += [(op, size) for op, size in cases.INTERLEAVE_OPS.items()]
         timing = {"min_time": 0.12, "min_samples": 7, "max_samples": 40, "warmup": 2}
     impls = cases.IMPLS if torch else ("reference", "fastdl")
     return Matrix(entries, tuple(dtypes), impls, timing)
+
+
+def roofline_matrix(quick: bool = False, dtypes: Sequence[str] = cases.DTYPES, torch: bool = True) -> Matrix:
+    """The ``fastdl bench --roofline`` matrix: fastdl (and torch) on every op at the sizes the roofline
+    is judged at.
+
+    Every layer op (forward, backward, forward+backward) at 256x1024 and 1024x4096 (affine at
+    256x1024 only) and every optimizer at 1M and 8M values; no reference column, no training steps.
+    ``quick`` takes fewer, shorter samples (the same ops).
+    """
+    entries = [(op, size) for op in cases.LAYER_OPS for size in roofline.ROOFLINE_LAYER_SIZES
+               if not (op.startswith("affine") and size == "1024x4096")]
+    entries += [(op, size) for op in cases.OPTIMIZER_OPS for size in roofline.ROOFLINE_PARAM_SIZES]
+    timing = ({"min_time": 0.03, "min_samples": 3, "max_samples": 9, "warmup": 1, "sample_time": 5e-3} if quick
+              else {"min_time": 0.12, "min_samples": 7, "max_samples": 40, "warmup": 2})
+    return Matrix(entries, tuple(dtypes), ("fastdl", "torch") if torch else ("fastdl",), timing)
+
+
+def peak_needs(matrix: Matrix) -> tuple[float, list[tuple[int, int, int]]]:
+    """What the roofline of ``matrix`` needs measured: the largest working set of its memory-bound ops
+    (bytes; the bandwidth curve goes that far) and the GEMM shapes of its GEMM-bound ones."""
+    largest, shapes = 0.0, []
+    for op, size in matrix.entries:
+        for dtype in matrix.dtypes:
+            t = cases.traffic(op, size, dtype) if op not in cases.INTERLEAVE_OPS else None
+            if t is None:
+                continue
+            largest = max(largest, t.footprint)
+            shapes += [s for s in t.gemms if s not in shapes]
+    return largest, shapes
 
 
 def run_matrix(matrix: Matrix, *, progress: bool = True, seed: int = 0) -> list[dict]:

@@ -17,6 +17,7 @@ from .. import __version__, runtime
 from .._io import atomic_write
 from .cases import IMPLS, LAYER_SIZES, PARAM_SIZES
 from .peaks import peak_for
+from .roofline import THRESHOLD, activation_rows, limit_for, shortfalls
 from .tables import Unavailable, torch_module
 
 
@@ -46,7 +47,13 @@ def format_time(seconds: float | None) -> str:
 
 
 def table_rows(results: Iterable[dict], peaks: dict | None = None) -> list[dict]:
-    """One row per (op, size, dtype): median per impl, speed-ups of fastdl, fastdl's rate and share of peak."""
+    """One row per (op, size, dtype): median per impl, speed-ups of fastdl, fastdl's rate and share of peak.
+
+    ``fraction_of_peak`` is fastdl's rate over the DRAM triad (GB/s rows) or the square-GEMM peak
+    (GFLOP/s rows); the roofline (:func:`~fastdl.benchmark.roofline.limit_for`) adds ``limit`` (GB/s or
+    GFLOP/s), ``limit_level`` (``'L1d'``, ``'L2'``, ``'L3'``, ``'DRAM'`` or ``'GEMM'``), ``limit_source``,
+    ``traffic`` (the model's dict) and ``fraction_of_limit`` (fastdl's rate over the limit; None without one).
+    """
     groups: dict[tuple, dict] = {}
     for r in results:
         key = (r["op"], r["size"], r["dtype"])
@@ -63,25 +70,61 @@ def table_rows(results: Iterable[dict], peaks: dict | None = None) -> list[dict]
         g["rate"] = rate
         peak = peak_for(g["unit"], g["dtype"], peaks)
         g["fraction_of_peak"] = rate / peak if rate and peak else None
+        lim = limit_for(g["op"], g["size"], g["dtype"], peaks) if g["unit"] else None
+        g["limit"] = lim["limit"] if lim else None
+        g["limit_level"] = lim["level"] if lim else None
+        g["limit_source"] = lim["source"] if lim else None
+        g["traffic"] = lim["traffic"] if lim else None
+        g["fraction_of_limit"] = rate / lim["limit"] if rate and lim else None
         rows.append(g)
     return rows
+
+
+def _amount(row: dict) -> str:
+    """What one call moves: ``2.36 MB`` or ``537 MFLOP``."""
+    work = row.get("work")
+    if not work:
+        return "-"
+    unit = "FLOP" if row.get("unit") == "GFLOP/s" else "B"
+    for scale, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if work >= scale:
+            return f"{work / scale:.3g} {prefix}{unit}"
+    return f"{work:.3g} {unit}"
 
 
 def _columns(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     seen = {i for r in rows for i in r["median_s"]}
     impls = [i for i in IMPLS if i in seen] + sorted(seen - set(IMPLS))
     head = ["op", "size", "dtype", *impls, "x ref", *(["x torch"] if "torch" in impls else []),
-            "fastdl rate", "of peak"]
+            "moves", "fastdl rate", "of peak", "limit", "of limit"]
     body = []
     for r in rows:
         line = [r["op"], r["size"], r["dtype"], *(format_time(r["median_s"].get(i)) for i in impls)]
         line.append(f"{r['speedup_vs_reference']:.2f}" if r["speedup_vs_reference"] else "-")
         if "torch" in impls:
             line.append(f"{r['speedup_vs_torch']:.2f}" if r["speedup_vs_torch"] else "-")
+        line.append(_amount(r))
         line.append(f"{r['rate']:.3g} {r['unit']}" if r["rate"] else "-")
         line.append(f"{100 * r['fraction_of_peak']:.0f}%" if r["fraction_of_peak"] else "-")
+        line.append(_limit_text(r))
+        line.append(f"{100 * r['fraction_of_limit']:.0f}%" if r["fraction_of_limit"] else "-")
         body.append(line)
     return head, body
+
+
+def _limit_text(r: dict) -> str:
+    return f"{r['limit']:.3g} {r['unit']} {r['limit_level']}" if r.get("limit") else "-"
+
+
+def _render(head: list[str], body: list[list[str]], markdown: bool, left: int = 3) -> list[str]:
+    """Table lines: markdown (``|`` separated) or fixed-width; the first ``left`` columns left-aligned."""
+    if markdown:
+        return ["| " + " | ".join(head) + " |", "|" + "|".join("---" if i < left else "---:" for i in range(len(head)))
+                + "|", *("| " + " | ".join(line) + " |" for line in body)]
+    widths = [max(len(str(c)) for c in col) for col in zip(head, *body)]
+    return ["  ".join(h.ljust(w) for h, w in zip(head, widths)), "  ".join("-" * w for w in widths),
+            *("  ".join(c.rjust(w) if i >= left else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths)))
+              for line in body)]
 
 
 def _peaks_line(peaks: dict | None) -> str:
@@ -91,19 +134,36 @@ def _peaks_line(peaks: dict | None) -> str:
     return (f"peaks ({peaks.get('threads')} threads): triad {peaks['triad_GBps']:.1f} GB/s over "
             f"{peaks['triad_bytes'] / 2**20:.0f} MiB arrays; GEMM {peaks.get('gemm_n')}^2 "
             + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in g.items())
-            + "".join(f"; {k}={v}" for k, v in (peaks.get("blas_env") or {}).items()))
+            + "".join(f"; {k}={v}" for k, v in (peaks.get("blas_env") or {}).items())
+            + _caches_text(peaks))
+
+
+def _size_text(nbytes: float) -> str:
+    for scale, unit in ((2**30, "G"), (2**20, "M"), (2**10, "K")):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.3g}{unit}"
+    return f"{nbytes:.0f}"
+
+
+def _caches_text(peaks: dict) -> str:
+    """``; caches (sysfs) L1d 48K, L2 2M per core, L3 480M shared by 2; bus GB/s by working set 48K 300, ...``."""
+    caches, curve = peaks.get("caches"), peaks.get("bandwidth_curve")
+    text = ""
+    if caches:
+        sources = sorted(set((caches.get("source") or {}).values())) or ["?"]
+        text += f"; caches ({'/'.join(sources)}) " + ", ".join(
+            f"{k} {_size_text(caches[k])}" + (" per core" if caches.get("shared", {}).get(k, 1) == 1
+                                               else f" shared by {caches['shared'][k]}")
+            for k in ("L1d", "L2", "L3") if k in caches)
+    if curve:
+        text += "; triad bus GB/s by working set " + ", ".join(f"{_size_text(b)} {g:.0f}" for b, g in curve)
+    return text
 
 
 def format_table(results: Iterable[dict], peaks: dict | None = None) -> str:
     """Plain-text table (fixed-width columns) of :func:`table_rows`."""
     head, body = _columns(table_rows(results, peaks))
-    widths = [max(len(str(c)) for c in col) for col in zip(head, *body)]
-    lines = [_peaks_line(peaks)] if peaks else []
-    lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths)))
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.rjust(w) if i >= 3 else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths)))
-              for line in body]
-    return "\n".join(lines)
+    return "\n".join(([_peaks_line(peaks)] if peaks else []) + _render(head, body, False))
 
 
 def format_markdown(results: Iterable[dict], peaks: dict | None = None, info: dict | None = None) -> str:
@@ -120,10 +180,41 @@ def format_markdown(results: Iterable[dict], peaks: dict | None = None, info: di
         out.append("")
     if peaks:
         out += [_peaks_line(peaks) + ".", ""]
-    out.append("| " + " | ".join(head) + " |")
-    out.append("|" + "|".join("---" if i < 3 else "---:" for i in range(len(head))) + "|")
-    out += ["| " + " | ".join(line) + " |" for line in body]
+    out += _render(head, body, True)
     return "\n".join(out)
+
+
+def format_summary(rows: Iterable[dict], threshold: float = THRESHOLD) -> str:
+    """The shortfalls (:func:`~fastdl.benchmark.roofline.shortfalls`) of :func:`table_rows`, one op a line."""
+    s = shortfalls(rows, threshold)
+
+    def label(r):
+        return f"{r['op']} {r['size']} {r['dtype']}"
+
+    lines = [f"Below {100 * threshold:.0f} % of the roofline limit ({len(s['below_limit'])}):"]
+    lines += [f"  {label(r)}: {100 * r['fraction_of_limit']:.0f} % of {_limit_text(r)}"
+              + (f", {r['speedup_vs_torch']:.2f}x torch" if r.get("speedup_vs_torch") else "")
+              for r in s["below_limit"]] or ["  (none)"]
+    lines.append(f"Below 1.0x PyTorch ({len(s['below_torch'])}):")
+    lines += [f"  {label(r)}: {r['speedup_vs_torch']:.2f}x torch"
+              + (f", {100 * r['fraction_of_limit']:.0f} % of {_limit_text(r)}" if r.get("fraction_of_limit") else "")
+              for r in s["below_torch"]] or ["  (none)"]
+    return "\n".join(lines)
+
+
+def format_activations(rows: Iterable[dict], markdown: bool = False) -> str:
+    """Forward+backward of every registered activation (:func:`~fastdl.benchmark.roofline.activation_rows`):
+    fastdl's time, GB/s, share of the DRAM triad and of the roofline limit, speed-up over torch; '' if none."""
+    sel = activation_rows(rows)
+    if not sel:
+        return ""
+    head = ["activation fwd+bwd", "size", "dtype", "fastdl", "GB/s", "of triad", "limit", "of limit", "x torch"]
+    body = [[r["op"][:-len("-fwd-bwd")], r["size"], r["dtype"], format_time(r["median_s"].get("fastdl")),
+             f"{r['rate']:.3g}" if r.get("rate") else "-",
+             f"{100 * r['fraction_of_peak']:.0f}%" if r.get("fraction_of_peak") else "-", _limit_text(r),
+             f"{100 * r['fraction_of_limit']:.0f}%" if r.get("fraction_of_limit") else "-",
+             f"{r['speedup_vs_torch']:.2f}" if r.get("speedup_vs_torch") else "-"] for r in sel]
+    return "\n".join(_render(head, body, markdown))
 
 
 def plot_results(results: Iterable[dict], path: str | os.PathLike, peaks: dict | None = None) -> Path:

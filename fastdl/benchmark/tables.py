@@ -19,6 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import activations, layers, reference
+from .traffic import activation_model, batchnorm_model, dropout_model, gemm_model, softmax_loss_model, streams
 
 
 class Unavailable(RuntimeError):
@@ -69,6 +70,9 @@ class LayerOp:
     work : callable
         ``work(direction, n, d, h, itemsize) -> (amount, unit)``, direction ``'forward'``,
         ``'backward'`` or ``'fwd-bwd'``: bytes of compulsory traffic (``'GB/s'``) or flops (``'GFLOP/s'``).
+        The models of :mod:`fastdl.benchmark.traffic` (``streams``, ``ArrayModel``, ``GemmModel``) also
+        give the roofline column its :class:`~fastdl.benchmark.traffic.Traffic` (a plain function: no
+        roofline for that row).
     fwd_bwd : bool
         Also benchmark ``<name>-fwd-bwd``: forward then backward, the two calls of a training step.
     """
@@ -78,22 +82,9 @@ class LayerOp:
     fwd_bwd: bool = False
 
 
-def streams(forward: int, backward: int, mask_bytes: int = 0):
-    """Work model of a memory-bound op: arrays of ``n x d`` values read or written once per direction.
-
-    ``mask_bytes`` adds that many bytes per element in each direction (dropout's boolean mask).
-    """
-    def work(direction: str, n: int, d: int, h: int, itemsize: int) -> tuple[float, str]:
-        arrays = {"forward": forward, "backward": backward, "fwd-bwd": forward + backward}[direction]
-        masks = 2 if direction == "fwd-bwd" else 1
-        return float(arrays * itemsize * n * d + masks * mask_bytes * n * d), "GB/s"
-
-    return work
-
-
 def gemm_work(direction: str, n: int, d: int, h: int, itemsize: int) -> tuple[float, str]:
-    """Work model of affine: 2ndh flops forward, 4ndh backward (dx and dW)."""
-    return float({"forward": 2, "backward": 4, "fwd-bwd": 6}[direction] * n * d * h), "GFLOP/s"
+    """Work model of affine: 2ndh flops forward, 4ndh backward (dx and dW); see :class:`~.traffic.GemmModel`."""
+    return gemm_model(direction, n, d, h, itemsize)
 
 
 def numpy_calls(layer, forward: Callable[[], object], dout) -> Calls:
@@ -216,14 +207,15 @@ def activation(layer_class: str, torch_function: str | None = None, forward: int
     setups = {"reference": numpy_setup(reference), "fastdl": numpy_setup(layers)}
     if torch_function is not None:
         setups["torch"] = torch_setup
-    return LayerOp(setups, streams(forward, backward))
+    return LayerOp(setups, streams(forward, backward), fwd_bwd=True)
 
 
 def registered_activation(record: activations.Activation) -> LayerOp:
     """The row of a record of :mod:`fastdl.activations`: its fastdl layer, its reference twin, its torch twin.
 
-    Work model: forward reads ``x`` and writes ``y``; backward reads ``dout`` and what the record saves
-    (``x`` or ``y``: one array; a mask: one byte per value) and writes ``dx``.
+    Work model (:func:`~fastdl.benchmark.traffic.activation_model`): forward reads ``x`` and writes ``y``
+    (and the mask); backward reads ``dout`` and what the record saves (``x`` or ``y``: one array; a mask:
+    one byte per value) and writes ``dx``. Forward, backward and forward+backward are ops.
     """
     def setup_with(make_layer):
         def setup(data: LayerData) -> Calls:
@@ -243,21 +235,20 @@ def registered_activation(record: activations.Activation) -> LayerOp:
               "fastdl": setup_with(lambda *params: layers.activation_layer(record.name)(*params))}
     if record.torch is not None:
         setups["torch"] = torch_setup
-    mask = record.saves == "mask"
-    return LayerOp(setups, streams(2, 2 if mask else 3, mask_bytes=1 if mask else 0))
+    return LayerOp(setups, activation_model(record), fwd_bwd=True)
 
 
 #: layer name -> :class:`LayerOp`, for the rows that are not registered activations (add your own here); the
 #: order is the order of the tables. :func:`layer_table` adds a row per registered activation.
 LAYER_TABLE: dict[str, LayerOp] = {
     "affine": LayerOp({"reference": _affine(reference), "fastdl": _affine(layers), "torch": _torch_affine},
-                      gemm_work),
+                      gemm_model),
     "batchnorm": LayerOp({"reference": _batchnorm(reference), "fastdl": _batchnorm(layers),
-                          "torch": _torch_batchnorm}, streams(2, 3), fwd_bwd=True),
+                          "torch": _torch_batchnorm}, batchnorm_model, fwd_bwd=True),
     "dropout": LayerOp({"reference": _dropout(reference), "fastdl": _dropout(layers), "torch": _torch_dropout},
-                       streams(2, 2, mask_bytes=1)),
+                       dropout_model),
     "softmax-loss": LayerOp({"reference": _softmax_loss(reference), "fastdl": _softmax_loss(layers),
-                             "torch": _torch_softmax_loss}, streams(2, 2)),
+                             "torch": _torch_softmax_loss}, softmax_loss_model),
 }
 
 
