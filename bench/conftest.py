@@ -42,8 +42,12 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     mode = os.environ.get("FASTDL_BENCH_PEAKS", "full")  # full | quick (small arrays, for tests) | off
     if not _benchmark_disabled(config) and mode != "off":
         quick = mode == "quick"
+        # full: also the bandwidth curve and the affine GEMM shapes, the roofline limits of every op in bench/
+        curve, shapes = (0, ()) if quick else fb.peak_needs(fb.Matrix(
+            [(op, size) for op in (*fb.LAYER_OPS, *fb.OPTIMIZER_OPS) for size in fb.sizes_for(op)]))
         machine_info["fastdl_peaks"] = fb.measure_peaks(triad_bytes=fb.LLC_BYTES // 8 if quick else 4 * fb.LLC_BYTES,
-                                                        gemm_n=256 if quick else 2048, repeats=2 if quick else 5)
+                                                        gemm_n=256 if quick else 2048, repeats=2 if quick else 5,
+                                                        curve_bytes=curve, gemm_shapes=shapes)
 
 
 @pytest.fixture(params=["reference", "fastdl", "torch"])

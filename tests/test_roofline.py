@@ -142,6 +142,8 @@ def test_bandwidth_is_read_off_the_curve_log_log():
     assert roofline.bandwidth_at(2**10, _PEAKS) == (200.0, "curve")  # ends beyond the points
     assert roofline.bandwidth_at(2**30, _PEAKS) == (10.0, "curve")
     assert roofline.bandwidth_at(2**22, {"triad_GBps": 7.0}) == (7.0, "triad")
+    dip = dict(_PEAKS, bandwidth_curve=[[2**16, 200.0], [2**18, 5.0], [2**20, 100.0], [2**24, 40.0]])
+    assert roofline.bandwidth_at(2**18, dip)[0] == pytest.approx(100.0)  # a point pulled down by load: envelope
 
 
 def test_memory_bound_limit_is_the_bandwidth_at_the_footprint_less_write_allocate():

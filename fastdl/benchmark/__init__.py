@@ -6,9 +6,11 @@ One definition of every benchmarked call (:func:`make_case`), so the pytest-benc
 Modules
     ``tables`` the rows: layer/activation setups per implementation with their work models, the
     optimizers' torch twins; ``cases`` :func:`make_case`, the training steps and interleave loops;
-    ``timing`` medians in rotating blocks; ``peaks`` the machine's triad bandwidth and GEMM
-    throughput; ``peer`` PyTorch timed in a process of its own; ``matrix`` the fixed ``fastdl
-    bench`` matrix and its run; ``report`` tables, markdown, the plot, pytest-benchmark JSON;
+    ``timing`` medians in rotating blocks; ``peaks`` the machine's cache sizes, triad bandwidth
+    (per working-set size) and GEMM throughput; ``traffic`` what each op must move; ``roofline``
+    each op's limit and the summary of shortfalls; ``peer`` PyTorch timed in a process of its own;
+    ``matrix`` the fixed ``fastdl bench`` matrix, the roofline matrix and their run; ``report``
+    tables, markdown, the plot, pytest-benchmark JSON;
     ``probes`` start-up, compile cost and the training-step profile; ``cli`` the ``fastdl bench``
     and ``fastdl warmup`` commands. Warm-up itself is :mod:`fastdl.warmup`.
 
@@ -21,7 +23,8 @@ Ops and sizes
 
 Contract
     Every case carries its work (flops for GEMM-bound ops, compulsory bytes for the rest) and is
-    timed after warm-up calls; medians, ratios from the same run. The methodology (peaks, why
+    timed after warm-up calls; medians, ratios from the same run. Every layer and optimizer op has a
+    traffic model (:func:`~fastdl.benchmark.cases.traffic`) and from it a roofline limit. The methodology (peaks, why
     PyTorch runs in its own process, timing blocks) and the command behind each figure:
     ``docs/design-notes.md``, *Benchmark methodology*.
 
@@ -38,7 +41,9 @@ Adding a row
       :mod:`fastdl.layers` and :mod:`fastdl.reference`, ``torch`` function name or None).
     * Any other layer: a :class:`~fastdl.benchmark.tables.LayerOp` with a setup per implementation
       (``setup(data) -> Calls(forward, backward, fwd_bwd)``, see ``numpy_calls``/``torch_calls``)
-      and a work model (``streams(forward_arrays, backward_arrays)`` or ``gemm_work``).
+      and a work model from :mod:`~fastdl.benchmark.traffic`: ``streams(forward_arrays,
+      backward_arrays)``, an ``ArrayModel`` listing the arrays each direction reads and writes, or
+      ``gemm_model`` (these also give the roofline column its limit).
     The bench suites, ``fastdl bench`` and the tests pick the new ops up from :data:`LAYER_OPS` /
     :data:`OPTIMIZER_OPS`, live views of these tables.
 """
@@ -64,8 +69,8 @@ from .cases import (
     sizes_for,
 )
 from .cli import register_cli
-from .matrix import Matrix, default_matrix, run_matrix
-from .peaks import LLC_BYTES, measure_peaks, peak_for
+from .matrix import Matrix, default_matrix, peak_needs, roofline_matrix, run_matrix
+from .peaks import LLC_BYTES, cache_sizes, measure_peaks, peak_for
 from .peer import RemotePeer
 from .probes import measure_compile_cost, measure_startup, measure_step_profile
 from .report import (
@@ -119,6 +124,9 @@ __all__ = [
     "measure_startup",
     "measure_step_profile",
     "peak_for",
+    "peak_needs",
+    "roofline_matrix",
+    "cache_sizes",
     "plot_results",
     "register_cli",
     "run_info",

@@ -218,32 +218,38 @@ def format_activations(rows: Iterable[dict], markdown: bool = False) -> str:
 
 
 def plot_results(results: Iterable[dict], path: str | os.PathLike, peaks: dict | None = None) -> Path:
-    """Save a PNG: fastdl's speed-up over the reference against size per op, and achieved rate vs peak."""
+    """Save a PNG: fastdl's speed-up over the reference (else over torch) against size per op, and achieved
+    rate vs peak with each op's roofline limit."""
     import matplotlib  # here, not at the top: matplotlib's import costs ~0.3 s and only plots need it
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = table_rows(results, peaks)
-    fig, axes = plt.subplots(2, 2, figsize=(16, 13))
+    bars = sum(1 for r in rows if r["unit"] == "GB/s" and r["rate"] and r["size"] not in ("100x100", "10K"))
+    fig, axes = plt.subplots(2, 2, figsize=(16, max(13.0, 6.5 + 0.12 * bars)),
+                             gridspec_kw={"height_ratios": (6.5, max(6.5, 0.12 * bars))})
+    # speed-up over the reference; over torch in a run without a reference column (fastdl bench --roofline)
+    key, against = (("speedup_vs_reference", "the NumPy reference") if any(r["speedup_vs_reference"] for r in rows)
+                    else ("speedup_vs_torch", "PyTorch"))
     tiers = ("small", "medium", "large")
     panels = ((axes[0, 0], LAYER_SIZES, "layer ops (N x D)"), (axes[0, 1], PARAM_SIZES, "optimizer updates (W size)"))
     for ax, sizes, title in panels:
         index = {label: i for i, label in enumerate(sizes)}
         lines: dict[tuple, list] = {}
         for r in rows:
-            if r["speedup_vs_reference"] and r["size"] in index:
+            if r[key] and r["size"] in index:
                 lines.setdefault((r["op"], r["dtype"]), []).append(r)
         for (op, dtype), rs in sorted(lines.items()):
             rs.sort(key=lambda r: index[r["size"]])
-            ax.plot([index[r["size"]] for r in rs], [r["speedup_vs_reference"] for r in rs],
+            ax.plot([index[r["size"]] for r in rs], [r[key] for r in rs],
                     marker="o" if dtype == "float64" else "s", ls="-" if dtype == "float64" else "--",
                     label=f"{op} {dtype}")
         ax.set_xticks(range(len(sizes)), [f"{t}\n{label}" for t, label in zip(tiers, sizes)])
         ax.set_xlim(-0.3, len(sizes) - 0.7)
         ax.axhline(1.0, color="grey", lw=0.8)
         ax.set_yscale("log")
-        ax.set_ylabel("fastdl speed-up over the NumPy reference")
+        ax.set_ylabel(f"fastdl speed-up over {against}")
         ax.set_title(f"Speed-up vs size: {title}")
         if lines:
             ax.legend(fontsize=6, ncol=2, loc="center left", bbox_to_anchor=(1.0, 0.5))
@@ -253,19 +259,23 @@ def plot_results(results: Iterable[dict], path: str | os.PathLike, peaks: dict |
         labels = [f"{r['op']} {r['size']} {r['dtype'][-2:]}" for r in sel]
         ax.barh(range(len(sel)), [r["rate"] for r in sel],
                 color=["tab:blue" if r["dtype"] == "float64" else "tab:orange" for r in sel])
+        marks = [(i, r["limit"]) for i, r in enumerate(sel) if r.get("limit")]
+        if marks:
+            ax.scatter([m for _, m in marks], [i for i, _ in marks], marker="|", s=60, color="black", zorder=3,
+                       label="the op's roofline limit")
         ax.set_yticks(range(len(sel)), labels, fontsize=6 if len(sel) > 20 else 8)
         ax.invert_yaxis()
         ax.set_xlabel(f"fastdl achieved {unit} (blue float64, orange float32)")
         if unit == "GB/s" and peak_for(unit, "float64", peaks):
             ax.axvline(peaks["triad_GBps"], color="red", ls="--", label="triad peak (DRAM)")
             ax.legend(fontsize=7)
-            ax.set_title("Achieved bandwidth vs streaming peak (medium and large sizes)")
+            ax.set_title("Achieved bandwidth vs streaming peak and each op's limit (medium and large sizes)")
         elif unit == "GFLOP/s" and peaks:
             for dt, color in (("float32", "tab:orange"), ("float64", "tab:blue")):
                 if peak_for(unit, dt, peaks):
                     ax.axvline(peaks["gemm_GFLOPs"][dt], color=color, ls="--", label=f"GEMM peak {dt}")
             ax.legend(fontsize=7)
-            ax.set_title("Achieved GFLOP/s vs large-GEMM peak")
+            ax.set_title("Achieved GFLOP/s vs large-GEMM peak and each op's limit")
         else:
             ax.set_title(f"Achieved {unit}")
     fig.tight_layout()

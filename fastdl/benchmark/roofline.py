@@ -27,11 +27,16 @@ ROOFLINE_PARAM_SIZES = ("1M", "8M")
 
 
 def bandwidth_at(footprint: float, peaks: dict) -> tuple[float | None, str]:
-    """``(bus GB/s, source)`` for a working set of ``footprint`` bytes: the bandwidth curve, log-log
-    interpolated between its points (its ends beyond them), else the DRAM triad."""
+    """``(bus GB/s, source)`` for a working set of ``footprint`` bytes: the bandwidth curve (its upper
+    envelope from the right: no size is slower than a larger one), log-log interpolated between its
+    points (its ends beyond them), else the DRAM triad."""
     curve = sorted(peaks.get("bandwidth_curve") or [])
     if not curve:
         return peaks.get("triad_GBps"), "triad"
+    # the upper envelope from the right: a working set is served at least as fast as any larger one (a
+    # point pulled down by a burst of load elsewhere must not lower the limits of the smaller sizes)
+    for i in range(len(curve) - 2, -1, -1):
+        curve[i] = [curve[i][0], max(curve[i][1], curve[i + 1][1])]
     sizes = [s for s, _ in curve]
     i = bisect.bisect_left(sizes, footprint)
     if i == 0:
