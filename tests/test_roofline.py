@@ -154,6 +154,10 @@ def test_memory_bound_limit_is_the_bandwidth_at_the_footprint_less_write_allocat
     assert lim["limit"] == pytest.approx(bus * t.bytes / t.bus_bytes)
     adam = roofline.limit_for("adam-update", "8M", "float64", _PEAKS)  # in place: the bus figure itself
     assert adam["level"] == "DRAM" and adam["limit"] == pytest.approx(adam["bus_GBps"])
+    # a reported L3 that serves the working set at DRAM speed (a VM told the host's L3) is labelled DRAM
+    host_l3 = dict(_PEAKS, caches=dict(_PEAKS["caches"], L3=2**30))
+    assert roofline.limit_for("adam-update", "8M", "float64", host_l3)["level"] == "DRAM"
+    assert roofline.limit_for("relu-forward", "256x1024", "float32", host_l3)["level"] == "L3"
 
 
 def test_gemm_limit_uses_the_same_shapes_else_the_square_peak():

@@ -21,6 +21,8 @@ from .peaks import cache_level
 
 #: an op below this fraction of its limit is listed in the summary
 THRESHOLD = 0.7
+#: a working set the OS places in L3 is labelled DRAM when the curve serves it within this factor of the triad
+DRAM_LIKE = 1.25
 #: the two sizes the performance issue judges every op at
 ROOFLINE_LAYER_SIZES = ("256x1024", "1024x4096")
 ROOFLINE_PARAM_SIZES = ("1M", "8M")
@@ -85,6 +87,9 @@ def limit_for(op: str, size: str, dtype: str, peaks: dict | None) -> dict | None
         return None
     caches = peaks.get("caches")
     level = cache_level(traffic.footprint, caches, peaks.get("threads") or 1) if caches else "DRAM"
+    triad = peaks.get("triad_GBps")
+    if level == "L3" and triad and bus <= DRAM_LIKE * triad:  # the OS's L3 may be a host's, shared with others
+        level = "DRAM"
     return {"limit": bus * traffic.bytes / traffic.bus_bytes, "unit": "GB/s", "level": level,
             "source": source, "bus_GBps": bus, "traffic": traffic.to_dict()}
 
