@@ -264,7 +264,7 @@ def measure_peaks(*, triad_bytes: int = 4 * LLC_BYTES, gemm_n: int = 2048, repea
              "gemm_GFLOPs": gemm, "threads": runtime.get_num_threads(), "blas_env": blas_env,
              "caches": cache_sizes()}
     if curve_bytes:
-        peaks["bandwidth_curve"] = [list(p) for p in measure_bandwidth_curve(curve_bytes, repeats=max(2, repeats // 2),
+        peaks["bandwidth_curve"] = [list(p) for p in measure_bandwidth_curve(curve_bytes, repeats=max(3, repeats),
                                                                              progress=progress)]
     if gemm_shapes:
         peaks["gemm_shapes"] = measure_gemm_shapes(gemm_shapes, repeats=max(2, repeats // 2))
