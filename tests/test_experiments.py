@@ -19,7 +19,10 @@ def _assert_png(path, fig):
 def test_optimizer_paths(tmp_path):
     data, fig = experiments.run("optimizer-paths", out=tmp_path, steps=30)
     _assert_png(tmp_path / "optimizer-paths.png", fig)
-    assert set(data["paths"]) == {"SGD", "Momentum", "AdaGrad", "Adam"}
+    from fastdl import optim
+
+    assert list(data["paths"]) == [rule.class_name for rule in optim.RULES.values()]  # the table, in order
+    assert len(data["paths"]) >= 9
     for name, path in data["paths"].items():
         assert path.shape == (30, 2)
         np.testing.assert_array_equal(path[0], [-7.0, 2.0])
@@ -34,7 +37,12 @@ def test_loss_comparisons(tmp_path, name):
     _assert_png(tmp_path / f"{name}.png", fig)
     for losses in data["loss"].values():
         assert len(losses) == 15 and np.all(np.isfinite(losses))
-    assert len(data["loss"]) == (4 if name == "optimizer-compare" else 3)
+    if name == "optimizer-compare":
+        from fastdl import optim
+
+        assert list(data["loss"]) == [rule.class_name for rule in optim.RULES.values()]
+    else:
+        assert len(data["loss"]) == 3
 
 
 def test_weight_init_hist(tmp_path):
@@ -123,7 +131,7 @@ def test_registry_and_cli(tmp_path, capsys):
     assert set(experiments.EXPERIMENTS) == {"optimizer-paths", "optimizer-compare", "weight-init-hist",
                                             "weight-init-compare", "batchnorm", "overfit", "hparam-search",
                                             "lr-finder", "batch-size", "depth-width", "transfer", "activations",
-                                            "mc-dropout"}
+                                            "mc-dropout", "lr-schedules"}
     with pytest.raises(ValueError, match="experiment"):
         experiments.get("nope")
     assert main(["experiment", "optimizer-paths", "--out", str(tmp_path)]) == 0
@@ -155,3 +163,28 @@ def test_activations(tmp_path):
     assert all(len(s["std"]) == 6 for s in stacks.values())
     assert abs(stacks["SELU + LeCun"]["std"][-1] - 1) < 0.25 and stacks["tanh + Xavier"]["std"][-1] < 0.5
     assert min(stacks["ReLU + He"]["mean"]) > 0.2  # (ReLU outputs are never negative)
+
+
+def test_lr_schedules(tmp_path):
+    from fastdl import optim, schedules
+
+    data, fig = experiments.run("lr-schedules", out=tmp_path, epochs=1, batch_size=256, hidden=(16,), progress=False)
+    _assert_png(tmp_path / "lr-schedules.png", fig)
+    assert set(data["lr"]) == {"constant", *schedules.SCHEDULES}  # every schedule of the table
+    steps = data["steps"]
+    assert steps == -(-1438 // 256)  # one epoch of the digits training split (1438 samples)
+    for name, rates in data["lr"].items():
+        assert rates.shape == (steps,) and len(data["loss"][name]) == steps
+        assert np.all(np.isfinite(data["loss"][name])) and 0.0 <= data["test_acc"][name] <= 1.0
+    sched = experiments.lr_schedules.schedules_for(0.1, steps)
+    np.testing.assert_array_equal(data["lr"]["cosine"], [sched["cosine"](i) for i in range(steps)])
+    # the same seed and batches: a constant schedule equals a plain Momentum run step for step
+    from fastdl.nets import MultiLayerNet
+
+    (x, t), _ = experiments._common.load("digits", "test")
+    np.random.seed(0)
+    net = MultiLayerNet(64, [16], 10)
+    np.random.seed(0)
+    plain = experiments._common.train_loss_curves("digits", "test", {"a": net}, {"a": optim.Momentum(lr=0.1)},
+                                                  steps, 256, x, t, progress=False)
+    assert data["loss"]["constant"] == plain["a"]

@@ -9,6 +9,7 @@ agrees within the contract's 1e-12 and float32 within 1e-5.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import warnings
 
@@ -167,3 +168,70 @@ def test_parallel_norm_matches_the_reference(dtype, rng, monkeypatch):
     assert len(calls) == 5 * len(grads)
     for k in params:
         assert_close(params[k], expected[k], rtol=RTOL[dtype], err_msg=k)
+
+
+# A rule registered from outside the package: its worker does not read c[6], c[7]; it steps with a clipped copy.
+@fastdl._jit.jit
+def _outside_momentum_kernel(p, g, v, s2, s3, c):
+    """``v = mom * v - lr * g``; ``p += v`` (the book's Momentum, written outside fastdl.kernels.optim)."""
+    lr = c[0]
+    mom = c[1]
+    bad = False
+    for i in range(p.size):
+        vi = mom * v[i] - lr * g[i]
+        v[i] = vi
+        x = p[i] + vi
+        p[i] = x
+        d = x - x
+        bad |= d != d
+    return fastdl.kernels.optim.count_nonfinite(p) if bad else 0
+
+
+OUTSIDE = optim.Rule(
+    name="outside_momentum", class_name="OutsideMomentum", kernel=_outside_momentum_kernel,
+    hyper=(optim.Hyper("lr", 0.01, "Learning rate"), optim.Hyper("momentum", 0.9, "Velocity decay", upper=1.0)),
+    state=(optim.State("v", "Velocity"),), constants=lambda lr, momentum: (lr, momentum),
+    summary="Momentum from outside the package (clipping test).", formula="v = momentum * v - lr * g\np += v",
+    reference=reference.Momentum,
+)
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["serial", "parallel"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize(("option", "value"), OPTIONS, ids=[o for o, _ in OPTIONS])
+def test_rule_registered_from_outside_clips_like_the_reference(option, value, dtype, parallel, rng):
+    dtype = np.dtype(dtype)
+    params, grads, flat_g = _net_buffers(rng, dtype)
+    separate = {k: v.copy() for k, v in params.items()}
+    expected = {k: v.copy() for k, v in params.items()}
+    with optim.registered(OUTSIDE, module=__name__) as cls:
+        assert OUTSIDE.kind is None and "global_clipnorm" in str(cls.__init__.__signature__)
+        assert "clipped copy of the gradient" in cls.__doc__
+        whole, per_key = cls(lr=0.05, **{option: value}), cls(lr=0.05, **{option: value})
+        ref = reference.Momentum(lr=0.05)
+        threshold = fastdl.runtime.parallel_threshold(0) if parallel else contextlib.nullcontext()
+        with threshold:
+            for _ in range(20):
+                flat_g[:] = 3 * rng.standard_normal(flat_g.size)
+                given = {k: g.copy() for k, g in grads.items()}
+                whole.update(params, grads)
+                per_key.update(separate, {k: g.copy() for k, g in grads.items()})
+                ref.update(expected, clipped(grads, option, value))
+                for k in grads:  # the caller's gradients are never written
+                    np.testing.assert_array_equal(grads[k], given[k])
+    if option != "clipnorm":
+        assert whole._plan is not None and whole._plan.gwhole is not None  # one kernel call for the model
+    for k in params:
+        np.testing.assert_array_equal(params[k], separate[k], err_msg=k)
+        assert params[k].dtype == dtype
+        assert_close(params[k], expected[k], rtol=RTOL[dtype], err_msg=k)
+
+
+def test_rule_from_outside_with_eight_constants_rejects_clipping_at_construction():
+    rule = optim.Rule(name="eight", class_name="Eight", kernel=_outside_momentum_kernel,
+                      hyper=(optim.Hyper("lr", 0.01, "Learning rate"),), state=(optim.State("v", "Velocity"),),
+                      constants=lambda lr: (lr, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0), formula="(test)")
+    with optim.registered(rule, module=__name__) as cls:
+        cls(lr=0.1)  # without clipping: fine
+        with pytest.raises(ValueError, match=r"Eight: clipnorm must be None for a rule with more than 6 constants"):
+            cls(clipnorm=1.0)

@@ -70,7 +70,7 @@ def test_usable_by_name_and_removed_afterwards(signsgd):
     assert optim.get_optimizer("signsgd", lr=0.5).lr == 0.5
     assert type(make_optimizer("signsgd", {"lr": 0.1})) is signsgd
     assert type(make_optimizer("signsgd", {"lr": 0.1}, backend="reference")) is ReferenceSignSGD
-    assert str(inspect.signature(signsgd)) == "(lr=0.01)"
+    assert str(inspect.signature(signsgd)) == "(lr=0.01, *, clipnorm=None, clipvalue=None, global_clipnorm=None)"
     assert "p -= lr * sign(g)" in signsgd.__doc__
     assert optim.rule_of(signsgd()) is RULE and optim.rule_of(ReferenceSignSGD()) is RULE
     assert RULE.traffic == 3 and RULE.kind is None  # no state: read p and g, write p

@@ -7,8 +7,8 @@ returns its numbers as a dict with the matplotlib figure.
 =======================  =========================================================================
 name                     what it shows (book section)
 =======================  =========================================================================
-optimizer-paths          SGD, Momentum, AdaGrad, Adam on ``x²/20 + y²`` from (-7, 2) (6.1)
-optimizer-compare        training loss of the four optimizers, 4x100 ReLU net (6.1.8)
+optimizer-paths          every optimizer (the book's six, AdaMax, Nadam, AdamW) on ``x²/20 + y²`` from (-7, 2) (6.1)
+optimizer-compare        training loss of every optimizer, 4x100 ReLU net (6.1.8)
 weight-init-hist         activation histograms, 5 layers x 100 units, four inits, sigmoid/ReLU (6.2)
 weight-init-compare      training loss with std 0.01, Xavier and He (6.2.4)
 batchnorm                training accuracy with/without batch norm over 16 weight scales (6.3)
@@ -20,6 +20,7 @@ depth-width              validation accuracy against parameter count, 1-6 layers
 transfer                 lower layers trained on digits 0-4 reused (frozen, fine-tuned) for 5-9 (Géron ch. 11)
 activations              a 10-layer net with every activation + self-normalization histograms (Géron ch. 11)
 mc-dropout               one pass vs the MC dropout mean, and the predicted spread per digit (Géron ch. 11)
+lr-schedules             every learning-rate schedule's curve and the training loss under each (Géron ch. 11)
 =======================  =========================================================================
 
 From the command line: ``fastdl experiment NAME [--dataset digits|mnist] [--out DIR] [--seed S]``,
@@ -50,6 +51,7 @@ EXPERIMENTS = {
     "transfer": "fastdl.experiments.transfer",
     "activations": "fastdl.experiments.activations",
     "mc-dropout": "fastdl.experiments.mc_dropout",
+    "lr-schedules": "fastdl.experiments.lr_schedules",
 }
 
 #: Where figures go when no ``out`` is given.
@@ -127,8 +129,8 @@ def register_cli(subparsers) -> None:
         From ``parser.add_subparsers()``.
     """
     p = subparsers.add_parser(
-        "experiment", help="run a study (the book's chapter 6, Hands-On ML ch. 10) and write its figure",
-        description="Run one of the studies (or all) on fastdl: the book's chapter 6 and Hands-On ML chapter 10; "
+        "experiment", help="run a study (the book's chapter 6, Hands-On ML ch. 10-11) and write its figure",
+        description="Run one of the studies (or all) on fastdl: the book's chapter 6 and Hands-On ML chapters 10-11; "
                     "each writes <out>/<name>.png and prints a short summary.")
     p.add_argument("name", choices=(*EXPERIMENTS, "all"), metavar="NAME",
                    help="one of: " + ", ".join(EXPERIMENTS) + ", all")

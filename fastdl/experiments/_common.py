@@ -64,11 +64,16 @@ def check_count(value, name: str, where: str, minimum: int = 1) -> int:
 
 
 def train_loss_curves(dataset: str, where: str, networks: dict, optimizers: dict, iterations: int,
-                      batch_size: int, x_train, t_train) -> dict[str, list[float]]:
-    """The book's comparison loop: each network steps on the same mini-batch; loss after the update."""
+                      batch_size: int, x_train, t_train, progress: bool = True) -> dict[str, list[float]]:
+    """The book's comparison loop: each network steps on the same mini-batch; loss after the update.
+
+    ``progress``: a tqdm bar over the iterations (on stderr).
+    """
+    from tqdm.auto import tqdm
+
     train_size = x_train.shape[0]
     losses: dict[str, list[float]] = {key: [] for key in networks}
-    for _ in range(iterations):
+    for _ in tqdm(range(iterations), desc=where, unit="step", disable=not progress, leave=False):
         batch_mask = np.random.choice(train_size, batch_size)
         x_batch, t_batch = x_train[batch_mask], t_train[batch_mask]
         for key, net in networks.items():

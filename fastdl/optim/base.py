@@ -91,6 +91,17 @@ def _param_entry(key, value, where: str):
                  TypeError)
 
 
+def _rule_constants(rule: Rule) -> int:
+    """How many constants ``rule`` gives at its first update with the default hyper-parameters (0 if that fails)."""
+    hyper = [h.default for h in rule.hyper]
+    counters = [c.initial for c in rule.counters]
+    try:
+        counters = list(rule.advance(*hyper, *counters)) if rule.advance is not None else [c + 1 for c in counters]
+        return len(rule.constants(*hyper, *counters))
+    except Exception:  # noqa: BLE001 - a probe: the update reports a real problem with its own message
+        return 0
+
+
 class _HyperAttr:
     """A hyper-parameter attribute validated whenever it is set (``opt.lr = 0.1`` works as in the book)."""
 
@@ -136,10 +147,9 @@ class _Optimizer:
             _checks.fail(where, "clipnorm, clipvalue, global_clipnorm", "at most one of them",
                          ", ".join(f"{n}={v!r}" for n, v in given.items()))
         values = {n: _checks.positive_number(v, n, where) for n, v in given.items()}
-        if values and self._rule.kind is None:
-            _checks.fail(where, next(iter(values)), "None for a rule whose worker is not in fastdl.kernels.optim "
-                         "(its worker does not read the clipping constants c[6], c[7])",
-                         repr(next(iter(given.values()))))
+        if values and self._rule.kind is None and _rule_constants(self._rule) > N_RULE_CONSTANTS:
+            _checks.fail(where, next(iter(values)), f"None for a rule with more than {N_RULE_CONSTANTS} constants "
+                         "(c[6], c[7] carry the clipping)", repr(next(iter(given.values()))))
         for n in CLIP_OPTIONS:
             self.__dict__[n] = values.get(n)
         self._clip = next(iter(values.items()), None)  # (option, value) or None
@@ -519,20 +529,21 @@ def class_doc(rule: Rule) -> str:
                           _WIDTH - 4))]
         else:
             lines += [f"{h.name} : float, default {h.default!r}", f"    {h.doc} ({h.range})."]
-    if rule.kind is not None:
-        lines += ["clipnorm, clipvalue, global_clipnorm : float, optional (keyword only)",
-                  *("    " + line for line in textwrap.wrap(
-                      "Gradient clipping with Keras' semantics, at most one (> 0): ``clipvalue`` clips each element "
-                      "to ``[-clipvalue, clipvalue]``; ``clipnorm`` scales each gradient array by ``clipnorm / "
-                      "max(norm, clipnorm)`` (its own L2 norm); ``global_clipnorm`` scales all of them by "
-                      "``c * min(1 / norm, 1 / c)`` with ``norm`` the L2 norm of all gradients together. The "
-                      "caller's gradients are never written: the kernel reads ``g[i]``, clips it and multiplies "
-                      "it by the scale (``c[6], c[7]``), the norm being one compiled reduction per array (on the "
-                      "whole-model path over the key's views of the gradient buffer: one pass over it, and the "
-                      "same sums, so the same bits, as per key). NaN/Inf in the gradients of a norm is reported "
-                      "through :func:`fastdl.errstate` before anything changes (``'raise'``: the update is rejected); "
-                      "otherwise the step goes on as Keras' does, with the scale NaN, and writes NaN into the "
-                      "parameters (reported again).", _WIDTH - 4))]
+    outside = ("" if rule.kind is not None else " This rule's worker is not one of fastdl.kernels.optim: it steps "
+               "with a clipped copy of the gradient instead (one more pass over it).")
+    lines += ["clipnorm, clipvalue, global_clipnorm : float, optional (keyword only)",
+              *("    " + line for line in textwrap.wrap(
+                  "Gradient clipping with Keras' semantics, at most one (> 0): ``clipvalue`` clips each element "
+                  "to ``[-clipvalue, clipvalue]``; ``clipnorm`` scales each gradient array by ``clipnorm / "
+                  "max(norm, clipnorm)`` (its own L2 norm); ``global_clipnorm`` scales all of them by "
+                  "``c * min(1 / norm, 1 / c)`` with ``norm`` the L2 norm of all gradients together. The "
+                  "caller's gradients are never written: the kernel reads ``g[i]``, clips it and multiplies "
+                  "it by the scale (``c[6], c[7]``), the norm being one compiled reduction per array (on the "
+                  "whole-model path over the key's views of the gradient buffer: one pass over it, and the "
+                  "same sums, so the same bits, as per key). NaN/Inf in the gradients of a norm is reported "
+                  "through :func:`fastdl.errstate` before anything changes (``'raise'``: the update is rejected); "
+                  "otherwise the step goes on as Keras' does, with the scale NaN, and writes NaN into the "
+                  "parameters (reported again)." + outside, _WIDTH - 4))]
     parts.append("\n".join(lines))
     lines = ["Attributes", "----------", "iterations : int", "    Updates done so far (starts at 0)."]
     if rule.counters:
@@ -586,7 +597,7 @@ def optimizer_class(rule: Rule, module: str = "fastdl.optim") -> type:
     params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
     params += [inspect.Parameter(h.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=h.default)
                for h in rule.hyper]
-    clipping = CLIP_OPTIONS if rule.kind is not None else ()  # (an outside worker does not read c[6], c[7])
+    clipping = CLIP_OPTIONS
     params += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None) for n in clipping]
     signature = inspect.Signature(params)
     names = rule.hyper_names

@@ -22,6 +22,7 @@ N_CONSTANTS = 8
 N_RULE_CONSTANTS = 6
 #: ``c[6], c[7]`` without clipping: the gradient as it is.
 NO_CLIP = (1.0, float("inf"))
+_INF = float("inf")
 
 
 def blank(dtype: np.dtype) -> np.ndarray:
@@ -65,11 +66,27 @@ def cast(constants: tuple, dtype: np.dtype) -> np.ndarray:
     return c
 
 
+def clipped_copy(g: np.ndarray, bound, scale) -> np.ndarray:
+    """A new array ``clip(g, -bound, bound) * scale`` in ``g``'s dtype: what the built-in workers compute per
+    element as they read ``g`` (:func:`fastdl.kernels.optim.clip`), for a worker from outside that does not."""
+    out = np.clip(g, -bound, bound) if bound != _INF else g.copy()
+    if scale != 1.0:
+        out *= scale
+    return out
+
+
 def launch(rule: Rule, p: np.ndarray, g: np.ndarray, s1, s2, s3, c: np.ndarray) -> int:
-    """One kernel call of ``rule`` over 1-D C-contiguous arrays, serial or parallel by size; the non-finite count."""
+    """One kernel call of ``rule`` over 1-D C-contiguous arrays, serial or parallel by size; the non-finite count.
+
+    A rule from outside :mod:`fastdl.kernels.optim` (``rule.kind is None``) with clipping in ``c[6], c[7]``
+    steps with a clipped copy of ``g`` (:func:`clipped_copy`: one more write and read of the gradient);
+    the built-in workers clip each ``g[i]`` as they read it.
+    """
     n = p.size
     kind = rule.kind
     if kind is None:  # a rule from outside fastdl.kernels.optim: its own worker
+        if c[6] != 1.0 or c[7] != _INF:  # clipping: its worker need not read c[6], c[7]; give it the clipped g
+            g = clipped_copy(g, c[7], c[6])
         if runtime.use_parallel(n):
             return _k.step_parallel_with(rule.kernel, p, g, s1, s2, s3, c, runtime.chunks(n))
         return rule.kernel(p, g, s1, s2, s3, c)
