@@ -342,3 +342,28 @@ def test_state_arrays_give_the_traffic_of_each_optimizer():
 
     assert {name: state_arrays(name) for name in ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")} == {
         "sgd": 0, "momentum": 1, "nesterov": 1, "adagrad": 1, "rmsprop": 1, "adam": 2}
+
+
+@pytest.mark.parametrize("op", list(benchmark.CLIP_OPS))
+def test_clipping_cases_do_the_same_arithmetic_as_the_reference(op):
+    """fastdl's clipped update, the book's optimizer on Keras-clipped gradients, and torch's clip + step agree."""
+    name, option = benchmark.CLIP_OPS[op]
+    assert benchmark.sizes_for(op) == benchmark.CLIP_SIZES and (op, "8M") in benchmark.default_matrix().entries
+    cases = {impl: make_case(op, "1M", "float64", impl) for impl in ("reference", "fastdl")}
+    before = cases["fastdl"].state["params"]["W"].copy()
+    for case in cases.values():
+        case.fn()
+    got, expected = (cases[i].state["params"]["W"] for i in ("fastdl", "reference"))
+    assert not np.array_equal(got, before)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12 * np.max(np.abs(expected)))  # (p - step cancels)
+    plain = make_case(f"{name}-update", "1M", "float64", "fastdl")
+    extra = 0 if option == "clipvalue" else 8 * (1024 * 1024 + 1024)  # one more read of the gradient for a norm
+    assert cases["fastdl"].work == plain.work + extra
+    if name == "sgd":  # (torch's Adam is the paper's form: another rule)
+        pytest.importorskip("torch")
+        torch_case = make_case(op, "1M", "float64", "torch")
+        start = torch_case.state["params"]["W"].copy()  # (building the torch optimizer took one step already)
+        torch_case.fn()
+        # torch adds 1e-6 to the norm (max_norm / (norm + 1e-6)): a ~1e-7 relative difference in the step
+        step, torch_step = before - got, start - torch_case.state["params"]["W"]  # (torch steps the same memory)
+        np.testing.assert_allclose(torch_step, step, rtol=1e-5)

@@ -33,18 +33,8 @@ KERAS_NORM_RTOL = 1e-6
 
 
 def clipped(grads: dict, option: str, value: float) -> dict:
-    """Keras' ``_clip_gradients`` in NumPy (float64 arithmetic for the norms)."""
-    if option == "clipvalue":
-        return {k: np.clip(g, -value, value) for k, g in grads.items()}
-    if option == "clipnorm":
-        out = {}
-        for k, g in grads.items():
-            norm = np.sqrt(np.sum(np.square(g, dtype=np.float64)))
-            out[k] = (g * (value / max(norm, value))).astype(g.dtype)
-        return out
-    norm = np.sqrt(sum(np.sum(np.square(g, dtype=np.float64)) for g in grads.values()))
-    scale = value * min(1.0 / norm, 1.0 / value)
-    return {k: (g * scale).astype(g.dtype) for k, g in grads.items()}
+    """Keras' ``_clip_gradients`` in NumPy (float64 norms): :func:`fastdl.reference.clip_gradients`."""
+    return reference.clip_gradients(grads, option, value)
 
 
 def _net_buffers(rng, dtype):

@@ -39,6 +39,10 @@ Adding a row
       :func:`~fastdl.benchmark.tables.layer_table`). An activation layer outside the registry: one
       line in :data:`LAYER_TABLE`, ``"mine": activation("Mine", "mine")`` (layer class name in
       :mod:`fastdl.layers` and :mod:`fastdl.reference`, ``torch`` function name or None).
+    * Gradient clipping: :data:`CLIP_OPS` (``sgd-global_clipnorm-update`` ...: SGD and Adam with each
+      option at :data:`CLIP_SIZES`; torch: ``clip_grad_value_``/``clip_grad_norm_`` then ``step()``;
+      reference: :func:`fastdl.reference.clip_gradients` then the book's optimizer). Another rule
+      with clipping: one more entry in :data:`CLIP_OPS`.
     * Any other layer: a :class:`~fastdl.benchmark.tables.LayerOp` with a setup per implementation
       (``setup(data) -> Calls(forward, backward, fwd_bwd)``, see ``numpy_calls``/``torch_calls``)
       and a work model from :mod:`~fastdl.benchmark.traffic`: ``streams(forward_arrays,
@@ -53,6 +57,9 @@ from __future__ import annotations
 from ..runtime import blas_probe
 from ..warmup import WarmupStep, warmup
 from .cases import (
+    CLIP_OPS,
+    CLIP_SIZES,
+    CLIP_VALUES,
     DTYPES,
     IMPLS,
     INTERLEAVE_OPS,
@@ -86,6 +93,9 @@ from .tables import LAYER_TABLE, TORCH_OPTIMIZERS, LayerOp, Unavailable, activat
 from .timing import configure_torch_threads, measure, measure_group
 
 __all__ = [
+    "CLIP_OPS",
+    "CLIP_SIZES",
+    "CLIP_VALUES",
     "DTYPES",
     "IMPLS",
     "INTERLEAVE_OPS",

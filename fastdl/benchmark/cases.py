@@ -165,6 +165,60 @@ def _torch_optimizer_case(op: str, size: str, dtype: str, seed: int) -> Callable
 
 
 # ----------------------------------------------------------------------------------------------
+# gradient clipping: ``<rule>-<option>-update``
+# ----------------------------------------------------------------------------------------------
+
+#: option -> value of the clipping rows (gradients are ``0.01 * N(0, 1)``: clipvalue 0.005 clips about
+#: 60 % of the elements, a norm of 1 scales the 1M and 8M gradients down by about 10x and 29x)
+CLIP_VALUES = {"clipvalue": 0.005, "clipnorm": 1.0, "global_clipnorm": 1.0}
+#: clipping op -> (optimizer name, option): SGD and Adam with each option
+CLIP_OPS = {f"{name}-{option}-update": (name, option) for name in ("sgd", "adam") for option in CLIP_VALUES}
+#: sizes of the clipping rows (where a norm pass is worth measuring)
+CLIP_SIZES = ("1M", "8M")
+
+
+def _numpy_clip_case(op: str, size: str, dtype: str, impl: str, seed: int) -> Callable[[], object]:
+    name, option = CLIP_OPS[op]
+    value = CLIP_VALUES[option]
+    params, grads = _optimizer_data(size, dtype, seed)
+    if impl == "fastdl":
+        opt = optim.get_optimizer(name, lr=1e-3, **{option: value})
+        update = lambda: opt.update(params, grads)  # noqa: E731
+    else:  # the book's optimizer on gradients clipped as Keras does, in NumPy
+        opt = _numpy_optimizer(name, impl, 1e-3)
+        update = lambda: opt.update(params, reference.clip_gradients(grads, option, value))  # noqa: E731
+    update.state = {"params": params, "grads": grads}
+    return update
+
+
+def _torch_clip_case(op: str, size: str, dtype: str, seed: int) -> Callable[[], object]:
+    """``torch.nn.utils.clip_grad_value_`` / ``clip_grad_norm_`` (per parameter for clipnorm), then ``step()``."""
+    torch = torch_module()
+    name, option = CLIP_OPS[op]
+    value = CLIP_VALUES[option]
+    params, grads = _optimizer_data(size, dtype, seed)
+    tparams = []
+    for key, p in params.items():
+        t = torch.from_numpy(p).requires_grad_(True)
+        t.grad = torch.from_numpy(grads[key])
+        tparams.append(t)
+    opt = torch_optimizer(torch, name, tparams, 1e-3)
+    utils = torch.nn.utils
+    if option == "clipvalue":
+        clip = lambda: utils.clip_grad_value_(tparams, value)  # noqa: E731
+    elif option == "clipnorm":
+        clip = lambda: [utils.clip_grad_norm_(t, value) for t in tparams]  # noqa: E731
+    else:
+        clip = lambda: utils.clip_grad_norm_(tparams, value)  # noqa: E731
+
+    def step():
+        clip()
+        opt.step()
+    step.state = {"params": params, "grads": grads}  # (the tensors share these arrays' memory)
+    return step
+
+
+# ----------------------------------------------------------------------------------------------
 # training steps
 # ----------------------------------------------------------------------------------------------
 
@@ -256,6 +310,11 @@ def work(op: str, size: str, dtype: str) -> tuple[float, str]:
     item = np.dtype(dtype).itemsize
     if op in OPTIMIZER_OPS:
         return traffic(op, size, dtype).bytes, "GB/s"
+    if op in CLIP_OPS:  # the update's arrays, and one more read of the gradient for a norm
+        name, option = CLIP_OPS[op]
+        rows, cols = PARAM_SIZES[size]
+        arrays = 3 + 2 * state_arrays(name) + (option != "clipvalue")
+        return float(arrays * item * (rows * cols + cols)), "GB/s"
     if op in STEP_OPS:
         n, d, hidden, classes = STEP_SIZES[size]
         widths = (d, *hidden, classes)
@@ -294,9 +353,11 @@ def sizes_for(op: str) -> tuple[str, ...]:
         return tuple(PARAM_SIZES)
     if op in STEP_OPS:
         return tuple(STEP_SIZES)
+    if op in CLIP_OPS:
+        return CLIP_SIZES
     if op in LAYER_OPS:
         return tuple(LAYER_SIZES)
-    raise ValueError(f"make_case: op must be one of {(*LAYER_OPS, *OPTIMIZER_OPS, *STEP_OPS)}; got {op!r}")
+    raise ValueError(f"make_case: op must be one of {(*LAYER_OPS, *OPTIMIZER_OPS, *CLIP_OPS, *STEP_OPS)}; got {op!r}")
 
 
 def make_case(op: str, size: str, dtype: str, impl: str, *, seed: int = 0) -> Case:
@@ -305,9 +366,10 @@ def make_case(op: str, size: str, dtype: str, impl: str, *, seed: int = 0) -> Ca
     Parameters
     ----------
     op : str
-        One of :data:`LAYER_OPS`, :data:`OPTIMIZER_OPS`, :data:`STEP_OPS`.
+        One of :data:`LAYER_OPS`, :data:`OPTIMIZER_OPS`, :data:`CLIP_OPS`, :data:`STEP_OPS`.
     size : str
-        A label of :data:`LAYER_SIZES`, :data:`PARAM_SIZES` or ``'784-100x5-10-b100'`` (steps).
+        A label of :data:`LAYER_SIZES`, :data:`PARAM_SIZES` (:data:`CLIP_SIZES` for clipping) or
+        ``'784-100x5-10-b100'`` (steps).
     dtype : str
         ``'float32'`` or ``'float64'``.
     impl : str
@@ -335,6 +397,9 @@ def make_case(op: str, size: str, dtype: str, impl: str, *, seed: int = 0) -> Ca
     if op in OPTIMIZER_OPS:
         fn = (_torch_optimizer_case(op, size, dtype, seed) if impl == "torch"
               else _numpy_optimizer_case(op, size, dtype, impl, seed))
+    elif op in CLIP_OPS:
+        fn = (_torch_clip_case(op, size, dtype, seed) if impl == "torch"
+              else _numpy_clip_case(op, size, dtype, impl, seed))
     elif op in STEP_OPS:
         fn = _torch_step_case(op, dtype, seed) if impl == "torch" else numpy_step_case(op, dtype, impl, seed)
     else:

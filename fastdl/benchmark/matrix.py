@@ -30,7 +30,8 @@ def default_matrix(quick: bool = False, dtypes: Sequence[str] = cases.DTYPES, to
     The default (about 2-3 minutes on 2 cores with a warm kernel cache) covers both training steps
     (first: see ``docs/design-notes.md``), every layer op at every size except affine at the large
     one (a 17 GFLOP GEMM that only measures BLAS) and the activations' forward+backward at the small
-    one, every optimizer at every size, and the interleave loops of
+    one, every optimizer at every size, SGD and Adam with each gradient clipping option at 1M and 8M
+    (:data:`~fastdl.benchmark.cases.CLIP_OPS`), and the interleave loops of
     :func:`~fastdl.benchmark.make_interleave_case` under each threading policy. ``quick`` is a
     seconds-long subset.
     """
@@ -44,6 +45,7 @@ def default_matrix(quick: bool = False, dtypes: Sequence[str] = cases.DTYPES, to
                     if not (op.startswith("affine") and size == "1024x4096")
                     and not (op.endswith("-fwd-bwd") and op != "batchnorm-fwd-bwd" and size == "100x100")]
         entries += [(op, size) for op in cases.OPTIMIZER_OPS for size in cases.PARAM_SIZES]
+        entries += [(op, size) for op in cases.CLIP_OPS for size in cases.CLIP_SIZES]
         entries += [(op, size) for op, size in cases.INTERLEAVE_OPS.items()]
         timing = {"min_time": 0.12, "min_samples": 7, "max_samples": 40, "warmup": 2}
     impls = cases.IMPLS if torch else ("reference", "fastdl")

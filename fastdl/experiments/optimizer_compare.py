@@ -4,8 +4,8 @@ A 4-hidden-layer ReLU network of 100 units (He init) per optimizer of :data:`fas
 (the book's six, then AdaMax, Nadam, AdamW, then any registered from outside), all with their
 default hyper-parameters, stepping on the same mini-batches of 128; the loss after each update is
 smoothed with the book's ``smooth_curve``. The figure has one small panel per optimizer, its curve
-in colour over the others in grey, on a shared log scale down to 1e-6 (the loss's resolution). SGD learns slowest; Momentum, Nesterov,
-AdaGrad, RMSprop and the Adam family leave it behind.
+in colour over the others in grey, on a shared log scale down to 1e-6 (the loss's resolution).
+SGD learns slowest; Momentum, Nesterov, AdaGrad, RMSprop and the Adam family leave it behind.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ Layout mirrors the package: :mod:`fastdl.reference.layers`, :mod:`fastdl.referen
 from ._activations import Elu, Gelu, GeluTanh, LeakyRelu, Mish, PRelu, Selu, Silu, Tanh
 from ._functions import cross_entropy_error, relu, sigmoid, softmax
 from ._layers import Affine, AlphaDropout, BatchNormalization, Dropout, IdentityWithLoss, Relu, Sigmoid, SoftmaxWithLoss
-from ._optim import SGD, AdaGrad, Adam, AdaMax, AdamW, Momentum, Nadam, Nesterov, RMSprop
+from ._optim import SGD, AdaGrad, Adam, AdaMax, AdamW, Momentum, Nadam, Nesterov, RMSprop, clip_gradients
 
 __all__ = [
     "Elu",
@@ -52,4 +52,5 @@ __all__ = [
     "relu",
     "sigmoid",
     "softmax",
+    "clip_gradients",
 ]

@@ -208,3 +208,26 @@ class AdamW(Adam):
         for key in params.keys():
             params[key] -= wd_lr * params[key]
         super().update(params, grads)
+
+
+def clip_gradients(grads, option, value):
+    """Keras' gradient clipping in plain NumPy: a new dict, the caller's gradients untouched.
+
+    ``option`` is ``'clipvalue'`` (each element clipped to ``[-value, value]``), ``'clipnorm'``
+    (each array times ``value / max(norm, value)``, its own L2 norm) or ``'global_clipnorm'`` (all
+    arrays times ``value * min(1 / norm, 1 / value)``, the L2 norm of all of them together); the
+    norms are summed in float64, the scaled arrays keep their dtype.
+    """
+    if option == "clipvalue":
+        return {k: np.clip(g, -value, value) for k, g in grads.items()}
+    if option == "clipnorm":
+        out = {}
+        for k, g in grads.items():
+            norm = np.sqrt(np.sum(np.square(g, dtype=np.float64)))
+            out[k] = (g * (value / max(norm, value))).astype(g.dtype)
+        return out
+    if option != "global_clipnorm":
+        raise ValueError(f"clip_gradients: option must be 'clipvalue', 'clipnorm' or 'global_clipnorm'; got {option!r}")
+    norm = np.sqrt(sum(np.sum(np.square(g, dtype=np.float64)) for g in grads.values()))
+    scale = value * min(1.0 / norm, 1.0 / value)
+    return {k: (g * scale).astype(g.dtype) for k, g in grads.items()}
