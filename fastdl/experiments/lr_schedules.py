@@ -51,7 +51,7 @@ def schedules_for(lr: float, total_steps: int) -> dict:
     return out
 
 
-def run(dataset: str = "digits", out=None, seed: int = 0, epochs: int = 30, batch_size: int = 64, lr: float = 0.1,
+def run(dataset: str = "digits", out=None, seed: int = 0, epochs: int = 20, batch_size: int = 64, lr: float = 0.1,
         hidden=(100, 100), optimizer: str = "Momentum", progress: bool = True):
     """Draw every schedule's curve and train the same network under each; plot losses and accuracies.
 

@@ -91,6 +91,38 @@ def _param_entry(key, value, where: str):
                  TypeError)
 
 
+def clip_constants(constants: tuple, option: str, value: float, sumsq: float, where: str) -> tuple:
+    """``constants`` padded to eight with the clipping pair ``(scale, bound)`` for ``c[6], c[7]``.
+
+    ``sumsq``: the sum of squares of the gradients the norm is of (one array for ``clipnorm``,
+    all of them for ``global_clipnorm``; from :func:`grad_sumsq`; unused for ``clipvalue``).
+    """
+    if len(constants) > N_RULE_CONSTANTS:
+        _checks.fail(where, option, f"None for a rule with more than {N_RULE_CONSTANTS} constants", repr(value))
+    pad = (0.0,) * (N_RULE_CONSTANTS - len(constants))
+    if option == "clipvalue":
+        return (*constants, *pad, 1.0, value)
+    norm = math.sqrt(sumsq)
+    if option == "clipnorm":
+        scale = value / max(norm, value)  # (Keras: g * clipnorm / max(norm, clipnorm))
+    else:
+        scale = value * min(1.0 / norm, 1.0 / value) if norm > 0 else value * (1.0 / value)  # (Keras' form)
+    if not math.isfinite(norm):
+        scale = math.nan
+    return (*constants, *pad, scale, math.inf)
+
+
+def grad_sumsq(flats, option: str, where: str) -> list:
+    """Sums of squares of the 1-D gradient arrays (one compiled pass each, parallel above the threshold),
+    NaN/Inf reported through :func:`fastdl.errstate` before anything changes."""
+    use_parallel = runtime.use_parallel
+    sums = [_k.sumsq_parallel(f, runtime.chunks(f.size)) if use_parallel(f.size) else _k.sumsq(f) for f in flats]
+    if not all(map(math.isfinite, sums)):
+        runtime.report_nonfinite(where, f"NaN/Inf in the gradients: their norm is not finite, so {option} scales "
+                                 "them by NaN (Keras' rule) and the step writes NaN")
+    return sums
+
+
 def _rule_constants(rule: Rule) -> int:
     """How many constants ``rule`` gives at its first update with the default hyper-parameters (0 if that fails)."""
     hyper = [h.default for h in rule.hyper]
@@ -155,26 +187,9 @@ class _Optimizer:
         self._clip = next(iter(values.items()), None)  # (option, value) or None
 
     def _clip_constants(self, constants: tuple, sumsq: float, where: str) -> tuple:
-        """``constants`` padded to eight with the clipping pair ``(scale, bound)`` for ``c[6], c[7]``.
-
-        ``sumsq``: the sum of squares of the gradients the norm is of (one array for ``clipnorm``,
-        all of them for ``global_clipnorm``; from :meth:`_grad_sumsq`).
-        """
-        option, value = self._clip
-        if len(constants) > N_RULE_CONSTANTS:
-            _checks.fail(where, option, f"None for a rule with more than {N_RULE_CONSTANTS} constants",
-                         repr(value))
-        pad = (0.0,) * (N_RULE_CONSTANTS - len(constants))
-        if option == "clipvalue":
-            return (*constants, *pad, 1.0, value)
-        norm = math.sqrt(sumsq)
-        if option == "clipnorm":
-            scale = value / max(norm, value)  # (Keras: g * clipnorm / max(norm, clipnorm))
-        else:
-            scale = value * min(1.0 / norm, 1.0 / value) if norm > 0 else value * (1.0 / value)  # (Keras' form)
-        if not math.isfinite(norm):
-            scale = math.nan
-        return (*constants, *pad, scale, math.inf)
+        """``constants`` padded to eight with the clipping pair ``(scale, bound)`` for ``c[6], c[7]``
+        (:func:`clip_constants` with this optimizer's option)."""
+        return clip_constants(constants, *self._clip, sumsq, where)
 
     def _setup(self, **hyper) -> None:
         """Set (and so validate) the hyper-parameters; the state dicts start as None, the counters at their start."""
@@ -329,14 +344,8 @@ class _Optimizer:
             self._plan = None  # (clipnorm keeps no plan)
 
     def _grad_sumsq(self, flats) -> list:
-        """Sums of squares of the 1-D gradient arrays (one compiled pass each), NaN/Inf reported before any change."""
-        option, _ = self._clip
-        use_parallel = runtime.use_parallel
-        sums = [_k.sumsq_parallel(f, runtime.chunks(f.size)) if use_parallel(f.size) else _k.sumsq(f) for f in flats]
-        if not all(map(math.isfinite, sums)):
-            runtime.report_nonfinite(f"{type(self).__name__}.update", f"NaN/Inf in the gradients: their norm is not "
-                                     f"finite, so {option} scales them by NaN (Keras' rule) and the step writes NaN")
-        return sums
+        """Sums of squares of the 1-D gradient arrays (:func:`grad_sumsq` with this optimizer's option)."""
+        return grad_sumsq(flats, self._clip[0], f"{type(self).__name__}.update")
 
     def __repr__(self) -> str:
         args = ", ".join([f"{n}={getattr(self, n)!r}" for n in self._hyper_names]
