@@ -367,3 +367,15 @@ def test_clipping_cases_do_the_same_arithmetic_as_the_reference(op):
         # torch adds 1e-6 to the norm (max_norm / (norm + 1e-6)): a ~1e-7 relative difference in the step
         step, torch_step = before - got, start - torch_case.state["params"]["W"]  # (torch steps the same memory)
         np.testing.assert_allclose(torch_step, step, rtol=1e-5)
+
+
+def test_bench_only_times_the_matching_ops(tmp_path, capsys):
+    code = _cli(["bench", "--quick", "--no-torch", "--dtype", "float64", "--no-progress", "--only", "adam-*",
+                 "--out", str(tmp_path)])
+    assert code == 0
+    ops = {r["op"] for r in json.loads((tmp_path / "bench.json").read_text())["results"]}
+    assert ops == {"adam-update"}
+    from fastdl._cliargs import UsageError
+
+    with pytest.raises(UsageError, match="--only must match some op of the matrix"):
+        _cli(["bench", "--quick", "--no-torch", "--only", "nothing-*"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import sys
@@ -101,6 +102,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         matrix = roofline_matrix(quick=args.quick, dtypes=dtypes, torch=not args.no_torch)
     else:
         matrix = default_matrix(quick=args.quick, dtypes=dtypes, torch=not args.no_torch)
+    if args.only:  # glob patterns on the op names, comma-separated ('adamw-*,*clip*')
+        patterns = [p.strip() for p in args.only.split(",") if p.strip()]
+        matrix.entries = [(op, size) for op, size in matrix.entries
+                          if any(fnmatch.fnmatchcase(op, p) for p in patterns)]
+        if not matrix.entries:
+            raise UsageError(f"--only must match some op of the matrix (e.g. 'adam-update,*clip*'); got {args.only!r}")
     curve_bytes, gemm_shapes = peak_needs(matrix)
     small = args.quick and not args.roofline
     print("measuring peaks ...", file=sys.stderr)
@@ -181,6 +188,9 @@ def register_cli(subparsers) -> None:
     bench.add_argument("--dtype", choices=("float32", "float64", "all"), default="all",
                        help="measure this floating-point type (default all)")
     bench.add_argument("--no-torch", action="store_true", help="leave torch out even if installed")
+    bench.add_argument("--only", metavar="PATTERNS", default=None,
+                       help="time only the ops matching these comma-separated globs, e.g. "
+                            "'adamax-*,nadam-*,adamw-*,*clip*' (default: the whole matrix)")
     bench.add_argument("--no-progress", action="store_true", help="no progress bar")
     bench.add_argument("--no-startup", action="store_true",
                        help="skip the start-up measurement (fresh interpreters, cold and warm cache; ~30 s)")
