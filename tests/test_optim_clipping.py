@@ -52,15 +52,20 @@ def _net_buffers(rng, dtype):
 @pytest.mark.parametrize(("option", "value"), OPTIONS, ids=[o for o, _ in OPTIONS])
 @pytest.mark.parametrize("name", NAMES)
 def test_matches_the_numpy_reference_per_key_and_whole_model(name, option, value, dtype, rng):
+    kwargs = {"lr": 0.05} if optim.RULES[name].defaults["lr"] > 0.005 else {"lr": 0.005}
+    ref = getattr(reference, optim.RULES[name].reference)(**kwargs)
+    _check_against_the_reference(lambda: optim.get_optimizer(name, **kwargs, **{option: value}), ref, option, value,
+                                 dtype, rng, 30)
+
+
+def _check_against_the_reference(make, ref, option, value, dtype, rng, steps):
+    """``steps`` updates of ``make()`` on the whole-model buffers and per key against ``ref`` on clipped gradients."""
     dtype = np.dtype(dtype)
     params, grads, flat_g = _net_buffers(rng, dtype)
     separate = {k: v.copy() for k, v in params.items()}
     expected = {k: v.copy() for k, v in params.items()}
-    kwargs = {"lr": 0.05} if optim.RULES[name].defaults["lr"] > 0.005 else {"lr": 0.005}
-    whole = optim.get_optimizer(name, **kwargs, **{option: value})
-    per_key = optim.get_optimizer(name, **kwargs, **{option: value})
-    ref = getattr(reference, optim.RULES[name].reference)(**kwargs)
-    for _ in range(30):
+    whole, per_key = make(), make()
+    for _ in range(steps):
         flat_g[:] = 3 * rng.standard_normal(flat_g.size)
         given = {k: g.copy() for k, g in grads.items()}
         whole.update(params, grads)
@@ -190,31 +195,12 @@ OUTSIDE = optim.Rule(
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize(("option", "value"), OPTIONS, ids=[o for o, _ in OPTIONS])
 def test_rule_registered_from_outside_clips_like_the_reference(option, value, dtype, parallel, rng):
-    dtype = np.dtype(dtype)
-    params, grads, flat_g = _net_buffers(rng, dtype)
-    separate = {k: v.copy() for k, v in params.items()}
-    expected = {k: v.copy() for k, v in params.items()}
     with optim.registered(OUTSIDE, module=__name__) as cls:
         assert OUTSIDE.kind is None and "global_clipnorm" in str(cls.__init__.__signature__)
         assert "clipped copy of the gradient" in cls.__doc__
-        whole, per_key = cls(lr=0.05, **{option: value}), cls(lr=0.05, **{option: value})
-        ref = reference.Momentum(lr=0.05)
-        threshold = fastdl.runtime.parallel_threshold(0) if parallel else contextlib.nullcontext()
-        with threshold:
-            for _ in range(20):
-                flat_g[:] = 3 * rng.standard_normal(flat_g.size)
-                given = {k: g.copy() for k, g in grads.items()}
-                whole.update(params, grads)
-                per_key.update(separate, {k: g.copy() for k, g in grads.items()})
-                ref.update(expected, clipped(grads, option, value))
-                for k in grads:  # the caller's gradients are never written
-                    np.testing.assert_array_equal(grads[k], given[k])
-    if option != "clipnorm":
-        assert whole._plan is not None and whole._plan.gwhole is not None  # one kernel call for the model
-    for k in params:
-        np.testing.assert_array_equal(params[k], separate[k], err_msg=k)
-        assert params[k].dtype == dtype
-        assert_close(params[k], expected[k], rtol=RTOL[dtype], err_msg=k)
+        with fastdl.runtime.parallel_threshold(0) if parallel else contextlib.nullcontext():
+            _check_against_the_reference(lambda: cls(lr=0.05, **{option: value}), reference.Momentum(lr=0.05),
+                                         option, value, dtype, rng, 20)
 
 
 def test_rule_from_outside_with_eight_constants_rejects_clipping_at_construction():

@@ -156,12 +156,17 @@ def _torch_optimizer_case(op: str, size: str, dtype: str, seed: int) -> Callable
     if name not in torch_twins():
         raise Unavailable(f"{op} has no torch twin")
     params, grads = _optimizer_data(size, dtype, seed)
+    return torch_optimizer(torch, name, _torch_params(torch, params, grads), 1e-3).step
+
+
+def _torch_params(torch, params: dict, grads: dict) -> list:
+    """Tensors sharing the memory of ``params``, each with its gradient set from ``grads``."""
     tparams = []
     for key, value in params.items():
         p = torch.from_numpy(value).requires_grad_(True)
         p.grad = torch.from_numpy(grads[key])
         tparams.append(p)
-    return torch_optimizer(torch, name, tparams, 1e-3).step
+    return tparams
 
 
 # ----------------------------------------------------------------------------------------------
@@ -197,11 +202,7 @@ def _torch_clip_case(op: str, size: str, dtype: str, seed: int) -> Callable[[], 
     name, option = CLIP_OPS[op]
     value = CLIP_VALUES[option]
     params, grads = _optimizer_data(size, dtype, seed)
-    tparams = []
-    for key, p in params.items():
-        t = torch.from_numpy(p).requires_grad_(True)
-        t.grad = torch.from_numpy(grads[key])
-        tparams.append(t)
+    tparams = _torch_params(torch, params, grads)
     opt = torch_optimizer(torch, name, tparams, 1e-3)
     utils = torch.nn.utils
     if option == "clipvalue":

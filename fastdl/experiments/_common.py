@@ -37,6 +37,26 @@ def figure(**kwargs):
     return Figure(**kwargs)
 
 
+def panel_grid(fig, n: int, columns: int) -> np.ndarray:
+    """``n`` small panels (shared axes) in rows of ``columns`` on ``fig`` (a Figure or SubFigure), as a flat array."""
+    rows = -(-n // columns)
+    return np.atleast_1d(fig.subplots(rows, columns, sharex=True, sharey=True)).ravel()
+
+
+def finish_grid(fig, axes, n: int, columns: int, xlabel: str, ylabel: str, legend: bool = True) -> None:
+    """Hide the panels past ``n``, label the outer axes, and (``legend``) put the first panel's legend under ``fig``."""
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    rows = -(-n // columns)
+    for ax in axes[(rows - 1) * columns:]:
+        ax.set_xlabel(xlabel)
+    for ax in axes[::columns]:
+        ax.set_ylabel(ylabel)
+    if legend:
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=9)
+
+
 def save(fig, out, name: str) -> Path:
     """Write ``fig`` as ``<out>/<name>.png`` and return the path."""
     path = out_dir(out) / f"{name}.png"

@@ -115,7 +115,7 @@ def run(dataset: str = "digits", out=None, seed: int = 0, epochs: int = 20, batc
     rows = math.ceil(len(names) / COLUMNS)
     fig = _common.figure(figsize=(13, 2.0 * rows + 5.2))
     top, bottom = fig.subfigures(2, 1, height_ratios=[2.0 * rows, 5.0])
-    axes = np.atleast_1d(top.subplots(rows, COLUMNS, sharex=True, sharey=True)).ravel()
+    axes = _common.panel_grid(top, len(names), COLUMNS)
     for ax, name in zip(axes, names):
         ax.plot(t, rates[name], color=colors[name], lw=1.6)
         ax.set_title(name, fontsize=10)
@@ -125,12 +125,7 @@ def run(dataset: str = "digits", out=None, seed: int = 0, epochs: int = 20, batc
             twin.plot(t, momentum, color="0.5", lw=1, ls="--")
             twin.set_ylabel("momentum (dashed)", fontsize=8, color="0.4")
             twin.tick_params(labelsize=7, colors="0.4")
-    for ax in axes[len(names):]:
-        ax.set_visible(False)
-    for ax in axes[::COLUMNS]:
-        ax.set_ylabel("learning rate")
-    for ax in axes[(rows - 1) * COLUMNS:]:
-        ax.set_xlabel("step")
+    _common.finish_grid(top, axes, len(names), COLUMNS, "step", "learning rate", legend=False)
     top.suptitle(f"Learning-rate schedules over {steps} steps ({epochs} epochs), peak rate {lr:g}")
 
     ax_loss, ax_acc = bottom.subplots(1, 2, width_ratios=[2.3, 1])

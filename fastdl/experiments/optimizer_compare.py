@@ -69,9 +69,8 @@ def run(dataset: str = "digits", out=None, seed: int = 0, iterations: int = 2000
     final = {key: float(np.mean(v[-tail:])) for key, v in losses.items()}
     smoothed = {k: _common.smooth_curve(v) for k, v in losses.items()}
 
-    rows = math.ceil(len(names) / COLUMNS)
-    fig = _common.figure(figsize=(4.0 * COLUMNS, 2.5 * rows + 0.8))
-    axes = np.atleast_1d(fig.subplots(rows, COLUMNS, sharex=True, sharey=True)).ravel()
+    fig = _common.figure(figsize=(4.0 * COLUMNS, 2.5 * math.ceil(len(names) / COLUMNS) + 0.8))
+    axes = _common.panel_grid(fig, len(names), COLUMNS)
     steps = np.arange(1, iterations + 1)
     drawn = {k: np.maximum(v, FLOOR) for k, v in smoothed.items()}
 
@@ -88,14 +87,7 @@ def run(dataset: str = "digits", out=None, seed: int = 0, iterations: int = 2000
         ax.set_ylim(FLOOR / 1.5, 4.0)
         ax.grid(True, which="major", lw=0.3)
     axes[0].plot([], [], color="0.8", lw=0.8, label="the other optimizers")
-    for ax in axes[len(names):]:
-        ax.set_visible(False)
-    for ax in axes[(rows - 1) * COLUMNS:]:
-        ax.set_xlabel("iterations")
-    for ax in axes[::COLUMNS]:
-        ax.set_ylabel("loss (smoothed)")
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=9)
+    _common.finish_grid(fig, axes, len(names), COLUMNS, "iterations", "loss (smoothed)")
     fig.suptitle(f"Optimizers on {dataset}: 4x100 ReLU net, batch {batch_size}, default settings "
                  f"(title: mean loss of the last {tail} steps)",
                  fontsize=11)

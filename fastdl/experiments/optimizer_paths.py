@@ -88,9 +88,8 @@ def run(dataset: str = "digits", out=None, seed: int = 0, steps: int = 30, backe
         final[name] = (float(params["x"][0]), float(params["y"][0]))
     final_f = {name: float(f(*pos)) for name, pos in final.items()}
 
-    rows = math.ceil(len(paths) / COLUMNS)
-    fig = _common.figure(figsize=(4.0 * COLUMNS, 2.6 * rows + 0.6))
-    axes = np.atleast_1d(fig.subplots(rows, COLUMNS, sharex=True, sharey=True)).ravel()
+    fig = _common.figure(figsize=(4.0 * COLUMNS, 2.6 * math.ceil(len(paths) / COLUMNS) + 0.6))
+    axes = _common.panel_grid(fig, len(paths), COLUMNS)
     xs, ys = np.arange(-10, 10, 0.05), np.arange(-5, 5, 0.05)
     X, Y = np.meshgrid(xs, ys)
     Z = f(X, Y)
@@ -101,14 +100,7 @@ def run(dataset: str = "digits", out=None, seed: int = 0, steps: int = 30, backe
         ax.plot(0, 0, "+", color="tab:blue", ms=10, mew=2, label="minimum")
         ax.set_title(f"{name} (lr={rates[name]:g}): f = {final_f[name]:.2g}", fontsize=10)
         ax.set(xlim=(-10, 10), ylim=(-4, 4))
-    for ax in axes[len(paths):]:
-        ax.set_visible(False)
-    for ax in axes[(rows - 1) * COLUMNS:]:
-        ax.set_xlabel("x")
-    for ax in axes[::COLUMNS]:
-        ax.set_ylabel("y")
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=9)
+    _common.finish_grid(fig, axes, len(paths), COLUMNS, "x", "y")
     fig.suptitle(f"Optimizer paths on f(x, y) = x²/20 + y² from (-7, 2), {steps} steps (f after the last step)")
     path = _common.save(fig, out, where)
     print(f"{where}: f after {steps} steps: " + ", ".join(f"{k} {v:.3g}" for k, v in final_f.items()) + f" -> {path}")
