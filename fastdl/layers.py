@@ -505,10 +505,16 @@ class BatchNormalization:
         New arrays after every training forward.
     dgamma, dbeta : ndarray ``(D,)`` or None
         Gradients from the last ``backward`` (new arrays each call).
-    xn, std, batch_size
-        What the last training forward kept for ``backward``. ``std`` is a new array each call;
-        ``xn`` is the layer's working buffer: two buffers per input shape take turns, so a later
-        training forward of the same shape may overwrite an ``xn`` you kept (copy it to keep it).
+    xn : ndarray ``(N, D)`` or None
+        The last training forward's normalised input ``(x - mu) / std``. Not stored by the forward
+        (nothing reads it in a training step: ``backward`` recomputes it from the input, the mean and
+        ``1 / std``): computed on first access, then kept until the next training forward, so each
+        forward's ``xn`` is a new array. Setting it (as the book's code may) makes ``backward`` use
+        the array set.
+    std, batch_size
+        What the last training forward kept for ``backward`` (``std`` a new array each call).
+        ``backward`` also reads the forward's input again, as :class:`Affine` does: changing that
+        array in place between ``forward`` and ``backward`` changes the gradients.
 
     Notes
     -----
@@ -538,7 +544,7 @@ class BatchNormalization:
         self.running_mean, self.running_var = stats
         self.input_shape: tuple[int, ...] | None = None
         self.batch_size: int | None = None
-        self.xn: np.ndarray | None = None
+        self._xn: tuple = (None, None)  # (the forward's (x, mu, inv) that xn is computed from, xn or None)
         self.std: np.ndarray | None = None
         self.dgamma: np.ndarray | None = None
         self.dbeta: np.ndarray | None = None
@@ -546,7 +552,6 @@ class BatchNormalization:
         # validated-call cache: (x shape, x strides, dtype, gamma, beta, gamma's shape, momentum, consts)
         self._last_call: tuple | None = None
         self._own = (None,) * 10  # what the last training forward set and backward reads (see _train)
-        self._xn_pair: tuple = (None, None, None, None)  # (input shape, dtype, xn buffer, xn buffer) see _xn_buffer
 
     @staticmethod
     def _stat(s, name: str, gamma: np.ndarray, where: str, copy: bool = True) -> np.ndarray:
@@ -555,24 +560,18 @@ class BatchNormalization:
             fail(where, name, f"of length {gamma.shape[0]} (the length of gamma)", f"shape {s.shape}")
         return np.array(s, dtype=gamma.dtype, copy=True) if copy else contiguous(s, gamma.dtype)
 
-    def _xn_buffer(self, shape: tuple, n: int, d: int, dt: np.dtype) -> np.ndarray:
-        """This forward's xn buffer: the one of the pair that is not the current :attr:`xn`.
+    @property
+    def xn(self) -> np.ndarray | None:
+        """The last training forward's ``(x - mu) * (1 / std)``, computed on first access (see the class)."""
+        src, xn = self._xn  # one read (another thread may run a forward meanwhile)
+        if xn is None and src is not None:
+            xn = _bn.normalise(*src)
+            self._xn = (src, xn)
+        return xn
 
-        The pair is read once and kept with the input shape and dtype it was made for, so the fit is
-        checked on the very buffers handed to the kernel (another thread may replace the pair at any
-        time). A cached call passes the last call's shape tuple, the one the pair was made with: then two
-        identity checks suffice; otherwise the buffer's shape and dtype are compared.
-        """
-        key, kdt, a, b = self._xn_pair
-        buf = b if self.xn is a else a
-        if key is shape and kdt is dt:
-            return buf
-        fits = [c is not None and c.shape == (n, d) and c.dtype == dt for c in (a, b)]
-        if not all(fits):
-            a, b = np.empty((n, d), dtype=dt), np.empty((n, d), dtype=dt)
-            buf = b if self.xn is a else a
-        self._xn_pair = (shape, dt, a, b)  # (both checked: the next call with this shape tuple trusts them)
-        return buf
+    @xn.setter
+    def xn(self, value) -> None:
+        self._xn = (None, value)
 
     def forward(self, x, train_flg: bool = True) -> np.ndarray:
         """Normalise ``x`` (``(N, D)`` or ``(N, C, H, W)``); return a new array of x's shape.
@@ -632,19 +631,19 @@ class BatchNormalization:
         d = gamma.shape[0]
         dt = x.dtype
         out = np.empty(shape, dtype=dt)
-        xn = self._xn_buffer(shape, n, d, dt)
         stats = np.empty((6, d), dtype=dt)
-        if len(shape) == 2:
-            bad = _bn.train_forward_into(x, gamma, beta, rm, rv, consts, stats, xn, out)
-        else:
-            bad = _bn.train_forward_into(x.reshape(n, d), gamma, beta, rm, rv, consts, stats, xn, out.reshape(n, d))
+        x2 = x if len(shape) == 2 else x.reshape(n, d)
+        bad = _bn.train_forward_into(x2, gamma, beta, rm, rv, consts, stats, _bn.NO_XN[dt],
+                                     out if len(shape) == 2 else out.reshape(n, d))
         if bad:
             runtime.report_nonfinite("BatchNormalization.forward",
                                      f"{bad} feature(s) have a non-finite batch mean or variance")
         rm, rv, std = stats[_bn.RM_NEW], stats[_bn.RV_NEW], stats[_bn.STD]
-        # (running_mean, running_var, xn, std, input shape, its C strides, gamma, gamma's shape, consts, dtype)
-        self._own = (rm, rv, xn, std, shape, out.strides if strides is None else strides, gamma, gshape, consts, dt)
-        self.running_mean, self.running_var, self.xn, self.std = rm, rv, xn, std
+        src = (x2, stats[_bn.MU], stats[_bn.INV])  # what xn is recomputed from
+        # (running_mean, running_var, xn's source, std, input shape, its C strides, gamma, gamma's shape, consts,
+        # dtype)
+        self._own = (rm, rv, src, std, shape, out.strides if strides is None else strides, gamma, gshape, consts, dt)
+        self.running_mean, self.running_var, self._xn, self.std = rm, rv, (src, None), std
         self.batch_size = n
         self.input_shape = self._train_shape = shape
         return out
@@ -652,12 +651,16 @@ class BatchNormalization:
     def backward(self, dout) -> np.ndarray:
         """Set :attr:`dgamma`, :attr:`dbeta`; return a new ``dx`` of the training forward's input shape."""
         own = self._own  # one read: the arrays of one forward (see forward)
-        if (self.xn is own[2] and self.std is own[3] and type(dout) is np.ndarray and dout.shape == own[4]
+        if (self._xn[0] is own[2] and self.std is own[3] and type(dout) is np.ndarray and dout.shape == own[4]
                 and dout.strides == own[5] and dout.dtype is own[9] and self.gamma is own[6]
-                and own[6].shape == own[7]):
+                and own[6].shape == own[7]):  # (xn not set from outside: recomputed from the forward's x)
             return self._grad(dout, own[4], own[2], own[6], own[3], own[8])
         where = "BatchNormalization.backward"
-        xn, std, shape = self.xn, self.std, self._train_shape
+        (src, xn), std, shape = self._xn, self.std, self._train_shape
+        if xn is None and src is not None:  # not computed: check the forward's input, which has xn's shape
+            xn = src[0]
+        else:
+            src = None
         called_before(xn, where, "BatchNormalization.forward (with train_flg=True)")
         xn = float_array(xn, "xn", where, ndim=2)
         dt = xn.dtype
@@ -670,15 +673,19 @@ class BatchNormalization:
         gamma = ops.param(self.gamma, "gamma", where, 1, shape0=d)
         dc = ops.dout(dout, shape, dt, where).reshape(xn.shape)
         consts = _bn.consts_for(dt, BN_EPS, n, 0.0)
-        return self._grad(dc, shape, contiguous(xn), contiguous(gamma, dt), contiguous(std, dt), consts)
+        if src is None:  # a computed or given xn: backward reads it as it is
+            src = (contiguous(xn), *_bn.identity_stats(d, dt))
+        return self._grad(dc, shape, src, contiguous(gamma, dt), contiguous(std, dt), consts)
 
-    def _grad(self, dc, shape, xn, gamma, std, consts) -> np.ndarray:
-        dt = xn.dtype
+    def _grad(self, dc, shape, src, gamma, std, consts) -> np.ndarray:
+        """Backward on validated arrays; ``src = (x, mu, inv)`` gives ``xn = (x - mu) * inv``."""
+        x2 = src[0]
+        dt = x2.dtype
         dx = np.empty(shape, dtype=dt)
-        grads = np.empty((5, xn.shape[1]), dtype=dt)
+        grads = np.empty((5, x2.shape[1]), dtype=dt)
         if len(shape) == 2:
-            _bn.backward_into(dc, xn, gamma, std, grads, consts, dx)
+            _bn.backward_into(dc, *src, gamma, std, grads, consts, dx)
         else:
-            _bn.backward_into(dc.reshape(xn.shape), xn, gamma, std, grads, consts, dx.reshape(xn.shape))
+            _bn.backward_into(dc.reshape(x2.shape), *src, gamma, std, grads, consts, dx.reshape(x2.shape))
         self.dgamma, self.dbeta = grads[_bn.DGAMMA], grads[_bn.DBETA]
         return dx

@@ -86,7 +86,7 @@ def test_fused_step_calls_layer_kernels_with_their_own_types(rng, monkeypatch):
     from fastdl.kernels import fused
 
     fresh = {}
-    for name in ("_shift_rows", "_normalize_rows", "_xent_rows", "_col_sqdev", "_act", "_act_grad"):
+    for name in ("_shift_rows", "_normalize_rows", "_xent_rows", "_col_stats", "_act", "_act_grad"):
         fresh[name] = numba.njit(getattr(fused, name).py_func)
         monkeypatch.setattr(fused, name, fresh[name])
     for name in ("block_forward", "block_backward", "bias_shift", "softmax_xent_grad", "add_scaled"):
@@ -95,7 +95,7 @@ def test_fused_step_calls_layer_kernels_with_their_own_types(rng, monkeypatch):
         net = nets.MultiLayerNetExtend(12, [8, 8], 3, use_batchnorm=True, weight_decay_lambda=0.1, dtype=dtype)
         net.gradient(rng.standard_normal((5, 12)).astype(dtype), np.array([0, 1, 2, 0, 1]))
         assert net._fused is not None
-    for name in ("_shift_rows", "_normalize_rows", "_xent_rows", "_col_sqdev"):
+    for name in ("_shift_rows", "_normalize_rows", "_xent_rows", "_col_stats"):
         sigs = fresh[name].signatures
         assert len(sigs) == 2, (name, sigs)
         assert not any(isinstance(t, numba.types.Literal) for sig in sigs for t in sig), (name, sigs)

@@ -1,18 +1,27 @@
 """Batch normalisation over the rows of a C-contiguous ``(N, D)`` array.
 
-Training forward (per column: a sum pass, a squared-deviation pass, a normalising pass)::
+Training forward (per column: one statistics pass, one output pass)::
 
     mu  = sum_i x[i] / N                    (rows in order: NumPy's mean(axis=0) rounding)
-    var = sum_i (x[i] - mu)**2 / N          (biased; two passes, no one-pass formula)
+    K   = x[0]                              (shift; one column: two pairwise passes as NumPy)
+    var = max(0, sum_i (x[i] - K)**2 / N - (sum_i (x[i] - K) / N)**2)   (biased; sums in float64)
     std = sqrt(var + eps)
     xn  = (x - mu) * (1 / std)              (reference: (x - mu) / std; <= 2 ulp apart)
-    out = gamma * xn + beta
+    out = gamma * xn + beta                 (xn stored only when asked for)
     running_mean' = momentum * running_mean + (1 - momentum) * mu
     running_var'  = momentum * running_var  + (1 - momentum) * var
 
+The shifted sums are float64 (float32 input too); their subtraction loses about
+``eps64 * (1 + 2 * (mu - K)**2 / var)`` relative (``K`` is a sample, so the ratio is of order one); a column
+where the ratio exceeds ``SHIFT_RATIO`` (64) takes the two-pass variance instead (one more pass, only
+then). ``x - mu``
+uses NumPy's mean to the bit, which is what keeps ill-conditioned features (large mean, small spread)
+at the reference's numbers.
+
 Evaluation forward (one pass): ``out = gamma * (x - running_mean) / sqrt(running_var + eps) + beta``.
 
-Backward (a sum pass and a gradient pass over dout)::
+Backward (a sum pass and a gradient pass over dout and x; ``xn = (x - mu) * (1 / std)`` recomputed,
+bit-equal to the forward's)::
 
     dbeta  = sum_i dout[i]
     dgamma = sum_i dout[i] * xn[i]
@@ -31,7 +40,7 @@ each thread owns whole columns: no partial sums, no reduction, the same numbers 
 Workers (also callable from other kernels, serial, whole batch)::
 
     _train_cols(x, gamma, beta, rm, rv, consts, stats, xn, out, c0, c1) -> n_nonfinite
-    _backward_cols(dout, xn, gamma, std, grads, consts, dx, c0, c1)
+    _backward_cols(dout, x, mu, inv, gamma, std, grads, consts, dx, c0, c1)
 
 ``consts = [eps, N, momentum, 1 - momentum]`` in the array dtype; ``stats`` is ``(6, D)`` with rows
 mean, variance, std, new running mean, new running variance, 1/std; ``grads`` is ``(5, D)`` with rows
@@ -46,6 +55,10 @@ from numba import prange
 from .. import runtime
 from .._jit import jit
 
+#: largest ``(mean - shift)**2 / var`` for which the one-pass shifted variance is kept (above it: two passes);
+#: the float64 sums' relative error is then amplified at most ``1 + 2 * SHIFT_RATIO`` times by the subtraction
+SHIFT_RATIO = 64.0
+
 #: parallel column ranges start on multiples of this many elements (64 bytes of float32)
 COL_ALIGN = 16
 
@@ -54,8 +67,9 @@ MU, VAR, STD, RM_NEW, RV_NEW, INV = 0, 1, 2, 3, 4, 5
 DGAMMA, DBETA = 0, 1
 
 
-#: what :func:`_pairwise_col0` sums: column 0 of ``a``, ``(a - mu[0])**2``, ``a * b``
-PW_SUM, PW_SQDEV, PW_DOT = 0, 1, 2
+#: what :func:`_pairwise_col0` sums: column 0 of ``a``, ``(a - mu[0])**2``, ``a * b``,
+#: ``a * ((b - mu[0]) * mu[1])``
+PW_SUM, PW_SQDEV, PW_DOT, PW_DOTN = 0, 1, 2, 3
 
 
 @jit
@@ -111,33 +125,9 @@ def _pw_term(a, b, mu, i, what):
         return v * v
     if what == PW_DOT:
         return v * b[i, 0]
+    if what == PW_DOTN:  # mu = [mean, 1 / std]
+        return v * ((b[i, 0] - mu[0]) * mu[1])
     return v
-
-
-@jit
-def _col_sums(x, acc, b0, b1):
-    """``acc[b0:b1] = sum_i x[i, b0:b1]``, rows in order (four rows per step into one register).
-
-    One column (``D == 1``) is summed pairwise, as NumPy sums contiguous memory (:func:`_pairwise_col0`).
-    """
-    n = x.shape[0]
-    if x.shape[1] == 1:  # NumPy sums a contiguous column pairwise
-        if b1 > b0:  # (a parallel chunk may own no column)
-            acc[0] = 0
-            acc[0] += _pairwise_col0(x, x, acc, np.intp(0), n, np.intp(PW_SUM))
-        return
-    u0, u1 = np.uint64(b0), np.uint64(b1)  # unsigned: no negative-index check, so the loops vectorize
-    for j in range(u0, u1):
-        acc[j] = 0
-    i = 0
-    while i + 4 <= n:
-        for j in range(u0, u1):
-            acc[j] = acc[j] + x[i, j] + x[i + 1, j] + x[i + 2, j] + x[i + 3, j]
-        i += 4
-    while i < n:
-        for j in range(u0, u1):
-            acc[j] += x[i, j]
-        i += 1
 
 
 @jit
@@ -170,25 +160,91 @@ def _col_sqdev(x, mu, acc, b0, b1):
 
 
 @jit
-def _train_cols(x, gamma, beta, rm, rv, consts, stats, xn, out, c0, c1):
-    """Training forward of columns ``[c0, c1)`` over all rows.
+def _col_stats(x, mu, var, nf, c0, c1):
+    """Mean and biased variance of the columns ``[c0, c1)`` of ``x`` in one pass over the rows.
 
-    Fills ``stats`` rows (see the module docstring), ``xn`` and ``out``; returns the number of
-    features whose mean or variance is not finite. ``rm``/``rv`` are only read.
+    ``mu = sum_i x[i] / nf`` in x's dtype (rows in order, four rows per step into one register: the
+    rounding of NumPy's ``mean(axis=0)``). The variance comes from sums shifted by ``K = x[0]`` and kept
+    in float64 (float32 input too): ``var = max(0, s2 / nf - (s1 / nf)**2)`` with
+    ``s1 = sum_i (x[i] - K)``, ``s2 = sum_i (x[i] - K)**2``. The subtraction loses about
+    ``eps64 * (1 + 2 * ratio)``, ``ratio = (s1 / nf)**2 / var``, relative; a column where the ratio exceeds
+    :data:`SHIFT_RATIO` (``K`` far from the mean: an outlier in row 0) gets the two-pass
+    ``var = sum_i (x[i] - mu)**2 / nf`` in x's dtype instead, at the price of one more pass.
+    One column (``D == 1``) is summed pairwise, as NumPy sums contiguous memory, in two passes
+    (:func:`_pairwise_col0`) with that two-pass variance.
     """
     n = x.shape[0]
-    eps, nf, m, om = consts[_EPS], consts[_NF], consts[_M], consts[_OM]
-    mu, var, std, rm_new, rv_new, inv = stats[MU], stats[VAR], stats[STD], stats[RM_NEW], stats[RV_NEW], stats[INV]
-    u0, u1 = np.uint64(c0), np.uint64(c1)
-    _col_sums(x, mu, c0, c1)
+    if x.shape[1] == 1:  # NumPy sums a contiguous column pairwise
+        if c1 > c0:  # (a parallel chunk may own no column)
+            mu[0] = 0
+            mu[0] += _pairwise_col0(x, x, mu, np.intp(0), n, np.intp(PW_SUM))
+            mu[0] = mu[0] / nf
+            _col_sqdev(x, mu, var, c0, c1)
+            var[0] = var[0] / nf
+        return
+    u0, u1 = np.uint64(c0), np.uint64(c1)  # unsigned: no negative-index check, so the loops vectorize
+    acc = np.empty((3, x.shape[1]), dtype=np.float64)  # rows: K, s1, s2 (columns [c0, c1) used)
+    k, s1, s2 = acc[0], acc[1], acc[2]
+    for j in range(u0, u1):
+        mu[j] = 0
+        s1[j] = 0.0
+        s2[j] = 0.0
+        k[j] = x[0, j]
+    i = 0
+    while i + 4 <= n:
+        for j in range(u0, u1):
+            x0 = x[i, j]
+            x1 = x[i + 1, j]
+            x2 = x[i + 2, j]
+            x3 = x[i + 3, j]
+            mu[j] = mu[j] + x0 + x1 + x2 + x3
+            kj = k[j]
+            d0 = np.float64(x0) - kj
+            d1 = np.float64(x1) - kj
+            d2 = np.float64(x2) - kj
+            d3 = np.float64(x3) - kj
+            s1[j] = s1[j] + d0 + d1 + d2 + d3
+            s2[j] = s2[j] + d0 * d0 + d1 * d1 + d2 * d2 + d3 * d3
+        i += 4
+    while i < n:
+        for j in range(u0, u1):
+            v = x[i, j]
+            mu[j] += v
+            dv = np.float64(v) - k[j]
+            s1[j] += dv
+            s2[j] += dv * dv
+        i += 1
+    nd = np.float64(n)
+    far = 0
     for j in range(u0, u1):
         mu[j] = mu[j] / nf
-    _col_sqdev(x, mu, var, c0, c1)
+        c = s1[j] / nd
+        v = s2[j] / nd - c * c
+        v = v if v >= 0.0 else 0.0  # (NaN passes)
+        var[j] = v
+        if c * c > SHIFT_RATIO * v:  # shift far from the mean: the subtraction cancelled too much
+            k[j] = -1.0  # (a flag: k is scratch from here on)
+            far += 1
+        else:
+            k[j] = 0.0
+    if far:  # the two-pass variance for those columns (one more pass, rows in order)
+        sq = np.empty_like(mu)
+        _col_sqdev(x, mu, sq, c0, c1)
+        for j in range(u0, u1):
+            if k[j] < 0.0:
+                var[j] = sq[j] / nf
+
+
+@jit
+def _finish_stats(stats, rm, rv, consts, c0, c1):
+    """std, ``1 / std`` and the new running statistics of columns ``[c0, c1)`` from ``stats[MU]``,
+    ``stats[VAR]``; returns the number of features whose mean or variance is not finite."""
+    eps, m, om = consts[_EPS], consts[_M], consts[_OM]
+    mu, var, std, rm_new, rv_new, inv = stats[MU], stats[VAR], stats[STD], stats[RM_NEW], stats[RV_NEW], stats[INV]
     bad = 0
-    for j in range(u0, u1):
+    for j in range(np.uint64(c0), np.uint64(c1)):
         a = mu[j]
-        b = var[j] / nf
-        var[j] = b
+        b = var[j]
         s = np.sqrt(b + eps)
         std[j] = s
         inv[j] = 1 / s
@@ -196,6 +252,27 @@ def _train_cols(x, gamma, beta, rm, rv, consts, stats, xn, out, c0, c1):
         rv_new[j] = m * rv[j] + om * b
         if not (np.isfinite(a) and np.isfinite(b)):
             bad += 1
+    return bad
+
+
+@jit
+def _train_cols(x, gamma, beta, rm, rv, consts, stats, xn, out, c0, c1):
+    """Training forward of columns ``[c0, c1)`` over all rows: one statistics pass, one output pass.
+
+    Fills ``stats`` rows (see the module docstring) and ``out``, and ``xn`` unless it has no rows
+    (``np.empty((0, 0))``: nothing reads it; backward recomputes it from ``x``, ``mu`` and ``1/std``);
+    returns the number of features whose mean or variance is not finite. ``rm``/``rv`` are only read.
+    """
+    n = x.shape[0]
+    mu, inv = stats[MU], stats[INV]
+    _col_stats(x, mu, stats[VAR], consts[_NF], c0, c1)
+    bad = _finish_stats(stats, rm, rv, consts, c0, c1)
+    u0, u1 = np.uint64(c0), np.uint64(c1)
+    if xn.shape[0] == 0:
+        for i in range(n):
+            for j in range(u0, u1):
+                out[i, j] = gamma[j] * ((x[i, j] - mu[j]) * inv[j]) + beta[j]
+        return bad
     for i in range(n):  # two loops of one store each (see "Memory traffic")
         for j in range(u0, u1):
             xn[i, j] = (x[i, j] - mu[j]) * inv[j]
@@ -223,9 +300,11 @@ def _train_cols_par(x, gamma, beta, rm, rv, consts, stats, xn, out, nchunks):
 
 
 @jit
-def _backward_cols(dout, xn, gamma, std, grads, consts, dx, c0, c1):
-    """Backward of columns ``[c0, c1)`` over all rows.
+def _backward_cols(dout, x, mu, inv, gamma, std, grads, consts, dx, c0, c1):
+    """Backward of columns ``[c0, c1)`` over all rows, with ``xn = (x - mu) * inv`` recomputed.
 
+    Given the forward's ``x``, ``mu`` and ``inv = 1 / std`` this ``xn`` is the forward's to the bit;
+    given a kept ``xn`` as ``x`` with ``mu = 0`` and ``inv = 1`` it is that ``xn`` exactly.
     ``grads`` rows: dgamma, dbeta (written) and three scratch rows; ``consts[1]`` is N as a float.
     """
     n = dout.shape[0]
@@ -238,39 +317,45 @@ def _backward_cols(dout, xn, gamma, std, grads, consts, dx, c0, c1):
     i = 0
     while i + 4 <= n:
         for j in range(u0, u1):
+            m = mu[j]
+            v = inv[j]
             g0 = dout[i, j]
             g1 = dout[i + 1, j]
             g2 = dout[i + 2, j]
             g3 = dout[i + 3, j]
             dbeta[j] = dbeta[j] + g0 + g1 + g2 + g3
-            dgamma[j] = dgamma[j] + g0 * xn[i, j] + g1 * xn[i + 1, j] + g2 * xn[i + 2, j] + g3 * xn[i + 3, j]
+            dgamma[j] = (dgamma[j] + g0 * ((x[i, j] - m) * v) + g1 * ((x[i + 1, j] - m) * v)
+                         + g2 * ((x[i + 2, j] - m) * v) + g3 * ((x[i + 3, j] - m) * v))
         i += 4
     while i < n:
         for j in range(u0, u1):
             g = dout[i, j]
             dbeta[j] += g
-            dgamma[j] += g * xn[i, j]
+            dgamma[j] += g * ((x[i, j] - mu[j]) * inv[j])
         i += 1
     if dout.shape[1] == 1 and c1 > c0:  # NumPy sums a contiguous column pairwise
+        mi = np.empty(2, dtype=dbeta.dtype)
+        mi[0] = mu[0]
+        mi[1] = inv[0]
         dbeta[0] = 0
-        dbeta[0] += _pairwise_col0(dout, xn, dbeta, np.intp(0), n, np.intp(PW_SUM))
+        dbeta[0] += _pairwise_col0(dout, x, mi, np.intp(0), n, np.intp(PW_SUM))
         dgamma[0] = 0
-        dgamma[0] += _pairwise_col0(dout, xn, dbeta, np.intp(0), n, np.intp(PW_DOT))
+        dgamma[0] += _pairwise_col0(dout, x, mi, np.intp(0), n, np.intp(PW_DOTN))
     for j in range(u0, u1):
         a[j] = gamma[j] / std[j]
         b[j] = dbeta[j] / nf
         c[j] = dgamma[j] / nf
     for i in range(n):
         for j in range(u0, u1):
-            dx[i, j] = a[j] * (dout[i, j] - b[j] - xn[i, j] * c[j])
+            dx[i, j] = a[j] * (dout[i, j] - b[j] - ((x[i, j] - mu[j]) * inv[j]) * c[j])
 
 
 @jit(parallel=True)
-def _backward_cols_par(dout, xn, gamma, std, grads, consts, dx, nchunks):
+def _backward_cols_par(dout, x, mu, inv, gamma, std, grads, consts, dx, nchunks):
     d = dout.shape[1]
     for c in prange(nchunks):
         c0, c1 = _col_span(d, nchunks, c)
-        _backward_cols(dout, xn, gamma, std, grads, consts, dx, c0, c1)
+        _backward_cols(dout, x, mu, inv, gamma, std, grads, consts, dx, c0, c1)
 
 
 @jit
@@ -348,19 +433,40 @@ def eval_forward(x, gamma, beta, eps, running_mean, running_var):
     return out
 
 
-def backward_into(dout, xn, gamma, std, grads, consts, dx) -> None:
-    """Backward into ``grads (5, D)`` (rows 0, 1 get dgamma, dbeta; rows 2-4 are scratch) and ``dx``."""
+def backward_into(dout, x, mu, inv, gamma, std, grads, consts, dx) -> None:
+    """Backward into ``grads (5, D)`` (rows 0, 1 get dgamma, dbeta; rows 2-4 are scratch) and ``dx``.
+
+    ``xn = (x - mu) * inv`` is recomputed (see :func:`_backward_cols`; a kept ``xn``: pass it as ``x``
+    with :func:`identity_stats`).
+    """
     d = dout.shape[1]
     if runtime.use_parallel(dout.size):
-        _backward_cols_par(dout, xn, gamma, std, grads, consts, dx, col_chunks(d))
+        _backward_cols_par(dout, x, mu, inv, gamma, std, grads, consts, dx, col_chunks(d))
     else:
-        _backward_cols(dout, xn, gamma, std, grads, consts, dx, 0, d)
+        _backward_cols(dout, x, mu, inv, gamma, std, grads, consts, dx, 0, d)
+
+
+def identity_stats(d: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """``(mu, inv) = (zeros, ones)`` of length ``d``: :func:`backward_into` then reads ``x`` as ``xn`` exactly."""
+    return np.zeros(d, dtype=dtype), np.ones(d, dtype=dtype)
+
+
+def normalise(x, mu, inv) -> np.ndarray:
+    """New array ``xn = (x - mu) * inv``: the forward's ``xn`` to the bit (the same two rounded operations)."""
+    xn = np.subtract(x, mu)
+    np.multiply(xn, inv, out=xn)
+    return xn
+
+
+#: ``xn`` argument of the training forward meaning "do not store xn" (no rows), per dtype
+NO_XN = {np.dtype(dt): np.empty((0, 0), dtype=dt) for dt in (np.float32, np.float64)}
 
 
 def backward(dout, xn, gamma, std):
-    """Backward of C-contiguous ``dout (N, D)``: new arrays ``(dx, dgamma, dbeta)``."""
+    """Backward of C-contiguous ``dout (N, D)`` given a kept ``xn``: new arrays ``(dx, dgamma, dbeta)``."""
     n, d = dout.shape
     dx = np.empty_like(dout)
     grads = np.empty((5, d), dtype=dout.dtype)
-    backward_into(dout, xn, gamma, std, grads, consts_for(dout.dtype, 0.0, n, 0.0), dx)
+    backward_into(dout, xn, *identity_stats(d, dout.dtype), gamma, std, grads, consts_for(dout.dtype, 0.0, n, 0.0),
+                  dx)
     return dx, grads[DGAMMA], grads[DBETA]

@@ -8,7 +8,7 @@ Hidden block forward (``h = a_prev @ W`` already in ``h``), :func:`block_forward
 
     h      = h + b                                   (the Affine output; stored in h with batch norm)
     with batch norm (training statistics, biased variance):
-        mu  = sum_i h[i] / N;  var = sum_i (h[i] - mu)**2 / N;  std = sqrt(var + eps)
+        mu, var = the batch-norm layer's one-pass statistics (batchnorm._col_stats);  std = sqrt(var + eps)
         xn  = (h - mu) * (1 / std);  y = gamma * xn + beta    (the batch-norm layer's form)
         running_mean = m * running_mean + (1 - m) * mu     (in place, only when every mu/var is finite)
         running_var  = m * running_var  + (1 - m) * var
@@ -39,7 +39,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._jit import jit
-from .batchnorm import PW_DOT, PW_SUM, _col_sqdev, _pairwise_col0
+from .batchnorm import PW_DOT, PW_SUM, _col_stats, _pairwise_col0
 from .softmax import _normalize_rows, _shift_rows, _xent_rows
 
 #: activation codes of the fused kernels (an activation record's ``fused_forward``/``fused_backward``):
@@ -87,40 +87,13 @@ def block_forward(h, b, gamma, beta, eps, nf, m, om, rm, rv, stats, xn, out, act
     var = stats[1]
     std = stats[2]
     inv = stats[3]
-    # column sums four rows per step into one register: ((acc + v0) + v1) + ..., the order (and so
-    # the rounding) of adding one row at a time, with a quarter of the accumulator loads and stores
-    for j in range(d):
-        mu[j] = 0
-    i = 0
-    while i + 4 <= n:
+    for i in range(n):
         for j in range(d):
-            bj = b[j]
-            v0 = h[i, j] + bj
-            v1 = h[i + 1, j] + bj
-            v2 = h[i + 2, j] + bj
-            v3 = h[i + 3, j] + bj
-            h[i, j] = v0
-            h[i + 1, j] = v1
-            h[i + 2, j] = v2
-            h[i + 3, j] = v3
-            mu[j] = mu[j] + v0 + v1 + v2 + v3
-        i += 4
-    while i < n:
-        for j in range(d):
-            v = h[i, j] + b[j]
-            h[i, j] = v
-            mu[j] += v
-        i += 1
-    if d == 1:  # NumPy sums one contiguous column pairwise (see batchnorm._pairwise_col0)
-        mu[0] = 0
-        mu[0] += _pairwise_col0(h, h, mu, np.intp(0), n, np.intp(PW_SUM))
-    for j in range(d):
-        mu[j] = mu[j] / nf
-    _col_sqdev(h, mu, var, zero, d)
+            h[i, j] = h[i, j] + b[j]
+    _col_stats(h, mu, var, nf, zero, d)  # (the layer's statistics)
     bad = 0
     for j in range(d):
-        s = var[j] / nf
-        var[j] = s
+        s = var[j]
         sd = np.sqrt(s + eps)
         std[j] = sd
         inv[j] = one / sd
