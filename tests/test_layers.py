@@ -186,6 +186,41 @@ def test_affine_keeps_parameter_objects_and_sees_in_place_updates(rng):
     assert_close(layer.forward(x), x @ W + b, np.float64, "reduction")
 
 
+def test_affine_repeated_calls_pick_up_every_change(rng):
+    """The validated-call cache (same W and b objects) gives the reference's numbers, and a replaced or
+    reshaped W, a replaced b, or an input of another dtype, layout or width is validated again."""
+    W = rng.standard_normal((6, 4))
+    b = rng.standard_normal(4)
+    ours, ref = L.Affine(W, b), R.Affine(W, b)
+    for _ in range(3):  # the second and third calls take the cached path
+        x, dout = rng.standard_normal((5, 6)), rng.standard_normal((5, 4))
+        np.testing.assert_array_equal(ours.forward(x), ref.forward(x))
+        np.testing.assert_array_equal(ours.backward(dout), ref.backward(dout))
+        np.testing.assert_array_equal(ours.dW, ref.dW)
+        np.testing.assert_array_equal(ours.db, ref.db)
+    x32 = x.astype(np.float32)
+    np.testing.assert_array_equal(ours.forward(x32), ref.forward(x32.astype(np.float64)))
+    assert ours.x.dtype == np.float64
+    np.testing.assert_array_equal(ours.forward(np.asfortranarray(x)), ref.forward(x))
+    np.testing.assert_array_equal(ours.backward(np.asfortranarray(dout)), ref.backward(dout))
+    ours.W.shape = (4, 6)  # in place: the cached path must not trust the old shape
+    with pytest.raises(ValueError, match="features per sample"):
+        ours.forward(x)
+    ours.W.shape = (6, 4)
+    ours.b = np.ones(5)
+    with pytest.raises(ValueError, match="b must be of length 4"):
+        ours.forward(x)
+    with pytest.raises(ValueError, match="b must be of length 4"):
+        ours.forward(x)  # (a rejected call leaves no cache behind)
+    ours.b = b
+    ours.forward(x)
+    with pytest.raises(ValueError, match="dout"):
+        ours.backward(np.ones((5, 5)))
+    ours.W = W.astype(np.float32)
+    with pytest.raises(ValueError, match="W"):
+        ours.backward(dout)
+
+
 def test_affine_4d_input_returns_dx_in_input_shape(rng):
     ours, ref = _affine_pair(rng, np.float64, 2 * 3 * 4)
     x = with_layout(_data(rng, (5, 2, 3, 4), np.float64), "strided")
