@@ -23,6 +23,7 @@ from fastdl import layers, runtime
 def main() -> None:
     spec = importlib.util.spec_from_file_location("fastdl.kernels._bn_old", sys.argv[1])
     old = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = old  # (before it runs: its cached kernels name their module)
     spec.loader.exec_module(old)
     runtime.set_parallel_threshold(0 if "--parallel" in sys.argv else 10**12)
     print(f"load average {os.getloadavg()[0]:.2f} (1 min); {'parallel' if '--parallel' in sys.argv else 'serial'}")
