@@ -265,12 +265,8 @@ class Affine:
     original_x_shape : tuple or None
         The last input's shape; ``backward`` returns ``dx`` in it.
     dW, db : ndarray or None
-        Gradients from the last ``backward`` (new arrays each time).
-
-    Notes
-    -----
-    Repeated calls with the same ``W`` and ``b`` objects (unchanged in shape, dtype and layout) and a
-    C-contiguous 2-D input of W's dtype skip the full validation: only the input (and ``dout``) are checked.
+        Gradients from the last ``backward`` (new arrays each time). Repeated calls with the same ``W``
+        and ``b`` (unchanged) and a C-contiguous 2-D ``x`` of W's dtype check only ``x`` and ``dout``.
     """
 
     def __init__(self, W, b) -> None:
@@ -282,16 +278,12 @@ class Affine:
         self.original_x_shape: tuple[int, ...] | None = None
         self.dW: np.ndarray | None = None
         self.db: np.ndarray | None = None
-        # validated-call cache: (W, b, W's shape, dtype, b's shape, b's strides) of the last validated forward
-        self._last_call: tuple | None = None
+        self._last_call: tuple | None = None  # (W, b, W.shape, W.dtype, b.dtype, b.shape, b.strides) last validated
 
-    def _checked(self, W, b) -> tuple | None:
-        """The cache entry if ``W``, ``b`` are the arrays last validated, unchanged in shape, dtype and layout."""
+    def _checked(self, W, b) -> bool:
+        """``W``, ``b`` are the arrays last validated, unchanged in shape, dtype and layout."""
         p = self._last_call
-        if (p is not None and W is p[0] and b is p[1] and W.shape == p[2] and W.dtype is p[3] and b.dtype is p[3]
-                and b.shape == p[4] and b.strides == p[5]):
-            return p
-        return None
+        return p is not None and W is p[0] and b is p[1] and (W.shape, W.dtype, b.dtype, b.shape, b.strides) == p[2:]
 
     def forward(self, x) -> np.ndarray:
         """Return ``x.reshape(N, -1) @ W + b`` (new ``(N, M)`` array in W's dtype).
@@ -300,28 +292,24 @@ class Affine:
         dtype is cast to W's dtype.
         """
         W, b = self.W, self.b  # (read once: every check and the kernels see these)
-        p = self._checked(W, b)
-        if (p is not None and type(x) is np.ndarray and x.dtype is p[3] and x.ndim == 2 and x.shape[1] == p[2][0]
-                and x.shape[0] >= 1 and x.flags.c_contiguous):  # the same arrays as last time: checks of x only
-            out = ops.affine(x, W, b)
+        if (self._checked(W, b) and type(x) is np.ndarray and x.dtype is W.dtype and x.ndim == 2
+                and x.shape[1] == W.shape[0] and x.shape[0] >= 1 and x.flags.c_contiguous):  # (checks of x only)
             self.x, self.original_x_shape = x, x.shape
-            return out
+            return ops.affine(x, W, b)
         where = "Affine.forward"
         W = ops.param(W, "W", where, 2)
         x2, shape = ops.affine_input(x, W, where)  # (x against W first: a transposed W is reported as such)
         b = ops.bias(b, W, where)
-        self._last_call = None
         out = ops.affine(x2, W, b)
         self.x = x2
         self.original_x_shape = shape
-        if b.flags.c_contiguous:
-            self._last_call = (W, b, W.shape, W.dtype, b.shape, b.strides)
+        self._last_call = (W, b, W.shape, W.dtype, b.dtype, b.shape, b.strides) if b.flags.c_contiguous else None
         return out
 
     def backward(self, dout) -> np.ndarray:
         """Set :attr:`dW` ``= x.T @ dout`` and :attr:`db` ``= dout.sum(0)``; return ``dout @ W.T`` in x's shape."""
         x2, shape, W = self.x, self.original_x_shape, self.W  # read once (another thread may run forward meanwhile)
-        if (type(dout) is np.ndarray and self._checked(W, self.b) is not None and type(x2) is np.ndarray
+        if (type(dout) is np.ndarray and self._checked(W, self.b) and type(x2) is np.ndarray
                 and x2.dtype is W.dtype and x2.ndim == 2 and x2.shape[1] == W.shape[0] and x2.flags.c_contiguous
                 and shape == x2.shape and dout.dtype is W.dtype and dout.shape == (x2.shape[0], W.shape[1])
                 and dout.flags.c_contiguous):  # a 2-D forward with the cached W: checks of dout only
@@ -536,16 +524,11 @@ class BatchNormalization:
         New arrays after every training forward.
     dgamma, dbeta : ndarray ``(D,)`` or None
         Gradients from the last ``backward`` (new arrays each call).
-    xn : ndarray ``(N, D)`` or None
-        The last training forward's normalised input ``(x - mu) / std``. Not stored by the forward
-        (nothing reads it in a training step: ``backward`` recomputes it from the input, the mean and
-        ``1 / std``): computed on first access, then kept until the next training forward, so each
-        forward's ``xn`` is a new array. Setting it (as the book's code may) makes ``backward`` use
-        the array set.
-    std, batch_size
-        What the last training forward kept for ``backward`` (``std`` a new array each call).
-        ``backward`` also reads the forward's input again, as :class:`Affine` does: changing that
-        array in place between ``forward`` and ``backward`` changes the gradients.
+    xn, std, batch_size
+        The last training forward's ``(x - mu) / std``, std and N. ``xn`` is not stored by the forward
+        (``backward`` recomputes it from the input, the mean and ``1 / std``, rereading the input as
+        :class:`Affine` does): computed on first access, a new array per forward; setting it makes
+        ``backward`` use the array set. ``std`` is a new array each call.
 
     Notes
     -----
@@ -671,8 +654,7 @@ class BatchNormalization:
                                      f"{bad} feature(s) have a non-finite batch mean or variance")
         rm, rv, std = stats[_bn.RM_NEW], stats[_bn.RV_NEW], stats[_bn.STD]
         src = (x2, stats[_bn.MU], stats[_bn.INV])  # what xn is recomputed from
-        # (running_mean, running_var, xn's source, std, input shape, its C strides, gamma, gamma's shape, consts,
-        # dtype)
+        # (running_mean, running_var, src, std, input shape, its C strides, gamma, gamma's shape, consts, dtype)
         self._own = (rm, rv, src, std, shape, out.strides if strides is None else strides, gamma, gshape, consts, dt)
         self.running_mean, self.running_var, self._xn, self.std = rm, rv, (src, None), std
         self.batch_size = n
@@ -688,10 +670,8 @@ class BatchNormalization:
             return self._grad(dout, own[4], own[2], own[6], own[3], own[8])
         where = "BatchNormalization.backward"
         (src, xn), std, shape = self._xn, self.std, self._train_shape
-        if xn is None and src is not None:  # not computed: check the forward's input, which has xn's shape
-            xn = src[0]
-        else:
-            src = None
+        src = src if xn is None else None  # (xn not computed: the forward's input, of xn's shape, is checked)
+        xn = src[0] if src is not None else xn
         called_before(xn, where, "BatchNormalization.forward (with train_flg=True)")
         xn = float_array(xn, "xn", where, ndim=2)
         dt = xn.dtype
@@ -711,9 +691,7 @@ class BatchNormalization:
     def _grad(self, dc, shape, src, gamma, std, consts) -> np.ndarray:
         """Backward on validated arrays; ``src = (x, mu, inv)`` gives ``xn = (x - mu) * inv``."""
         x2 = src[0]
-        dt = x2.dtype
-        dx = np.empty(shape, dtype=dt)
-        grads = np.empty((5, x2.shape[1]), dtype=dt)
+        dx, grads = np.empty(shape, dtype=x2.dtype), np.empty((5, x2.shape[1]), dtype=x2.dtype)
         if len(shape) == 2:
             _bn.backward_into(dc, *src, gamma, std, grads, consts, dx)
         else:
