@@ -8,7 +8,10 @@ must be in the environment before the libraries that read them load:
     source files, which fails on a read-only install. Unless you set ``NUMBA_CACHE_DIR`` yourself,
     fastdl uses ``$FASTDL_CACHE_DIR``, else ``$XDG_CACHE_HOME/fastdl/numba`` (``~/.cache/fastdl/numba``;
     ``%LOCALAPPDATA%\\fastdl\\numba`` on Windows, ``~/Library/Caches/fastdl/numba`` on macOS), and
-    falls back to a directory under the system temporary directory when that is not writable.
+    falls back to a directory under the system temporary directory when that is not writable. In
+    either, kernels go to a subdirectory named by a hash of the kernel sources
+    (:func:`kernel_source_key`): Numba checks only a function's own file, so a kernel calling into a
+    changed module would otherwise keep the old code. Directories of older sources can be deleted.
     When Numba finds no writable place at all (a read-only ``NUMBA_CACHE_DIR``, install and home),
     kernels run uncached (compiled in every process) after one :class:`CacheWarning` that says to
     set ``FASTDL_CACHE_DIR`` or ``NUMBA_CACHE_DIR``.
@@ -78,6 +81,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import hashlib
 import math
 import numbers
 import operator
@@ -171,15 +175,39 @@ def cache_hint() -> str:
     return "set FASTDL_CACHE_DIR (or NUMBA_CACHE_DIR) to a writable directory"
 
 
+#: the package files whose compiled code Numba caches (kernels, the jit wrapper, the optimizer kind-switch)
+_KERNEL_SOURCES = ("kernels/*.py", "_jit.py", "optim/*.py")
+
+
+def kernel_source_key() -> str:
+    """A short hash of the kernel sources: the name of fastdl's cache subdirectory.
+
+    Numba checks a cached function against its own file's time stamp only, so a kernel that calls a
+    kernel of another module kept the callee's old code after that module changed. Keying the
+    directory on the contents of every kernel source gives changed sources a fresh cache.
+    """
+    digest = hashlib.sha1()
+    root = Path(__file__).resolve().parent
+    for pattern in _KERNEL_SOURCES:
+        for path in sorted(root.glob(pattern)):
+            digest.update(path.relative_to(root).as_posix().encode())
+            try:
+                digest.update(path.read_bytes())
+            except OSError:
+                digest.update(b"?")
+    return digest.hexdigest()[:12]
+
+
 def _configure_environment() -> str:
     """Set NUMBA_CACHE_DIR and GOMP_SPINCOUNT (unless the user did); return the cache dir."""
     os.environ.setdefault("GOMP_SPINCOUNT", DEFAULT_GOMP_SPINCOUNT)
     if os.environ.get("NUMBA_CACHE_DIR"):
         return os.environ["NUMBA_CACHE_DIR"]
-    candidate = _default_cache_root() / "numba"
+    key = kernel_source_key()
+    candidate = _default_cache_root() / "numba" / key
     if not _writable_dir(candidate):
         user = os.getuid() if hasattr(os, "getuid") else "user"
-        candidate = Path(tempfile.gettempdir()) / f"fastdl-numba-{user}"
+        candidate = Path(tempfile.gettempdir()) / f"fastdl-numba-{user}" / key
         _writable_dir(candidate)
     os.environ["NUMBA_CACHE_DIR"] = str(candidate)
     return str(candidate)

@@ -91,9 +91,26 @@ def test_cache_dir_defaults_to_user_cache_and_spin_is_lowered(tmp_path):
     out = _run_python(_PROBE, {"NUMBA_CACHE_DIR": None, "FASTDL_CACHE_DIR": None,
                                "XDG_CACHE_HOME": str(tmp_path), "GOMP_SPINCOUNT": None})
     cache, spin = json.loads(out)
-    assert cache == str(tmp_path / "fastdl" / "numba")
+    assert cache == str(tmp_path / "fastdl" / "numba" / runtime.kernel_source_key())
     assert os.path.isdir(cache)
     assert spin == runtime.DEFAULT_GOMP_SPINCOUNT
+
+
+def test_cache_key_changes_with_any_kernel_source(tmp_path, monkeypatch):
+    package = tmp_path / "pkg"
+    (package / "kernels").mkdir(parents=True)
+    (package / "optim").mkdir()
+    (package / "kernels" / "a.py").write_text("x = 1\n")
+    (package / "optim" / "rules.py").write_text("y = 1\n")
+    (package / "other.py").write_text("z = 1\n")
+    monkeypatch.setattr(runtime, "__file__", str(package / "runtime.py"))
+    first = runtime.kernel_source_key()
+    (package / "other.py").write_text("z = 2\n")  # not a kernel source
+    assert runtime.kernel_source_key() == first
+    (package / "kernels" / "a.py").write_text("x = 2\n")
+    second = runtime.kernel_source_key()
+    (package / "optim" / "rules.py").write_text("y = 2\n")
+    assert len({first, second, runtime.kernel_source_key()}) == 3
 
 
 def test_user_settings_win(tmp_path):
