@@ -45,14 +45,21 @@ must be in the environment before the libraries that read them load:
 Threading policy
     * Threading layer: ``omp`` (then ``tbb``) when available; the ``workqueue`` layer costs ~64 us
       per launch, so when neither is available fastdl runs every kernel serially.
-    * Every parallel-capable kernel exists as a serial and a parallel variant; the parallel one runs
-      only for arrays of at least :func:`get_parallel_threshold` elements (default 1,048,576) *and*
-      when more than one thread is allowed. Measured on the 2-core development machine: standalone,
-      parallel pays from ~256K elements (Adam 1M float64: 2.35 -> 1.45 ms); interleaved with the
-      affine GEMMs it never paid (the book's 784-100x5-10 step: 2.6 ms serial, 13.4 ms with every
-      kernel forced parallel; 1024x1024 affine+BN+ReLU: equal), and with 65,536 the book's W1 Adam
-      step went parallel right before a GEMM and the step was ~15 % slower. ``fastdl bench`` prints
-      this table (interleave rows).
+    * Every parallel-capable kernel exists as a serial and a parallel variant and belongs to a kernel
+      *family* (:data:`FAMILIES`: cheap streaming elementwise passes, transcendental activations,
+      softmax + loss, batch norm, optimizer steps, the clip-norm reduction, max-norm). The parallel
+      variant runs when the bytes the call moves (the sum of its arrays' sizes in bytes) reach the
+      family's measured crossover for the dtype (:func:`get_crossovers`, stored in
+      ``fastdl/_crossovers.py``, written by ``python bench/crossovers.py --write``), *and* more than
+      one thread is allowed. :func:`set_parallel_threshold` (or the :func:`parallel_threshold`
+      context manager) overrides the table with one element count for every kernel, as before;
+      :func:`reset_parallel_threshold` returns to the table. ``FASTDL_NUM_THREADS=1`` in the
+      environment (or one Numba thread) makes every kernel serial. Before the table, one fixed
+      threshold of 1,048,576 elements decided for every kernel: measured on the 2-core development
+      machine, standalone, parallel paid from ~256K elements (Adam 1M float64: 2.35 -> 1.45 ms);
+      interleaved with the affine GEMMs forcing every kernel parallel was far slower (the book's
+      784-100x5-10 step: 2.6 ms serial, 13.4 ms) because tiny kernels went parallel too. ``fastdl
+      bench`` prints the interleave rows that check the table's choice between GEMMs.
     * BLAS keeps its own threads (fastdl does not change them); see docs/design-notes.md for how the
       interleaved loop was measured.
 
@@ -100,6 +107,8 @@ __all__ = [
     "blas_probe",
     "cache_dir",
     "errstate",
+    "FAMILIES",
+    "get_crossovers",
     "get_nonfinite_policy",
     "get_num_threads",
     "get_parallel_threshold",
@@ -107,12 +116,15 @@ __all__ = [
     "parallel_available",
     "parallel_threshold",
     "report_nonfinite",
+    "reset_parallel_threshold",
     "set_nonfinite_policy",
     "set_num_threads",
     "set_parallel_threshold",
     "threads",
 ]
 
+#: the element count that decided for every kernel before the crossover table (``use_parallel(n)`` without a
+#: family still uses it: ``8 * n`` bytes against 8 MiB)
 DEFAULT_PARALLEL_THRESHOLD = 1_048_576
 DEFAULT_GOMP_SPINCOUNT = "1000"
 
@@ -268,7 +280,8 @@ def _pick_threading_layer() -> str | None:
 
 
 _THREADING_LAYER = _pick_threading_layer()
-_parallel_threshold = DEFAULT_PARALLEL_THRESHOLD
+#: the user's element-count override (:func:`set_parallel_threshold`); None: the crossover table decides
+_parallel_threshold: int | None = None
 _POLICIES = ("warn", "raise", "ignore")
 #: the non-finite policy of the current thread / asyncio task (see :func:`errstate`)
 _NONFINITE_POLICY: contextvars.ContextVar[str] = contextvars.ContextVar("fastdl_nonfinite_policy", default="warn")
@@ -324,13 +337,17 @@ def threads(n: int) -> Iterator[None]:
         numba.set_num_threads(old)
 
 
-def get_parallel_threshold() -> int:
-    """Element count from which the parallel variant of a kernel is used."""
+def get_parallel_threshold() -> int | None:
+    """The element count set by :func:`set_parallel_threshold`, or None when the crossover table decides."""
     return _parallel_threshold
 
 
 def set_parallel_threshold(n: int) -> None:
-    """Set the element count from which parallel kernels run (0: always, a huge value: never).
+    """Override the crossover table: every kernel runs parallel from ``n`` elements (0: always, a huge value: never).
+
+    The override holds for the whole process until :func:`reset_parallel_threshold` (or the end of a
+    :func:`parallel_threshold` block); one thread allowed, ``FASTDL_NUM_THREADS=1`` and forked
+    children still run every kernel serially.
 
     Parameters
     ----------
@@ -353,30 +370,136 @@ def set_parallel_threshold(n: int) -> None:
     _parallel_threshold = int(n)
 
 
+def reset_parallel_threshold() -> None:
+    """Drop the :func:`set_parallel_threshold` override: the per-family crossover table decides again."""
+    global _parallel_threshold
+    _parallel_threshold = None
+
+
 @contextlib.contextmanager
-def parallel_threshold(n: int) -> Iterator[None]:
-    """Context manager form of :func:`set_parallel_threshold` (tests force either variant with it)."""
+def parallel_threshold(n: int | None) -> Iterator[None]:
+    """Context manager form of :func:`set_parallel_threshold`; ``None`` runs the block under the crossover table.
+
+    On exit the previous state (an override or the table) comes back. Tests force either variant with
+    it (``0``: parallel, ``2**62``: serial).
+    """
+    global _parallel_threshold
     old = _parallel_threshold
-    set_parallel_threshold(n)
+    if n is None:
+        reset_parallel_threshold()
+    else:
+        set_parallel_threshold(n)
     try:
         yield
     finally:
-        set_parallel_threshold(old)
+        _parallel_threshold = old
 
 
-def use_parallel(n_elements: int) -> bool:
-    """Driver-level decision: run the parallel variant for a problem of ``n_elements``?
+# -- the crossover table ----------------------------------------------------------------------------
 
-    False when no fast threading layer exists, below :func:`get_parallel_threshold`, with one
-    thread, and always in a process created by ``os.fork`` (GNU OpenMP is not fork-safe; see the
-    module docstring).
+#: The kernel families with a crossover of their own (see :func:`get_crossovers` for what each holds).
+FAMILIES = ("stream", "transcendental", "softmax", "batchnorm", "optimizer", "clipnorm", "maxnorm")
+#: bytes a call without a family must move to run parallel (the old 1,048,576 float64 elements)
+DEFAULT_CROSSOVER_BYTES = 8 * DEFAULT_PARALLEL_THRESHOLD
+
+
+def _load_crossovers() -> tuple[dict, dict]:
+    """``{(family, itemsize): bytes}`` and the table's provenance, from :mod:`fastdl._crossovers`."""
+    from . import _crossovers
+
+    table = {}
+    for family, per_dtype in _crossovers.CROSSOVERS.items():
+        for dtype, nbytes in per_dtype.items():
+            table[(family, 4 if dtype == "float32" else 8)] = int(nbytes)
+    return table, dict(_crossovers.MEASURED)
+
+
+_CROSSOVERS, _CROSSOVERS_MEASURED = _load_crossovers()
+
+
+def get_crossovers() -> dict:
+    """The serial/parallel crossovers in use: ``{family: {"float32": bytes, "float64": bytes}}``.
+
+    A call of a family's kernel runs its parallel variant from that many bytes moved (the sum of the
+    sizes of the arrays it reads and writes). Families: ``stream`` (ReLU, leaky ReLU, PReLU, dropout,
+    the sigmoid/tanh finishing and backward passes, bias add, column sums), ``transcendental`` (ELU,
+    SELU, GELU, SiLU, Mish forward and backward, :mod:`fastdl.kernels.vmath`), ``softmax`` (softmax
+    and the softmax + cross-entropy passes), ``batchnorm`` (training statistics and apply, backward,
+    evaluation), ``optimizer`` (one rule step: ``size * itemsize * rule.traffic`` bytes), ``clipnorm``
+    (the gradient sum of squares) and ``maxnorm`` (:class:`fastdl.constraints.MaxNorm`). Measured by
+    ``python bench/crossovers.py --write`` on the machine named in ``fastdl/_crossovers.py``
+    (:func:`info` reports it). :func:`set_parallel_threshold` overrides the whole table.
     """
-    return (
-        _THREADING_LAYER is not None
-        and not _FORKED_CHILD
-        and n_elements >= _parallel_threshold
-        and numba.get_num_threads() > 1
-    )
+    out: dict = {}
+    for (family, itemsize), nbytes in _CROSSOVERS.items():
+        out.setdefault(family, {})["float32" if itemsize == 4 else "float64"] = nbytes
+    return out
+
+
+def _threads_from_env() -> int | None:
+    """``FASTDL_NUM_THREADS`` as a positive int (None when unset; a bad value warns once and is ignored)."""
+    raw = os.environ.get("FASTDL_NUM_THREADS", "").strip()
+    if not raw:
+        return None
+    if raw.isdigit() and int(raw) >= 1:
+        return int(raw)
+    warnings.warn(f"fastdl: FASTDL_NUM_THREADS must be a positive integer; got {raw!r} (ignored)", RuntimeWarning,
+                  stacklevel=2)
+    return None
+
+
+#: ``FASTDL_NUM_THREADS`` (None: unset). 1 makes every kernel serial (no OpenMP thread ever starts);
+#: a larger value caps Numba's threads, applied when the first parallel kernel is chosen.
+_ENV_THREADS = _threads_from_env()
+_env_threads_applied = False
+
+
+def _threads_allow_parallel() -> bool:
+    global _env_threads_applied
+    if _ENV_THREADS is not None and not _env_threads_applied:
+        _env_threads_applied = True
+        if _ENV_THREADS > 1:
+            numba.set_num_threads(min(_ENV_THREADS, numba.config.NUMBA_NUM_THREADS))
+    return numba.get_num_threads() > 1
+
+
+def use_parallel(n_elements: int, family: str | None = None, nbytes: int | None = None, itemsize: int = 8) -> bool:
+    """Driver-level decision: run the parallel variant of a ``family`` kernel that moves ``nbytes`` bytes?
+
+    With an override (:func:`set_parallel_threshold`): ``n_elements >= threshold``. Otherwise
+    ``nbytes`` (default ``n_elements * itemsize``) against the family's crossover for the dtype of
+    that ``itemsize`` (:func:`get_crossovers`; without a family, 8 MiB). Always False when no fast
+    threading layer exists, with one thread (``FASTDL_NUM_THREADS=1`` included), and in a process
+    created by ``os.fork`` (GNU OpenMP is not fork-safe; see the module docstring). The size is
+    tested before Numba is asked for its thread count.
+    """
+    threshold = _parallel_threshold
+    if threshold is not None:
+        if n_elements < threshold:
+            return False
+    else:
+        if nbytes is None:
+            nbytes = n_elements * itemsize
+        if nbytes < _CROSSOVERS.get((family, itemsize), DEFAULT_CROSSOVER_BYTES):
+            return False
+    return _THREADING_LAYER is not None and not _FORKED_CHILD and _ENV_THREADS != 1 and _threads_allow_parallel()
+
+
+def smallest_crossover() -> int:
+    """Bytes below which no call runs parallel under the table (0 under an override): a driver's cheap early exit."""
+    return 0 if _parallel_threshold is not None else _SMALLEST
+
+
+def _set_crossovers(table: dict) -> dict:
+    """Replace the table in use with ``{family: {dtype: bytes}}`` (tests); returns the previous one."""
+    global _CROSSOVERS, _SMALLEST
+    old = get_crossovers()
+    _CROSSOVERS = {(f, 4 if dt == "float32" else 8): int(b) for f, per in table.items() for dt, b in per.items()}
+    _SMALLEST = min(_CROSSOVERS.values(), default=DEFAULT_CROSSOVER_BYTES)
+    return old
+
+
+_SMALLEST = min(_CROSSOVERS.values(), default=DEFAULT_CROSSOVER_BYTES)
 
 
 def chunks(n_rows: int) -> int:
@@ -448,7 +571,9 @@ def info() -> dict:
     return {
         "fastdl_threading_layer": _THREADING_LAYER or "serial-only",
         "numba_threads": numba.get_num_threads(),
-        "parallel_threshold": _parallel_threshold,
+        "parallel_threshold": "crossover table" if _parallel_threshold is None else _parallel_threshold,
+        "fastdl_num_threads": _ENV_THREADS,
+        "crossovers_measured": _CROSSOVERS_MEASURED.get("when", "not measured"),
         "forked_child_serial": _FORKED_CHILD,
         "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"),
         "malloc_tuning": _MALLOC_TUNED,

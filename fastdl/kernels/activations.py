@@ -89,13 +89,13 @@ def _sigmoid_bwd_par(dout, y, dx, one, nchunks):
 def relu_forward(x: np.ndarray, out: np.ndarray, mask: np.ndarray) -> None:
     """Flat arrays: write ``out`` and the boolean ``mask`` (``x <= 0``)."""
     n = x.size
-    dispatch(_relu_fwd, _relu_fwd_par, n, n, x, out, mask)
+    dispatch(_relu_fwd, _relu_fwd_par, n, n, x, out, mask, family="stream")
 
 
 def relu_backward(dout: np.ndarray, mask: np.ndarray, dx: np.ndarray) -> None:
     """Flat arrays: ``dx = where(mask, 0, dout)``."""
     n = dout.size
-    dispatch(_relu_bwd, _relu_bwd_par, n, n, dout, mask, dx)
+    dispatch(_relu_bwd, _relu_bwd_par, n, n, dout, mask, dx, family="stream")
 
 
 def sigmoid_forward(x: np.ndarray, out: np.ndarray) -> None:
@@ -111,11 +111,11 @@ def sigmoid_forward(x: np.ndarray, out: np.ndarray) -> None:
     with np.errstate(over="ignore"):
         np.negative(x, out=out)
         np.exp(out, out=out)
-    dispatch(_sigmoid_finish, _sigmoid_finish_par, n, n, out, one)
+    dispatch(_sigmoid_finish, _sigmoid_finish_par, n, n, out, one, family="stream")
 
 
 def sigmoid_backward(dout: np.ndarray, y: np.ndarray, dx: np.ndarray) -> None:
     """Flat arrays: ``dx = dout * (1 - y) * y`` with ``y`` the forward output."""
     n = dout.size
     one = y.dtype.type(1)
-    dispatch(_sigmoid_bwd, _sigmoid_bwd_par, n, n, dout, y, dx, one)
+    dispatch(_sigmoid_bwd, _sigmoid_bwd_par, n, n, dout, y, dx, one, family="stream")

@@ -52,11 +52,11 @@ def _col_sum_par(a, acc, nchunks):
 
 def bias_add(out: np.ndarray, b: np.ndarray) -> None:
     """``out += b`` row by row, in place (``out`` C-contiguous ``(N, D)``, ``b`` contiguous ``(D,)``)."""
-    dispatch(_bias_add, _bias_add_par, out.shape[0], out.size, out, b)
+    dispatch(_bias_add, _bias_add_par, out.shape[0], out.size, out, b, family="stream")
 
 
 def col_sum(a: np.ndarray) -> np.ndarray:
     """New array ``a.sum(axis=0)`` of a C-contiguous 2-D ``a``, in a's dtype."""
     acc = np.zeros(a.shape[1], dtype=a.dtype)
-    dispatch(_col_sum, _col_sum_par, a.shape[0], a.size, a, acc)
+    dispatch(_col_sum, _col_sum_par, a.shape[0], a.size, a, acc, family="stream")
     return acc

@@ -432,7 +432,7 @@ def train_forward_into(x, gamma, beta, rm, rv, consts, stats, xn, out) -> int:
     ``stats`` is ``(6, D)``; see the module docstring for its rows and ``consts``.
     """
     d = x.shape[1]
-    if runtime.use_parallel(x.size):  # (one chunk when D is narrow: a launch is noise at this size)
+    if runtime.use_parallel(x.size, "batchnorm", 3 * x.nbytes, x.itemsize):  # reads x; writes xn, out
         return _train_cols_par(x, gamma, beta, rm, rv, consts, stats, xn, out, col_chunks(d))
     return _train_cols(x, gamma, beta, rm, rv, consts, stats, xn, out, 0, d)
 
@@ -459,7 +459,7 @@ def eval_forward(x, gamma, beta, eps, running_mean, running_var):
     out = np.empty_like(x)
     std = np.empty(x.shape[1], dtype=x.dtype)
     _eval_std(running_var, x.dtype.type(eps), std)
-    if runtime.use_parallel(x.size):
+    if runtime.use_parallel(x.size, "batchnorm", 2 * x.nbytes, x.itemsize):
         _eval_rows_par(x, running_mean, std, gamma, beta, out, runtime.chunks(x.shape[0]))
     else:
         _eval_rows(x, running_mean, std, gamma, beta, out, 0, x.shape[0])
@@ -473,7 +473,7 @@ def backward_into(dout, x, mu, inv, gamma, std, grads, consts, dx) -> None:
     with :func:`identity_stats`).
     """
     d = dout.shape[1]
-    if runtime.use_parallel(dout.size):
+    if runtime.use_parallel(dout.size, "batchnorm", 3 * dout.nbytes, dout.itemsize):  # reads dout, x; writes dx
         _backward_cols_par(dout, x, mu, inv, gamma, std, grads, consts, dx, col_chunks(d))
     else:
         _backward_cols(dout, x, mu, inv, gamma, std, grads, consts, dx, 0, d)

@@ -71,20 +71,20 @@ def forward(x: np.ndarray, r: np.ndarray, ratio, out: np.ndarray, mask: np.ndarr
     """Flat arrays: ``mask = r > ratio`` (``ratio`` already a scalar of r's dtype); ``out = x * mask``."""
     n = x.size
     zero = x.dtype.type(0)
-    dispatch(_fwd, _fwd_par, n, n, x, r, ratio, zero, out, mask)
+    dispatch(_fwd, _fwd_par, n, n, x, r, ratio, zero, out, mask, family="stream")
 
 
 def apply_mask(dout: np.ndarray, mask: np.ndarray, dx: np.ndarray) -> None:
     """Flat arrays: ``dx = dout * mask``."""
     n = dout.size
     zero = dout.dtype.type(0)
-    dispatch(_apply, _apply_par, n, n, dout, mask, zero, dx)
+    dispatch(_apply, _apply_par, n, n, dout, mask, zero, dx, family="stream")
 
 
 def scale(x: np.ndarray, s, out: np.ndarray) -> None:
     """Flat arrays: ``out = x * s`` (``s`` already a scalar of x's dtype)."""
     n = x.size
-    dispatch(_scale, _scale_par, n, n, x, s, out)
+    dispatch(_scale, _scale_par, n, n, x, s, out, family="stream")
 
 
 # -- alpha dropout (Klambauer et al. 2017; Keras' AlphaDropout) ------------------------------------------
@@ -127,11 +127,11 @@ def alpha_forward(x: np.ndarray, r: np.ndarray, rate, a, b, c, out: np.ndarray, 
     ``rate`` is a scalar of r's dtype; ``a``, ``b``, ``c`` scalars of x's dtype (``out`` may be ``x``).
     """
     n = x.size
-    dispatch(_alpha_fwd, _alpha_fwd_par, n, n, x, r, rate, a, b, c, out, mask)
+    dispatch(_alpha_fwd, _alpha_fwd_par, n, n, x, r, rate, a, b, c, out, mask, family="stream")
 
 
 def alpha_backward(dout: np.ndarray, mask: np.ndarray, a, dx: np.ndarray) -> None:
     """Flat arrays: ``dx = (dout * a) * mask`` (``dx`` may be ``dout``)."""
     n = dout.size
     zero = dout.dtype.type(0)
-    dispatch(_alpha_bwd, _alpha_bwd_par, n, n, dout, mask, a, zero, dx)
+    dispatch(_alpha_bwd, _alpha_bwd_par, n, n, dout, mask, a, zero, dx, family="stream")

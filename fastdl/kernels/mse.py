@@ -72,7 +72,7 @@ def _grad_par(y, t, nf, dout, dx, nchunks):
 
 def sq_err(y: np.ndarray, t: np.ndarray) -> float:
     """``sum (y - t)**2`` (float64 accumulation) for C-contiguous arrays of one shape and dtype."""
-    return dispatch(_sq_err, _sq_err_par, y.shape[0], y.size, y, t)
+    return dispatch(_sq_err, _sq_err_par, y.shape[0], y.size, y, t, family="stream")
 
 
 def mse_grad(y: np.ndarray, t: np.ndarray, dout) -> tuple[np.ndarray, float]:
@@ -81,7 +81,7 @@ def mse_grad(y: np.ndarray, t: np.ndarray, dout) -> tuple[np.ndarray, float]:
     ``y``, ``t`` C-contiguous ``(N, D)`` of one dtype; ``dout`` a scalar of that dtype.
     """
     dx = np.empty_like(y)
-    s = dispatch(_grad, _grad_par, y.shape[0], y.size, y, t, y.dtype.type(y.shape[0]), dout, dx)
+    s = dispatch(_grad, _grad_par, y.shape[0], y.size, y, t, y.dtype.type(y.shape[0]), dout, dx, family="stream")
     return dx, s
 
 

@@ -39,8 +39,9 @@ import math
 import numpy as np
 from numba import prange
 
+from .. import runtime
 from .._jit import CONTRACT, jit
-from . import dispatch
+from . import dispatch, moves_parallel
 from .erf import erf1, erf1f
 from .vmath import vexp, vexpm1, vsigmoid, vtanh
 
@@ -89,7 +90,7 @@ def tanh_forward(x: np.ndarray, out: np.ndarray) -> None:
 def tanh_backward(dout: np.ndarray, y: np.ndarray, dx: np.ndarray) -> None:
     """``dx = dout * (1 - y*y)`` from the forward output ``y``."""
     n = dout.size
-    dispatch(_tanh_bwd, _tanh_bwd_par, n, n, dout, y, dx, y.dtype.type(1))
+    dispatch(_tanh_bwd, _tanh_bwd_par, n, n, dout, y, dx, y.dtype.type(1), family="stream")
 
 
 # -- leaky ReLU (mask: x > 0) ---------------------------------------------------------------------------
@@ -130,13 +131,13 @@ def _leaky_bwd_par(dout, mask, dx, alpha, nchunks):
 def leaky_relu_forward(x: np.ndarray, out: np.ndarray, mask: np.ndarray, alpha) -> None:
     """``mask = x > 0``; ``out = x if mask else alpha*x`` (NaN: ``alpha*NaN``, NaN)."""
     n = x.size
-    dispatch(_leaky_fwd, _leaky_fwd_par, n, n, x, out, mask, alpha)
+    dispatch(_leaky_fwd, _leaky_fwd_par, n, n, x, out, mask, alpha, family="stream")
 
 
 def leaky_relu_backward(dout: np.ndarray, mask: np.ndarray, dx: np.ndarray, alpha) -> None:
     """``dx = dout if mask else dout*alpha``."""
     n = dout.size
-    dispatch(_leaky_bwd, _leaky_bwd_par, n, n, dout, mask, dx, alpha)
+    dispatch(_leaky_bwd, _leaky_bwd_par, n, n, dout, mask, dx, alpha, family="stream")
 
 
 # -- PReLU: (N, D) arrays, slope alpha (D,) -------------------------------------------------------------
@@ -181,14 +182,12 @@ def _prelu_bwd_par(dout, x, dx, alpha, partials, nchunks):
 
 def prelu_forward(x: np.ndarray, out: np.ndarray, alpha: np.ndarray) -> None:
     """``out[:, j] = x if x > 0 else alpha[j]*x`` on ``(N, D)`` arrays."""
-    dispatch(_prelu_fwd, _prelu_fwd_par, x.shape[0], x.size, x, out, alpha)
+    dispatch(_prelu_fwd, _prelu_fwd_par, x.shape[0], x.size, x, out, alpha, family="stream")
 
 
 def prelu_backward(dout: np.ndarray, x: np.ndarray, dx: np.ndarray, alpha: np.ndarray, dalpha: np.ndarray) -> None:
     """``dx = dout if x > 0 else dout*alpha[j]``; ``dalpha[j] = sum_i (x > 0 ? 0 : x*dout)`` (written)."""
-    from .. import runtime
-
-    if runtime.use_parallel(x.size):
+    if moves_parallel("stream", x.size, (dout, x, dx)):
         k = runtime.chunks(x.shape[0])
         partials = np.zeros((k, x.shape[1]), dtype=x.dtype)
         _prelu_bwd_par(dout, x, dx, alpha, partials, k)
@@ -291,13 +290,13 @@ def _bwd_p(dout, x, dx, op, k0, k1, k2, k3, nchunks):
 def _fwd(op: int, x: np.ndarray, out: np.ndarray, *consts) -> None:
     t = x.dtype.type
     k = tuple(map(t, consts)) + (t(0),) * (4 - len(consts))
-    dispatch(_fwd_w, _fwd_p, x.size, x.size, x, out, op, *k)
+    dispatch(_fwd_w, _fwd_p, x.size, x.size, x, out, op, *k, family="transcendental")
 
 
 def _bwd(op: int, dout: np.ndarray, x: np.ndarray, dx: np.ndarray, *consts) -> None:
     t = x.dtype.type
     k = tuple(map(t, consts)) + (t(0),) * (4 - len(consts))
-    dispatch(_bwd_w, _bwd_p, x.size, x.size, dout, x, dx, op, *k)
+    dispatch(_bwd_w, _bwd_p, x.size, x.size, dout, x, dx, op, *k, family="transcendental")
 
 
 def elu_forward(x: np.ndarray, out: np.ndarray, alpha) -> None:

@@ -94,7 +94,7 @@ def _normalize_xent_par(y, t, eps, nchunks):
 
 def exps_into(x: np.ndarray, y: np.ndarray) -> None:
     """``y = exp(x - rowmax(x))`` for C-contiguous 2-D arrays (``y`` may be ``x``): the softmax numerators."""
-    dispatch(_shift_rows, _shift_rows_par, x.shape[0], x.size, x, y)
+    dispatch(_shift_rows, _shift_rows_par, x.shape[0], x.size, x, y, family="softmax")
     np.exp(y, out=y)  # (arguments <= 0: no overflow)
 
 
@@ -175,14 +175,14 @@ def softmax(x: np.ndarray) -> np.ndarray:
     """New array: row-wise softmax of C-contiguous 2-D ``x`` in its dtype."""
     y = np.empty_like(x)
     exps_into(x, y)
-    dispatch(_normalize_rows, _normalize_rows_par, y.shape[0], y.size, y)
+    dispatch(_normalize_rows, _normalize_rows_par, y.shape[0], y.size, y, family="softmax")
     return y
 
 
 def row_argmax(t: np.ndarray) -> np.ndarray:
     """New ``intp`` array of the first row-wise maximum of C-contiguous 2-D ``t`` (NumPy's argmax)."""
     labels = np.empty(t.shape[0], dtype=np.intp)
-    dispatch(_row_argmax, _row_argmax_par, t.shape[0], t.size, t, labels)
+    dispatch(_row_argmax, _row_argmax_par, t.shape[0], t.size, t, labels, family="softmax")
     return labels
 
 
@@ -190,7 +190,8 @@ def softmax_xent_forward(x: np.ndarray, labels: np.ndarray, eps: float) -> tuple
     """``(y, sum_i log(y[i, labels_i] + eps))`` for C-contiguous ``x`` and ``intp`` labels in range."""
     y = np.empty_like(x)
     exps_into(x, y)
-    s = dispatch(_normalize_xent, _normalize_xent_par, y.shape[0], y.size, y, labels, x.dtype.type(eps))
+    s = dispatch(_normalize_xent, _normalize_xent_par, y.shape[0], y.size, y, labels, x.dtype.type(eps),
+                 family="softmax")
     return y, s
 
 
@@ -208,7 +209,7 @@ def softmax_xent_backward(y: np.ndarray, t: np.ndarray, dout) -> np.ndarray:
     n = y.shape[0]
     nf = y.dtype.type(n)
     if t.ndim == 1:
-        dispatch(_bwd_labels, _bwd_labels_par, n, y.size, y, t, nf, y.dtype.type(1), dout, dx)
+        dispatch(_bwd_labels, _bwd_labels_par, n, y.size, y, t, nf, y.dtype.type(1), dout, dx, family="softmax")
     else:
-        dispatch(_bwd_probs, _bwd_probs_par, n, y.size, y, t, nf, dout, dx)
+        dispatch(_bwd_probs, _bwd_probs_par, n, y.size, y, t, nf, dout, dx, family="softmax")
     return dx

@@ -491,7 +491,7 @@ def _map_p(x, out, op, nchunks):
 
 
 def _apply(op: int, x: np.ndarray, out: np.ndarray) -> None:
-    dispatch(_map_w, _map_p, x.size, x.size, x, out, op)
+    dispatch(_map_w, _map_p, x.size, x.size, x, out, op, family="transcendental")
 
 
 def exp_into(x: np.ndarray, out: np.ndarray) -> None:

@@ -116,7 +116,8 @@ def grad_sumsq(flats, option: str, where: str) -> list:
     """Sums of squares of the 1-D gradient arrays (one compiled pass each, parallel above the threshold),
     NaN/Inf reported through :func:`fastdl.errstate` before anything changes."""
     use_parallel = runtime.use_parallel
-    sums = [_k.sumsq_parallel(f, runtime.chunks(f.size)) if use_parallel(f.size) else _k.sumsq(f) for f in flats]
+    sums = [_k.sumsq_parallel(f, runtime.chunks(f.size)) if use_parallel(f.size, "clipnorm", f.nbytes, f.itemsize)
+            else _k.sumsq(f) for f in flats]
     if not all(map(math.isfinite, sums)):
         runtime.report_nonfinite(where, f"NaN/Inf in the gradients: their norm is not finite, so {option} scales "
                                  "them by NaN (Keras' rule) and the step writes NaN")

@@ -84,13 +84,14 @@ def launch(rule: Rule, p: np.ndarray, g: np.ndarray, s1, s2, s3, c: np.ndarray) 
     """
     n = p.size
     kind = rule.kind
+    parallel = runtime.use_parallel(n, "optimizer", n * p.itemsize * rule.traffic, p.itemsize)
     if kind is None:  # a rule from outside fastdl.kernels.optim: its own worker
         if c[6] != 1.0 or c[7] != _INF:  # clipping: its worker need not read c[6], c[7]; give it the clipped g
             g = clipped_copy(g, c[7], c[6])
-        if runtime.use_parallel(n):
+        if parallel:
             return _k.step_parallel_with(rule.kernel, p, g, s1, s2, s3, c, runtime.chunks(n))
         return rule.kernel(p, g, s1, s2, s3, c)
-    if runtime.use_parallel(n):  # tests the size before asking Numba for the thread count
+    if parallel:
         return _k.step_parallel(kind, p, g, s1, s2, s3, c, runtime.chunks(n))
     return _k.step(kind, p, g, s1, s2, s3, c)
 
@@ -277,11 +278,11 @@ class Plan:
             self.consts = consts
         bad = []
         use_parallel = runtime.use_parallel
-        kind = rule.kind
+        kind, traffic = rule.kind, rule.traffic
         for i, (p, g, s1, s2, s3, c, n) in enumerate(self.calls):
             if kind is None:
                 n_bad = launch(rule, p, g, s1, s2, s3, c)
-            elif use_parallel(n):
+            elif use_parallel(n, "optimizer", n * p.itemsize * traffic, p.itemsize):
                 n_bad = _k.step_parallel(kind, p, g, s1, s2, s3, c, runtime.chunks(n))
             else:
                 n_bad = _k.step(kind, p, g, s1, s2, s3, c)
