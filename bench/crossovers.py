@@ -37,7 +37,7 @@ from fastdl import benchmark as B
 from fastdl.kernels import activations as KA
 from fastdl.kernels import batchnorm as KB
 from fastdl.kernels import constraints as KC
-from fastdl.kernels import dispatch
+from fastdl.kernels import dispatch, numpy_map
 from fastdl.kernels import optim as KO
 from fastdl.kernels import smooth as KS
 from fastdl.kernels import softmax as KX
@@ -85,6 +85,20 @@ def _elu_backward(nbytes, dt):
     x, dout = rng.standard_normal(n).astype(dt), rng.standard_normal(n).astype(dt)
     dx = np.empty_like(x)
     return (lambda: KS.elu_backward(dout, x, dx, dt.type(1.0))), 3 * x.nbytes
+
+
+def _sigmoid_exp(nbytes, dt):
+    n = max(64, nbytes // (2 * dt.itemsize))
+    x = np.random.default_rng(11).standard_normal(n).astype(dt)
+    out = np.empty_like(x)
+    return (lambda: numpy_map(KA._exp_of_negative, x, out)), 2 * x.nbytes
+
+
+def _tanh_forward(nbytes, dt):
+    n = max(64, nbytes // (2 * dt.itemsize))
+    x = np.random.default_rng(12).standard_normal(n).astype(dt)
+    out = np.empty_like(x)
+    return (lambda: KS.tanh_forward(x, out)), 2 * x.nbytes
 
 
 _CLASSES = 1024  # softmax rows as in the bench's 256x1024 rows
@@ -169,6 +183,8 @@ MEMBERS: list[tuple[str, str, Callable]] = [
     ("stream", "relu-backward", _relu_backward),
     ("transcendental", "silu-forward", _silu_forward),
     ("transcendental", "elu-backward", _elu_backward),
+    ("ufunc", "exp(-x)", _sigmoid_exp),
+    ("ufunc", "tanh", _tanh_forward),
     ("softmax", "normalize+xent", _softmax_xent),
     ("softmax", "xent-backward", _softmax_backward),
     ("batchnorm", "train-forward", _bn_train),

@@ -8,6 +8,7 @@ machine instead). A kernel call runs its parallel variant from ``CROSSOVERS[fami
 CROSSOVERS = {
     "stream": {"float32": 8388608, "float64": 8388608},
     "transcendental": {"float32": 8388608, "float64": 8388608},
+    "ufunc": {"float32": 8388608, "float64": 8388608},
     "softmax": {"float32": 8388608, "float64": 8388608},
     "batchnorm": {"float32": 8388608, "float64": 8388608},
     "optimizer": {"float32": 8388608, "float64": 8388608},

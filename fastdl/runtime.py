@@ -398,7 +398,7 @@ def parallel_threshold(n: int | None) -> Iterator[None]:
 # -- the crossover table ----------------------------------------------------------------------------
 
 #: The kernel families with a crossover of their own (see :func:`get_crossovers` for what each holds).
-FAMILIES = ("stream", "transcendental", "softmax", "batchnorm", "optimizer", "clipnorm", "maxnorm")
+FAMILIES = ("stream", "transcendental", "ufunc", "softmax", "batchnorm", "optimizer", "clipnorm", "maxnorm")
 #: bytes a call without a family must move to run parallel (the old 1,048,576 float64 elements)
 DEFAULT_CROSSOVER_BYTES = 8 * DEFAULT_PARALLEL_THRESHOLD
 
@@ -423,7 +423,9 @@ def get_crossovers() -> dict:
     A call of a family's kernel runs its parallel variant from that many bytes moved (the sum of the
     sizes of the arrays it reads and writes). Families: ``stream`` (ReLU, leaky ReLU, PReLU, dropout,
     the sigmoid/tanh finishing and backward passes, bias add, column sums), ``transcendental`` (ELU,
-    SELU, GELU, SiLU, Mish forward and backward, :mod:`fastdl.kernels.vmath`), ``softmax`` (softmax
+    SELU, GELU, SiLU, Mish forward and backward, :mod:`fastdl.kernels.vmath`), ``ufunc`` (NumPy's
+    ``exp``/``tanh`` of the sigmoid and tanh forwards and the softmax numerators, cut into pieces for
+    helper threads: :func:`fastdl.kernels.numpy_map`), ``softmax`` (softmax
     and the softmax + cross-entropy passes), ``batchnorm`` (training statistics and apply, backward,
     evaluation), ``optimizer`` (one rule step: ``size * itemsize * rule.traffic`` bytes), ``clipnorm``
     (the gradient sum of squares) and ``maxnorm`` (:class:`fastdl.constraints.MaxNorm`). Measured by

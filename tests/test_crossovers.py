@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -172,3 +173,40 @@ def test_written_table_is_read_back(tmp_path):
     assert written.CROSSOVERS["softmax"] == {"float32": bench.NEVER, "float64": bench.NEVER}
     assert written.MEASURED["load_before"] == "0.10 0.20 0.30"
     assert not [p for p in tmp_path.iterdir() if p.name != "_crossovers.py"]  # no temporary file left
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_numpy_map_pieces_give_the_serial_values(dtype):
+    """NumPy's exp/tanh split over helper threads: every element as the whole-array call gives it."""
+    from fastdl.kernels import activations as KA
+    from fastdl.kernels import numpy_map, smooth, softmax
+
+    x = np.random.default_rng(5).standard_normal(100_003).astype(dtype) * 30
+    results = []
+    for threshold in (2**62, 0):
+        with runtime.parallel_threshold(threshold), np.errstate(over="ignore"):
+            sig, th = np.empty_like(x), np.empty_like(x)
+            numpy_map(KA._exp_of_negative, x, sig)
+            smooth.tanh_forward(x, th)
+            sm = softmax.softmax(x[:98_000].reshape(-1, 7))
+        results.append((sig, th, sm))
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(results[0][0], np.exp(-x))
+
+
+def test_numpy_map_helpers_keep_the_callers_errstate():
+    from fastdl.kernels import activations as KA
+    from fastdl.kernels import numpy_map
+
+    x = np.full(50_000, -1000.0)  # exp(1000) overflows in every piece
+    out = np.empty_like(x)
+    with runtime.parallel_threshold(0):
+        with np.errstate(over="raise"), pytest.raises(FloatingPointError):
+            numpy_map(KA._exp_of_negative, x, out)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with np.errstate(over="ignore"):
+                numpy_map(KA._exp_of_negative, x, out)
+    assert np.isinf(out).all()

@@ -14,7 +14,7 @@ import numpy as np
 from numba import prange
 
 from .._jit import jit
-from . import dispatch
+from . import dispatch, numpy_map
 
 
 @jit
@@ -86,6 +86,11 @@ def _sigmoid_bwd_par(dout, y, dx, one, nchunks):
         _sigmoid_bwd(dout, y, dx, one, c * n // nchunks, (c + 1) * n // nchunks)
 
 
+def _exp_of_negative(x: np.ndarray, out: np.ndarray) -> None:
+    np.negative(x, out=out)
+    np.exp(out, out=out)
+
+
 def relu_forward(x: np.ndarray, out: np.ndarray, mask: np.ndarray) -> None:
     """Flat arrays: write ``out`` and the boolean ``mask`` (``x <= 0``)."""
     n = x.size
@@ -109,8 +114,7 @@ def sigmoid_forward(x: np.ndarray, out: np.ndarray) -> None:
     n = x.size
     one = x.dtype.type(1)
     with np.errstate(over="ignore"):
-        np.negative(x, out=out)
-        np.exp(out, out=out)
+        numpy_map(_exp_of_negative, x, out)
     dispatch(_sigmoid_finish, _sigmoid_finish_par, n, n, out, one, family="stream")
 
 

@@ -41,7 +41,7 @@ from numba import prange
 
 from .. import runtime
 from .._jit import CONTRACT, jit
-from . import dispatch, moves_parallel
+from . import dispatch, moves_parallel, numpy_map
 from .erf import erf1, erf1f
 from .vmath import vexp, vexpm1, vsigmoid, vtanh
 
@@ -60,7 +60,12 @@ _erf1, _erf1f = erf1, erf1f  # float64 / float32 arithmetic
 
 
 def _tanh(src: np.ndarray, dst: np.ndarray) -> None:
-    """``dst = tanh(src)`` on whole arrays (NumPy's AVX-512 ufunc; ``dst`` may be ``src``)."""
+    """``dst = tanh(src)`` on whole arrays (NumPy's AVX-512 ufunc, split over threads by size; ``dst`` may be
+    ``src``)."""
+    numpy_map(_np_tanh, src, dst)
+
+
+def _np_tanh(src: np.ndarray, dst: np.ndarray) -> None:
     np.tanh(src, out=dst)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from numba import prange
 
 from .._jit import jit
-from . import dispatch
+from . import dispatch, numpy_map
 
 
 @jit
@@ -95,7 +95,12 @@ def _normalize_xent_par(y, t, eps, nchunks):
 def exps_into(x: np.ndarray, y: np.ndarray) -> None:
     """``y = exp(x - rowmax(x))`` for C-contiguous 2-D arrays (``y`` may be ``x``): the softmax numerators."""
     dispatch(_shift_rows, _shift_rows_par, x.shape[0], x.size, x, y, family="softmax")
-    np.exp(y, out=y)  # (arguments <= 0: no overflow)
+    flat = y.reshape(-1)  # (C-contiguous: a view)
+    numpy_map(_np_exp, flat, flat)  # (arguments <= 0: no overflow)
+
+
+def _np_exp(x: np.ndarray, out: np.ndarray) -> None:
+    np.exp(x, out=out)
 
 
 @jit
