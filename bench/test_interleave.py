@@ -1,7 +1,7 @@
 """Threading-policy evidence: fastdl kernels interleaved with the affine GEMMs (BLAS threads).
 
 Each group holds the same loop with every fastdl kernel forced parallel
-(``runtime.parallel_threshold(0)``), forced serial, and under the default size threshold. With the
+(``runtime.parallel_threshold(0)``), forced serial, and under the default (the crossover table). With the
 policy in :mod:`fastdl.runtime` (low GOMP spin count) the parallel loop should not be slower than
 the serial one; before it, idle OpenMP threads spinning against OpenBLAS made it ~8x slower.
 """

@@ -27,7 +27,7 @@ LAYER_SIZES = {"100x100": (100, 100, 100), "256x1024": (256, 1024, 1024), "1024x
 PARAM_SIZES = {"10K": (100, 100), "1M": (1024, 1024), "8M": (2048, 4096)}
 STEP_SIZES = {"784-100x5-10-b100": (100, 784, (100,) * 5, 10)}
 STEP_OPS = ("train-step", "train-step-bn")
-#: sizes used only by the interleave loops: 1024x1024 activations (1M values) reach the parallel threshold
+#: sizes used only by the interleave loops: 1024x1024 activations (1M values, 4-8 MiB per array)
 _INTERLEAVE_ONLY_SIZES = {"1024x1024": (1024, 1024, 1024)}
 
 
@@ -420,10 +420,10 @@ def make_interleave_case(op: str, dtype: str, policy: str, *, seed: int = 0) -> 
 
     ``policy='parallel'`` runs every fastdl kernel's parallel variant between the GEMMs
     (``runtime.parallel_threshold(0)``), ``'serial'`` forces the serial variants, ``'default'``
-    keeps the size threshold. ``interleave-step-bn`` is the 784-100x5-10 training step with batch
-    norm (batch 100, Adam); ``interleave-affine-bn-relu`` is Affine(1024 -> 1024) +
-    BatchNormalization + Relu forward and backward on a 256x1024 batch (1024x1024 for the ``-1M``
-    form, where the default threshold turns the parallel kernels on).
+    keeps the process's choice (the per-family crossover table unless the user set a threshold).
+    ``interleave-step-bn`` is the 784-100x5-10 training step with batch norm (batch 100, Adam);
+    ``interleave-affine-bn-relu`` is Affine(1024 -> 1024) + BatchNormalization + Relu forward and
+    backward on a 256x1024 batch (1024x1024 for the ``-1M`` form).
 
     Returns
     -------
