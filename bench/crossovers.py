@@ -196,11 +196,25 @@ MEMBERS: list[tuple[str, str, Callable]] = [
 ]
 
 
-def _forced(fn: Callable, threshold: int) -> Callable:
-    def run():
-        runtime.set_parallel_threshold(threshold)
-        fn()
+def _forced(fn: Callable, threshold: int, gemm: Callable | None = None) -> Callable:
+    if gemm is None:
+        def run():
+            runtime.set_parallel_threshold(threshold)
+            fn()
+    else:
+        def run():
+            gemm()
+            runtime.set_parallel_threshold(threshold)
+            fn()
     return run
+
+
+def _book_gemm(dtype: str) -> Callable:
+    """The book's first-layer forward GEMM (100x784 @ 784x100, BLAS threads), for ``--between-gemms``."""
+    rng = np.random.default_rng(13)
+    a, b = rng.standard_normal((100, 784)).astype(dtype), rng.standard_normal((784, 100)).astype(dtype)
+    c = np.empty((100, 100), dtype)
+    return lambda: np.dot(a, b, out=c)
 
 
 def crossover(points: list[tuple[int, float, float]], margin: float) -> int:
@@ -216,16 +230,20 @@ def crossover(points: list[tuple[int, float, float]], margin: float) -> int:
     return start
 
 
-def scan(setup: Callable, dtype: str, sizes: list[int], margin: float, confirm: int, min_time: float) -> dict:
+def scan(setup: Callable, dtype: str, sizes: list[int], margin: float, confirm: int, min_time: float,
+         between_gemms: bool = False) -> dict:
     """Time one member's serial and parallel variants over ``sizes`` (stopping after ``confirm`` wins in a row).
 
-    Returns ``{"crossover": bytes or NEVER, "points": [(bytes, serial_s, parallel_s), ...]}``.
+    With ``between_gemms`` each timed call follows a GEMM (the same in both variants, so it adds to
+    both times: the margin is then judged on the sum). Returns ``{"crossover": bytes or NEVER,
+    "points": [(bytes, serial_s, parallel_s), ...]}``.
     """
     dt = np.dtype(dtype)
+    gemm = _book_gemm(dtype) if between_gemms else None
     points, wins = [], 0
     for target in sizes:
         fn, nbytes = setup(target, dt)
-        t = B.measure_group({"serial": _forced(fn, NEVER), "parallel": _forced(fn, 0)}, warmup=2,
+        t = B.measure_group({"serial": _forced(fn, NEVER, gemm), "parallel": _forced(fn, 0, gemm)}, warmup=2,
                             min_time=min_time, min_samples=6, max_samples=60, sample_time=2e-3)
         points.append((nbytes, t["serial"], t["parallel"]))
         wins = wins + 1 if t["serial"] >= (1.0 + margin) * t["parallel"] else 0
@@ -235,7 +253,7 @@ def scan(setup: Callable, dtype: str, sizes: list[int], margin: float, confirm: 
 
 
 def measure(families: list[str], dtypes: list[str], *, margin: float, confirm: int, min_time: float,
-            progress: bool = True) -> dict:
+            between_gemms: bool = False, progress: bool = True) -> dict:
     """``{(family, member, dtype): scan result}`` for the chosen families and dtypes (threshold restored after)."""
     members = [m for m in MEMBERS if m[0] in families]
     jobs = [(m, dt) for m in members for dt in dtypes]
@@ -244,7 +262,7 @@ def measure(families: list[str], dtypes: list[str], *, margin: float, confirm: i
     try:
         for (family, name, setup), dt in tqdm(jobs, desc="crossovers", unit="member", disable=not progress,
                                               file=sys.stderr):
-            out[(family, name, dt)] = scan(setup, dt, SIZES, margin, confirm, min_time)
+            out[(family, name, dt)] = scan(setup, dt, SIZES, margin, confirm, min_time, between_gemms)
     finally:
         if old is None:
             runtime.reset_parallel_threshold()
@@ -285,13 +303,13 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def write_table(table: dict, path: Path, note: str) -> None:
+def write_table(table: dict, path: Path, note: str, mode: str = "standalone") -> None:
     """Write ``fastdl/_crossovers.py`` (atomically) with ``table`` and where/when it was measured."""
     info = runtime.info()
     measured = {"when": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                 "command": "python bench/crossovers.py --write", "processor": info["processor"],
                 "threads": info["numba_threads"], "numba": info["numba"], "numpy": info["numpy"],
-                "python": platform.python_version(), "load_before": note}
+                "python": platform.python_version(), "load_before": note, "mode": mode}
     full = {f: {dt: int(table.get(f, {}).get(dt, NEVER)) for dt in ("float32", "float64")} for f in runtime.FAMILIES}
     text = (
         '"""Serial/parallel crossovers per kernel family and dtype, in bytes moved per call (read by '
@@ -315,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--margin", type=float, default=0.05, help="parallel must be this much faster (fraction)")
     parser.add_argument("--confirm", type=int, default=3, help="consecutive winning sizes that end a scan")
     parser.add_argument("--min-time", type=float, default=0.06, help="seconds of samples per variant and size")
+    parser.add_argument("--between-gemms", action="store_true",
+                        help="precede every timed call by the book's 100x784x100 GEMM (BLAS threads), as in training")
     args = parser.parse_args(argv)
     families = [f.strip() for f in args.families.split(",") if f.strip()]
     dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
@@ -331,14 +351,15 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(os, "getloadavg") and os.getloadavg()[0] > 0.5 * runtime.get_num_threads():
         print("# warning: the machine is loaded; parallel variants wait for busy cores and the crossovers come out "
               "late or 'never'. Store a table measured on a quiet machine.", file=sys.stderr)
-    results = measure(families, dtypes, margin=args.margin, confirm=args.confirm, min_time=args.min_time)
+    results = measure(families, dtypes, margin=args.margin, confirm=args.confirm, min_time=args.min_time,
+                      between_gemms=args.between_gemms)
     print(markdown(results))
     table = family_table(results)
     print("\n| family | float32 | float64 |\n|---|---|---|")
     for f, per in table.items():
         print(f"| {f} | {_fmt_bytes(per.get('float32', NEVER))} | {_fmt_bytes(per.get('float64', NEVER))} |")
     if args.write:
-        write_table(table, TABLE_PATH, load)
+        write_table(table, TABLE_PATH, load, "between GEMMs" if args.between_gemms else "standalone")
         print(f"\nwrote {TABLE_PATH}", file=sys.stderr)
     return 0
 
