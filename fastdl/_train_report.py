@@ -42,7 +42,7 @@ def warm_up(network, optimizer, x: np.ndarray, t: np.ndarray, x_eval: np.ndarray
         One mini-batch.
     x_eval, t_eval : numpy.ndarray, optional
         The evaluation set (default ``x, t``): at its size some kernels take their parallel twins
-        (``runtime.parallel_threshold``), which are then compiled too.
+        (``runtime.get_crossovers()``), which are then compiled too.
 
     Returns
     -------

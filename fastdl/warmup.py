@@ -103,7 +103,7 @@ def warmup(dtypes: Sequence[str] | str = _DTYPES, *, verbose: bool = False,
     Runs a tiny forward and backward of every layer, two updates of every optimizer and a training
     step of the book's networks (plain, with batch norm, with weight decay), per dtype, with the
     serial kernels (``runtime.parallel_threshold`` forced to "never"); with ``parallel=True`` once
-    more with the parallel twins (threshold 0), which only arrays of ~1M values or more use. Each
+    more with the parallel twins (threshold 0), which calls above their family's crossover use. Each
     step records how long it took and how many kernel signatures Numba compiled versus loaded.
 
     Parameters

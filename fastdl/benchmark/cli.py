@@ -217,5 +217,5 @@ def register_cli(subparsers) -> None:
     wp.add_argument("--measure", action="store_true",
                     help="measure cold compile and warm-cache load in fresh subprocesses (empty cache dir)")
     wp.add_argument("--parallel", action="store_true",
-                    help="also compile the parallel kernels (used by arrays of ~1M values and more)")
+                    help="also compile the parallel kernels (used above the per-family crossovers)")
     wp.set_defaults(func=_cmd_warmup)
