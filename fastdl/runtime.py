@@ -47,7 +47,8 @@ Threading policy
       per launch, so when neither is available fastdl runs every kernel serially.
     * Every parallel-capable kernel exists as a serial and a parallel variant and belongs to a kernel
       *family* (:data:`FAMILIES`: cheap streaming elementwise passes, transcendental activations,
-      softmax + loss, batch norm, optimizer steps, the clip-norm reduction, max-norm). The parallel
+      NumPy ufuncs cut into pieces, softmax + loss, batch norm, optimizer steps, the clip-norm
+      reduction, max-norm). The parallel
       variant runs when the bytes the call moves (the sum of its arrays' sizes in bytes) reach the
       family's measured crossover for the dtype (:func:`get_crossovers`, stored in
       ``fastdl/_crossovers.py``, written by ``python bench/crossovers.py --write``), *and* more than
@@ -346,8 +347,8 @@ def set_parallel_threshold(n: int) -> None:
     """Override the crossover table: every kernel runs parallel from ``n`` elements (0: always, a huge value: never).
 
     The override holds for the whole process until :func:`reset_parallel_threshold` (or the end of a
-    :func:`parallel_threshold` block); one thread allowed, ``FASTDL_NUM_THREADS=1`` and forked
-    children still run every kernel serially.
+    :func:`parallel_threshold` block). With one thread allowed, with ``FASTDL_NUM_THREADS=1`` and in
+    forked children every kernel still runs serially.
 
     Parameters
     ----------
@@ -451,7 +452,8 @@ def _threads_from_env() -> int | None:
 
 
 #: ``FASTDL_NUM_THREADS`` (None: unset). 1 makes every kernel serial (no OpenMP thread ever starts);
-#: a larger value caps Numba's threads, applied when the first parallel kernel is chosen.
+#: a larger value caps Numba's threads, applied (to the calling thread: Numba's setting is per thread)
+#: when the first parallel kernel is chosen.
 _ENV_THREADS = _threads_from_env()
 _env_threads_applied = False
 
