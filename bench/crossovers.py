@@ -290,9 +290,11 @@ def _fmt_bytes(n: int) -> str:
 
 
 def markdown(results: dict) -> str:
-    """One row per member and dtype: crossover, and serial/parallel time ratio at 256 KiB, 1 MiB, 4 MiB, 16 MiB."""
+    """One row per member and dtype: crossover, and serial time over parallel time (> 1: parallel faster) at
+    256 KiB, 1 MiB, 4 MiB and 16 MiB moved ("-": the scan stopped before that size)."""
     marks = [2**18, 2**20, 2**22, 2**24]
-    head = "| family | member | dtype | crossover | " + " | ".join(f"x at {_fmt_bytes(m)}" for m in marks) + " |"
+    head = ("| family | member | dtype | crossover | "
+            + " | ".join(f"serial/parallel at {_fmt_bytes(m)}" for m in marks) + " |")
     lines = [head, "|" + "---|" * (4 + len(marks))]
     for (family, name, dt), r in results.items():
         cells = []
