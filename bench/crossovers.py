@@ -141,11 +141,12 @@ def _bn_train(nbytes, dt):
 def _bn_backward(nbytes, dt):
     n = _rows(nbytes, _FEATURES, 3 * dt.itemsize)
     rng = np.random.default_rng(7)
-    dout, xn = rng.standard_normal((n, _FEATURES)).astype(dt), rng.standard_normal((n, _FEATURES)).astype(dt)
+    dout, x = rng.standard_normal((n, _FEATURES)).astype(dt), rng.standard_normal((n, _FEATURES)).astype(dt)
     gamma, std = np.ones(_FEATURES, dt), np.ones(_FEATURES, dt)
+    mu, inv = np.zeros(_FEATURES, dt), np.ones(_FEATURES, dt)
     grads, dx = np.empty((5, _FEATURES), dt), np.empty_like(dout)
     consts = KB.consts_for(dt, 0.0, n, 0.0)
-    return (lambda: KB.backward_into(dout, xn, gamma, std, grads, consts, dx)), 3 * dout.nbytes
+    return (lambda: KB.backward_into(dout, x, mu, inv, gamma, std, grads, consts, dx)), 3 * dout.nbytes
 
 
 def _optimizer(name: str, constants: tuple):

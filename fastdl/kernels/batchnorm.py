@@ -432,7 +432,7 @@ def train_forward_into(x, gamma, beta, rm, rv, consts, stats, xn, out) -> int:
     ``stats`` is ``(6, D)``; see the module docstring for its rows and ``consts``.
     """
     d = x.shape[1]
-    if runtime.use_parallel(x.size, "batchnorm", 3 * x.nbytes, x.itemsize):  # reads x; writes xn, out
+    if runtime.use_parallel(x.size, "batchnorm", 2 * x.nbytes + xn.nbytes, x.itemsize):  # reads x; writes out (xn)
         return _train_cols_par(x, gamma, beta, rm, rv, consts, stats, xn, out, col_chunks(d))
     return _train_cols(x, gamma, beta, rm, rv, consts, stats, xn, out, 0, d)
 
