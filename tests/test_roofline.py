@@ -252,3 +252,16 @@ def test_bench_roofline_writes_the_summary(tmp_path, monkeypatch, capsys):
     assert {r["op"] for r in data["rows"]} == {"relu-fwd-bwd", "sgd-update"}
     bench = json.loads((tmp_path / "bench.json").read_text())
     assert all("fraction_of_limit" in r for r in bench["results"]) and bench["peaks"]["bandwidth_curve"]
+
+
+def test_every_row_of_the_full_matrices_has_a_traffic_model_or_none():
+    from fastdl.benchmark import cases, matrix
+
+    for m in (matrix.default_matrix(quick=False), matrix.roofline_matrix(quick=False)):
+        largest, shapes = matrix.peak_needs(m)  # raised KeyError for the clipping rows once
+        assert largest > 0 and shapes
+    sgd = cases.traffic("sgd-update", "1M", "float32")
+    clipped = cases.traffic("sgd-global_clipnorm-update", "1M", "float32")
+    assert clipped.bytes - sgd.bytes == 4 * cases._optimizer_values("1M")  # one more read of the gradient
+    assert cases.traffic("sgd-clipvalue-update", "1M", "float32").bytes == sgd.bytes
+    assert clipped.bytes == cases.work("sgd-global_clipnorm-update", "1M", "float32")[0]

@@ -331,14 +331,16 @@ def traffic(op: str, size: str, dtype: str) -> Traffic | None:
     training steps, which mix GEMMs and streams, and for layer rows whose work model is a plain function).
 
     Optimizers: the ``traffic`` of the rule's record (arrays read plus written per value) and its
-    state arrays; a class in :data:`fastdl.optim.OPTIMIZERS` alone: ``3 + 2 * state_arrays``.
+    state arrays; a class in :data:`fastdl.optim.OPTIMIZERS` alone: ``3 + 2 * state_arrays``. Clipping
+    rows (:data:`CLIP_OPS`): their update's, plus one more read of the gradient for a norm.
     """
     item = np.dtype(dtype).itemsize
-    if op in OPTIMIZER_OPS:
-        name = _optimizer_name(op)
+    if op in OPTIMIZER_OPS or op in CLIP_OPS:
+        name, option = CLIP_OPS[op] if op in CLIP_OPS else (_optimizer_name(op), "clipvalue")
         rule = optim.RULES.get(name)
         states = state_arrays(name)
         moved = rule.traffic if rule is not None else 3 + 2 * states
+        moved += option != "clipvalue"  # a norm reads the gradient once more
         return optimizer_traffic(moved, states, _optimizer_values(size), item)
     if op in STEP_OPS:
         return None
