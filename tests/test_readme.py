@@ -38,3 +38,20 @@ def test_readme_example_runs_and_matches_reference(capsys):
     np.testing.assert_allclose(float(fast["loss"]), float(ref["loss"]), rtol=1e-10)
     for key in ("W1", "b1", "W2", "b2"):
         np.testing.assert_allclose(fast["params"][key], ref["params"][key], rtol=1e-9, atol=1e-12)
+
+
+def test_readme_chapter_11_block_runs():
+    text = README.read_text()
+    marker = text.index("### *Hands-On ML* chapter 11")
+    match = re.search(r"```python\n(.*?)```", text[marker:], re.S)
+    assert match, "README: no python block in the chapter-11 section"
+    ns = _run(match.group(1))
+    mean, std = ns["mean"], ns["std"]
+    assert mean.shape == std.shape == (5, 10)
+    np.testing.assert_allclose(mean.sum(axis=1), 1.0, rtol=1e-9)
+    assert (std >= 0).all() and std.max() > 0  # dropout active: the passes differ
+    net, new = ns["net"], ns["new"]
+    assert net.accuracy(ns["xt"], ns["tt"]) > 0.8
+    np.testing.assert_array_equal(new.params["W1"], net.params["W1"])
+    assert "W1" in new.frozen and "W2" not in new.frozen
+    assert ns["optimizer"].iterations > 0
