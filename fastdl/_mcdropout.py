@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import operator
+import threading
 
 import numpy as np
 
@@ -31,6 +32,9 @@ __all__ = ["CHUNK_BYTES", "generators", "predict_mc"]
 #: sample per chunk). About an L2 cache: small batches stack many samples (the Python cost of one forward is
 #: shared), large ones few (each activation stays in cache; 32 MB chunks were slower than a loop at N=360).
 CHUNK_BYTES = 2**20
+
+#: predict_mc swaps the dropout layers' Generators for its own while it runs: calls run one at a time
+_LOCK = threading.Lock()
 
 
 def generators(rng, n: int) -> list[np.random.Generator]:
@@ -75,16 +79,20 @@ def predict_mc(net, x, n_samples: int, rng) -> tuple[np.ndarray, np.ndarray]:
     chunk = max(1, min(n_samples, CHUNK_BYTES // (n * widest * net.dtype.itemsize)))
     c = net.output_size
     stack = np.empty((n_samples, n, c), dtype=net.dtype)
-    saved = [dict(layer.__dict__) for layer in drops]  # rng, mask, ...: put back whole afterwards
-    try:
-        for layer, g in zip(drops, gens):
-            layer.rng = g
-        for s0 in range(0, n_samples, chunk):
-            k = min(chunk, n_samples - s0)
-            y = net._forward(np.tile(x2, (k, 1)) if k > 1 else x2, False, True)
-            stack[s0:s0 + k] = (y if net.loss_name == "mse" else softmax(y)).reshape(k, n, c)
-    finally:
-        for layer, state in zip(drops, saved):
-            layer.__dict__.clear()
-            layer.__dict__.update(state)
+    with _LOCK:
+        saved = [dict(layer.__dict__) for layer in drops]  # rng, mask, ...: put back afterwards
+        try:
+            for layer, g in zip(drops, gens):
+                layer.rng = g
+            for s0 in range(0, n_samples, chunk):
+                k = min(chunk, n_samples - s0)
+                y = net._forward(np.tile(x2, (k, 1)) if k > 1 else x2, False, True)
+                stack[s0:s0 + k] = (y if net.loss_name == "mse" else softmax(y)).reshape(k, n, c)
+        finally:
+            for layer, state in zip(drops, saved):  # attribute by attribute: never an empty layer
+                for key in [key for key in layer.__dict__ if key not in state]:
+                    delattr(layer, key)
+                for key, value in state.items():
+                    if layer.__dict__.get(key, state) is not value:
+                        setattr(layer, key, value)
     return stack.mean(axis=0), stack.std(axis=0)

@@ -646,7 +646,8 @@ class BatchNormalization:
         dt = x.dtype
         out = np.empty(shape, dtype=dt)
         stats = np.empty((6, d), dtype=dt)
-        x2 = x if len(shape) == 2 else x.reshape(n, d)
+        # a view object of our own: the caller may change x.shape or x.dtype in place, never the kernel's sizes
+        x2 = x.view() if len(shape) == 2 else x.reshape(n, d)
         bad = _bn.train_forward_into(x2, gamma, beta, rm, rv, consts, stats, _bn.NO_XN[dt],
                                      out if len(shape) == 2 else out.reshape(n, d))
         if bad:

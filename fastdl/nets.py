@@ -378,7 +378,9 @@ class MultiLayerNetExtend(transfer.Freezable):
         stack.std(axis=0)`` (ddof 0, as Géron's code). The passes run stacked, ``x`` tiled to ``k * N`` rows
         per chunk (about 1 MB each); dropout layer ``i`` draws from child ``i`` of ``SeedSequence(seed)``, so
         the masks are those of a loop of single passes (the numbers too, to BLAS rounding: a GEMM rounds
-        a row differently with another row count). The network is left as it was.
+        a row differently with another row count). The network is left as it was. Calls run one at a
+        time (a lock: they lend the dropout layers their own Generators); training the same network
+        from another thread meanwhile is not supported, as for any book-style network.
 
         Parameters
         ----------

@@ -301,3 +301,42 @@ def test_one_pass_variance_is_within_the_contract_of_the_exact_one(dtype, case, 
         np.testing.assert_array_equal(ours.running_var, ref.running_var)
     assert_close(ours.std, ref.std, dtype, "reduction")
     assert_close(ours.xn, ref.xn, dtype, "reduction")
+
+
+def test_changing_x_shape_or_dtype_in_place_after_forward_cannot_reach_the_backward_kernel():
+    # the layer keeps a view object of its own: before, x.shape changed in place made the backward kernel
+    # read past x and write past dgamma (a crash); run in a subprocess so that a regression cannot take
+    # the test session down
+    code = """
+import numpy as np
+from fastdl.layers import BatchNormalization
+rng = np.random.default_rng(0)
+x, dout = rng.random((4, 4000)), rng.random((4, 4000))
+ref = BatchNormalization(np.ones(4000), np.zeros(4000))
+ref.forward(x.copy()); dx_ref = ref.backward(dout)
+for change in ("shape", "dtype"):
+    bn = BatchNormalization(np.ones(4000), np.zeros(4000))
+    y = x.copy(); bn.forward(y)
+    if change == "shape":
+        y.shape = (4000, 4)
+    else:
+        y.dtype = np.float32
+    dx = bn.backward(dout)
+    assert dx.dtype == np.float64 and bn.dgamma.shape == (4000,), (change, dx.dtype, bn.dgamma.shape)
+    np.testing.assert_array_equal(dx, dx_ref)
+    np.testing.assert_array_equal(bn.dgamma, ref.dgamma)
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", (out.returncode, out.stderr[-2000:])
+
+
+def test_float32_statistics_take_the_same_path_serial_and_parallel():
+    x = np.random.default_rng(3).standard_normal((1024, 1024)).astype(np.float32) + 3
+    outs = []
+    for threshold in (2**62, 0):
+        with runtime.parallel_threshold(threshold):
+            bn = L.BatchNormalization(np.ones(1024, np.float32), np.zeros(1024, np.float32))
+            outs.append((bn.forward(x), bn.std.copy()))
+    np.testing.assert_array_equal(outs[0][0], outs[1][0])
+    np.testing.assert_array_equal(outs[0][1], outs[1][1])

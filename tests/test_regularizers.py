@@ -251,3 +251,34 @@ def test_frozen_lower_block_with_alpha_dropout_and_l1(dtype, bn):
         np.testing.assert_array_equal(grads[0][key], value, err_msg=key)
         tol = rtol_for(dtype, "reduction")
         np.testing.assert_allclose(value, grads[2][key], rtol=tol, atol=tol * scale, err_msg=key)
+
+
+def test_predict_mc_from_two_threads_gives_the_seeded_numbers_and_leaves_the_net_as_it_was():
+    import threading
+
+    np.random.seed(0)
+    net = MultiLayerNetExtend(20, [32, 32], 5, use_dropout=True, dropout_ratio=0.3)
+    x = np.random.default_rng(1).standard_normal((6, 20))
+    expected = net.predict_mc(x, 30, rng=7)
+    before = [dict(layer.__dict__) for layer, kind in net._forward_steps if kind == 2]
+    results, errors = [], []
+
+    def work():
+        try:
+            for _ in range(15):
+                results.append(net.predict_mc(x, 30, rng=7))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors and len(results) == 30
+    for mean, std in results:
+        np.testing.assert_array_equal(mean, expected[0])
+        np.testing.assert_array_equal(std, expected[1])
+    after = [dict(layer.__dict__) for layer, kind in net._forward_steps if kind == 2]
+    for b, a in zip(before, after):
+        assert set(b) == set(a) and all(a[k] is b[k] for k in b)

@@ -14,7 +14,7 @@ Training forward (per column: one statistics pass, one output pass)::
 The shifted sums are float64 (float32 input too); their subtraction loses about
 ``eps64 * (1 + 2 * (mu - K)**2 / var)`` relative (``K`` is a sample, so the ratio is of order one); a column
 where the ratio exceeds ``SHIFT_RATIO`` (64) takes the two-pass variance instead (one more pass, only
-then). float32 input of at most ``TWO_PASS_F32_VALUES`` values per thread (2 MiB, cache-resident) takes
+then). float32 input of at most ``TWO_PASS_F32_VALUES`` values (2 MiB, cache-resident; the whole array decides) takes
 two float32 passes: there the float64 pass is compute-bound and slower. ``x - mu``
 uses NumPy's mean to the bit, which is what keeps ill-conditioned features (large mean, small spread)
 at the reference's numbers.
@@ -208,7 +208,8 @@ def _col_stats(x, mu, var, nf, c0, c1):
             var[0] = var[0] / nf
         return
     u0, u1 = np.uint64(c0), np.uint64(c1)  # unsigned: no negative-index check, so the loops vectorize
-    if x.itemsize == 4 and n * (c1 - c0) <= TWO_PASS_F32_VALUES:  # cache-resident float32: two passes
+    if x.itemsize == 4 and x.size <= TWO_PASS_F32_VALUES:  # cache-resident float32: two passes (decided on the
+        # whole array, not the chunk: serial and parallel runs take the same path, hence the same numbers)
         _col_sums(x, mu, c0, c1)
         for j in range(u0, u1):
             mu[j] = mu[j] / nf
