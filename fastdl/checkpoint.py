@@ -416,17 +416,17 @@ def restore(cls, source, x_train, t_train, x_test, t_test, *, verbose: bool = Tr
 def _constraint(config, given):
     """The run's weight constraint: ``given``, or a :class:`~fastdl.constraints.MaxNorm` rebuilt from its config."""
     saved = (config or {}).get("weight_constraint")
-    if given is not None or saved is None:
-        if given is not None and saved is not None:
-            name = saved["class_name"] if isinstance(saved, dict) else saved
-            if type(given).__name__ != name:
-                raise ValueError(f"weight_constraint must be a {name} like the run's; got {type(given).__name__}")
+    if saved is None:
         return given
-    if isinstance(saved, dict) and saved.get("class_name") == "MaxNorm":
+    name = saved["class_name"] if isinstance(saved, dict) else saved  # (the history's _callback_config)
+    if given is not None:
+        if type(given).__name__ != name:
+            raise ValueError(f"weight_constraint must be a {name} like the run's; got {type(given).__name__}")
+        return given
+    if name == "MaxNorm" and isinstance(saved, dict):
         from .constraints import MaxNorm
 
         return MaxNorm(**saved["config"])
-    name = saved["class_name"] if isinstance(saved, dict) else saved
     raise ValueError(f"weight_constraint must be given: the run used a {name}, which a checkpoint cannot rebuild")
 
 

@@ -646,8 +646,7 @@ class BatchNormalization:
         dt = x.dtype
         out = np.empty(shape, dtype=dt)
         stats = np.empty((6, d), dtype=dt)
-        # a view object of our own: the caller may change x.shape or x.dtype in place, never the kernel's sizes
-        x2 = x.view() if len(shape) == 2 else x.reshape(n, d)
+        x2 = x.view() if len(shape) == 2 else x.reshape(n, d)  # own object: in-place x.shape/dtype stay out
         bad = _bn.train_forward_into(x2, gamma, beta, rm, rv, consts, stats, _bn.NO_XN[dt],
                                      out if len(shape) == 2 else out.reshape(n, d))
         if bad:

@@ -117,14 +117,12 @@ class MultiLayerNetExtend(transfer.Freezable):
         regression, :class:`fastdl.layers.IdentityWithLoss` (``0.5 * sum((y - t)**2) / N``) on
         ``output_size`` real targets; :meth:`score` gives the R², :meth:`accuracy` raises.
     l1_lambda : float
-        L1 strength λ₁ (Hands-On ML ch. 11), beside the L2 ``weight_decay_lambda``: the loss adds
-        ``λ₁ * sum(|W|)`` per weight matrix, the gradient ``λ₁ * sign(W)`` (the subgradient 0 where
-        ``W == 0``, as ``np.sign``); the fused step included. Biases and batch-norm parameters are not
-        penalized (as with L2).
+        L1 strength λ₁ (Hands-On ML ch. 11) beside the L2 ``weight_decay_lambda``: loss ``+ λ₁ * sum(|W|)``
+        per weight matrix, gradient ``+ λ₁ * sign(W)`` (0 where ``W == 0``); fused step included; biases
+        and batch-norm parameters are not penalized (as with L2).
     use_alpha_dropout : bool
-        The dropout layers are :class:`fastdl.layers.AlphaDropout` (``AlphaDropout{i}``, rate
-        ``dropout_ratio``; for SELU networks) instead of the book's ``Dropout``; implies ``use_dropout``.
-        Runs in the fused training step too (the book's ``Dropout`` does not).
+        :class:`fastdl.layers.AlphaDropout` layers (``AlphaDropout{i}``, rate ``dropout_ratio``; for SELU
+        networks) instead of the book's ``Dropout``; implies ``use_dropout``; runs in the fused step too.
 
     Attributes
     ----------
@@ -374,13 +372,11 @@ class MultiLayerNetExtend(transfer.Freezable):
 
         Each pass runs dropout (or alpha dropout) in training mode with a new mask and batch norm in
         inference mode (running statistics read, never changed). With ``p_s = softmax(scores_s)`` (the
-        outputs for ``loss='mse'``) stacked ``(n_samples, N, C)``: ``mean = stack.mean(axis=0)``, ``std =
-        stack.std(axis=0)`` (ddof 0, as Géron's code). The passes run stacked, ``x`` tiled to ``k * N`` rows
-        per chunk (about 1 MB each); dropout layer ``i`` draws from child ``i`` of ``SeedSequence(seed)``, so
-        the masks are those of a loop of single passes (the numbers too, to BLAS rounding: a GEMM rounds
-        a row differently with another row count). The network is left as it was. Calls run one at a
-        time (a lock: they lend the dropout layers their own Generators); training the same network
-        from another thread meanwhile is not supported, as for any book-style network.
+        outputs for ``loss='mse'``) stacked ``(n_samples, N, C)``: ``mean``/``std`` over axis 0 (ddof 0,
+        as Géron's code). Passes run stacked (``x`` tiled, ~1 MB chunks); dropout layer ``i`` draws from
+        child ``i`` of ``SeedSequence(seed)``: the masks of a loop of single passes, the numbers to BLAS
+        rounding. The network is left as it was; calls run one at a time (a lock; training the same
+        network from another thread meanwhile is not supported).
 
         Parameters
         ----------

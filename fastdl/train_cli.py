@@ -251,12 +251,10 @@ def _warm_up(args: argparse.Namespace, net, optimizer, x_batch, t_batch, x_eval,
 
 def _kernel_cache_has_entries() -> bool:
     """Whether Numba's cache directory already holds fastdl kernels (an index file of any kernel)."""
-    import os
-    from pathlib import Path
+    from .runtime import cache_dir
 
-    root = os.environ.get("NUMBA_CACHE_DIR")
     try:
-        return root is not None and any(Path(root).rglob("*.nbi"))
+        return any(Path(cache_dir()).rglob("*.nbi"))
     except OSError:
         return False
 

@@ -204,9 +204,11 @@ def test_train_says_it_compiles_when_no_kernel_is_loaded_or_cached(capsys, tmp_p
 
 
 def test_kernel_cache_has_entries_looks_for_numba_index_files(tmp_path, monkeypatch):
+    import numba
+
     from fastdl import train_cli
 
-    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(numba.config, "CACHE_DIR", str(tmp_path))
     assert not train_cli._kernel_cache_has_entries()
     (tmp_path / "fastdl" / "kernels").mkdir(parents=True)
     (tmp_path / "fastdl" / "kernels" / "affine.affine_forward-12.py311.nbi").write_bytes(b"")
