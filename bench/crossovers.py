@@ -56,20 +56,18 @@ def _rows(nbytes: int, width: int, per_element: float) -> int:
 # Each member: (family, name, setup(nbytes, dtype) -> (fn, bytes the driver counts)). fn runs the driver once.
 
 def _relu_forward(nbytes, dt):
-    it = dt.itemsize
-    n = max(64, nbytes // (2 * it + 1))
+    n = max(64, nbytes // (2 * dt.itemsize))
     x = np.random.default_rng(0).standard_normal(n).astype(dt)
-    out, mask = np.empty_like(x), np.empty(n, bool)
-    return (lambda: KA.relu_forward(x, out, mask)), x.nbytes + out.nbytes + mask.nbytes
+    out = np.empty_like(x)
+    return (lambda: KA.relu_forward_out(x, out)), x.nbytes + out.nbytes
 
 
 def _relu_backward(nbytes, dt):
-    it = dt.itemsize
-    n = max(64, nbytes // (2 * it + 1))
+    n = max(64, nbytes // (3 * dt.itemsize))
     rng = np.random.default_rng(1)
-    dout, mask = rng.standard_normal(n).astype(dt), rng.random(n) < 0.5
+    dout, y = rng.standard_normal(n).astype(dt), np.maximum(rng.standard_normal(n), 0).astype(dt)
     dx = np.empty_like(dout)
-    return (lambda: KA.relu_backward(dout, mask, dx)), dout.nbytes + mask.nbytes + dx.nbytes
+    return (lambda: KA.relu_backward_out(dout, y, dx)), dout.nbytes + y.nbytes + dx.nbytes
 
 
 def _silu_forward(nbytes, dt):

@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover
 import numpy as np
 
 from fastdl import layers
-from fastdl.kernels.activations import _relu_bwd, _relu_fwd
+from fastdl.kernels.activations import _relu_bwd_out, _relu_out
 
 
 def best_us(fn, number: int = 20000, repeat: int = 9) -> float:
@@ -34,12 +34,12 @@ def rows(shape: tuple[int, int]) -> list[tuple[str, float, float]]:
     relu = layers.Relu()
     relu.forward(x)
     relu.backward(x)
-    out, mask, dx = np.empty_like(x), np.empty(shape, dtype=np.bool_), np.empty_like(x)
-    xf, of, mf, df = x.ravel(), out.ravel(), mask.ravel(), dx.ravel()
+    out, dx = np.empty_like(x), np.empty_like(x)
+    xf, of, df = x.ravel(), out.ravel(), dx.ravel()
     n = x.size
     return [
-        ("Relu.forward", best_us(lambda: relu.forward(x)), best_us(lambda: _relu_fwd(xf, of, mf, 0, n))),
-        ("Relu.backward", best_us(lambda: relu.backward(x)), best_us(lambda: _relu_bwd(xf, mf, df, 0, n))),
+        ("Relu.forward", best_us(lambda: relu.forward(x)), best_us(lambda: _relu_out(xf, of, 0, n))),
+        ("Relu.backward", best_us(lambda: relu.backward(x)), best_us(lambda: _relu_bwd_out(xf, of, df, 0, n))),
     ]
 
 

@@ -222,9 +222,10 @@ def records() -> tuple[Activation, ...]:
 # -- the built-ins ------------------------------------------------------------------------------------
 
 register(Activation(
-    name="relu", layer="Relu", forward=_k.relu_forward, backward=_k.relu_backward, saves="mask",
+    name="relu", layer="Relu", forward=_k.relu_forward_out, backward=_k.relu_backward_out, saves="y",
     reference=_ref.Relu, torch="relu", init="he",
-    # relu's backward mask is ``out == 0`` in the fused kernel (exactly ``x <= 0``): no mask buffer
+    # the backward tests ``out <= 0`` (exactly ``x <= 0``): no mask buffer, here or in the fused kernel; the
+    # layer's ``mask`` attribute is computed from ``out`` when read
     fused_forward=_fused.RELU, fused_backward=_fused.RELU,
     formula="max(0, x); NaN passes"))
 

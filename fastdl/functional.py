@@ -126,14 +126,20 @@ def relu_backward(dout, x) -> np.ndarray:
     dout : ndarray
         Upstream gradient, the shape of ``x``.
     x : ndarray
-        The forward input.
+        The forward input (or the forward output: ``out <= 0`` exactly where ``x <= 0``).
 
     Returns
     -------
     ndarray
         A new array in x's dtype.
     """
-    return activation_backward("relu", dout, x)
+    where = "relu_backward"
+    x, dout = float_array(x, "x", where), float_array(dout, "dout", where)
+    _checks.same_shape(dout, x.shape, "dout", where, "(the shape of x)")
+    dx = np.empty(x.shape, dtype=x.dtype)
+    activations.get("relu").backward(contiguous(dout, x.dtype).reshape(-1), contiguous(x).reshape(-1),
+                                      dx.reshape(-1))
+    return dx
 
 
 def sigmoid(x) -> np.ndarray:

@@ -32,7 +32,7 @@ import time
 
 import numpy as np
 
-from . import _checks, _flat, activations, ops, runtime, transfer
+from . import _checks, _flat, activations, layers, ops, runtime, transfer
 from .kernels import dropout as _do
 from .kernels import fused as _fused
 from .kernels import mse as _mse
@@ -371,7 +371,7 @@ class FusedStep:
             return None
         dt = out.dtype
         a, b, c = layer._consts(dt)
-        r, thr = layer._draw(out.shape, dt)
+        r, thr = layers.uniform_draws(layer.rng, float(layer.rate), out.shape, dt)
         _do.alpha_forward(out.reshape(-1), r.reshape(-1), thr, a, b, c, dropped.reshape(-1), mask.reshape(-1))
         return a
 

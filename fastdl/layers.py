@@ -7,8 +7,9 @@ Activation layers (:class:`Relu`, :class:`Sigmoid`, and one per activation regis
 are :class:`ActivationLayer` subclasses run by their registry record.
 
 Every ``forward``/``backward`` validates its arguments before any kernel runs (a rejected call
-leaves the layer as it was), accepts any memory layout, and returns **new** arrays: keep outputs
-as long as you like. Unlike the book, ``Relu.backward`` does not write into ``dout``.
+leaves the layer as it was), accepts any memory layout, and returns **new** arrays. Unlike the book,
+``Relu.backward`` does not write into ``dout``; like the book's ``Sigmoid``, ``Relu`` keeps the output
+it returned for ``backward`` (change that array in place only after ``backward``).
 
 Dtype policy
     A layer with parameters (:class:`Affine`, :class:`BatchNormalization`) computes in its
@@ -171,15 +172,21 @@ class ActivationLayer:
 
 
 class Relu(ActivationLayer):
-    """``out = max(0, x)``; backward passes ``dout`` where ``x > 0``.
+    """``out = max(0, x)``; backward passes ``dout`` where ``x > 0`` (tested as ``out > 0``: no mask is kept).
 
     Attributes
     ----------
+    out : ndarray or None
+        The last forward output (the array ``forward`` returned).
     mask : ndarray of bool or None
-        ``x <= 0`` from the last forward (NaN is not masked: it passes through, as in the book).
+        The book's ``x <= 0``, computed from ``out`` when read (NaN is not masked: it passes).
     """
 
     activation = "relu"
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        return None if self.out is None else self.out <= 0
 
 
 class Sigmoid(ActivationLayer):
@@ -369,20 +376,12 @@ class Dropout:
     def forward(self, x, train_flg: bool = True) -> np.ndarray:
         """Return ``x * mask`` (training, new mask) or ``x * (1 - dropout_ratio)`` (evaluation)."""
         x = float_array(x, "x", "Dropout.forward", min_ndim=1)
-        xc = contiguous(x)
-        dt = x.dtype
+        xc, dt, ratio = contiguous(x), x.dtype, float(self.dropout_ratio)
         out = np.empty(x.shape, dtype=dt)
-        ratio = float(self.dropout_ratio)
         if not train_flg:
             _do.scale(xc.reshape(-1), dt.type(1.0 - ratio), out.reshape(-1))
             return out
-        if self.rng is None:
-            r = np.random.rand(*x.shape)
-            thr = np.float64(ratio)
-        else:
-            r = np.empty(x.shape, dtype=dt)
-            self.rng.random(out=r, dtype=dt)
-            thr = dt.type(ratio)
+        r, thr = uniform_draws(self.rng, ratio, x.shape, dt)
         mask = np.empty(x.shape, dtype=np.bool_)
         _do.forward(xc.reshape(-1), r.reshape(-1), thr, out.reshape(-1), mask.reshape(-1))
         self.mask = mask
@@ -398,6 +397,16 @@ class Dropout:
         dx = np.empty(mask.shape, dtype=dc.dtype)
         _do.apply_mask(dc.reshape(-1), mask.reshape(-1), dx.reshape(-1))
         return dx
+
+
+def uniform_draws(rng, rate: float, shape: tuple, dt: np.dtype) -> tuple[np.ndarray, object]:
+    """A dropout forward's uniform draws and drop threshold: ``np.random.rand`` (float64) when ``rng`` is None,
+    else ``rng.random(dtype=dt)``; the threshold in the draws' dtype."""
+    if rng is None:
+        return np.random.rand(*shape), np.float64(rate)
+    r = np.empty(shape, dtype=dt)
+    rng.random(out=r, dtype=dt)
+    return r, dt.type(rate)
 
 
 def alpha_dropout_constants(rate: float) -> tuple[float, float, float]:
@@ -458,15 +467,6 @@ class AlphaDropout:
         tp = dt.type
         return tp(a), tp(b), tp(a) * tp(alpha_p) + tp(b)
 
-    def _draw(self, shape: tuple, dt: np.dtype) -> tuple[np.ndarray, object]:
-        """The uniform draws for one training forward and the threshold in their dtype."""
-        rate = float(self.rate)
-        if self.rng is None:
-            return np.random.rand(*shape), np.float64(rate)
-        r = np.empty(shape, dtype=dt)
-        self.rng.random(out=r, dtype=dt)
-        return r, dt.type(rate)
-
     def forward(self, x, train_flg: bool = True) -> np.ndarray:
         """Return alpha dropout of ``x`` (training, new mask) or a copy of ``x`` (evaluation)."""
         where = "AlphaDropout.forward"
@@ -480,7 +480,7 @@ class AlphaDropout:
                 self.mask, self._a = np.ones(x.shape, dtype=np.bool_), dt.type(1)
             return out
         a, b, c = self._consts(dt)
-        r, thr = self._draw(x.shape, dt)
+        r, thr = uniform_draws(self.rng, float(self.rate), x.shape, dt)
         mask = np.empty(x.shape, dtype=np.bool_)
         _do.alpha_forward(contiguous(x).reshape(-1), r.reshape(-1), thr, a, b, c, out.reshape(-1), mask.reshape(-1))
         self.mask, self._a = mask, a

@@ -9,6 +9,7 @@ import pytest
 from conftest import DTYPES, LAYOUTS, SHAPES, assert_close, with_layout
 
 import fastdl
+from fastdl import functional as F
 from fastdl import layers as L
 from fastdl import reference as R
 from fastdl import runtime
@@ -283,12 +284,25 @@ def test_outputs_are_fresh_arrays(rng):
         assert not np.shares_memory(g1, g2) and not np.shares_memory(g1, x)
 
 
-def test_relu_nan_passes_like_the_reference():
-    x = np.array([[np.nan, -1.0, 0.0, -0.0, 2.0, np.inf, -np.inf]])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("policy", ["serial", "parallel"])
+def test_relu_nan_passes_like_the_reference(dtype, policy, rng):
+    """The layer keeps no mask: its backward tests ``out <= 0``, which must be the book's ``x <= 0`` everywhere."""
+    special = np.array([np.nan, -1.0, 0.0, -0.0, 2.0, np.inf, -np.inf, 1e-300, -1e-300], dtype=dtype)
+    x = rng.standard_normal((64, 70)).astype(dtype)
+    x.ravel()[: 9 * 400] = np.tile(special, 400)
+    dout = rng.standard_normal(x.shape).astype(dtype)
     ours, ref = L.Relu(), R.Relu()
-    np.testing.assert_array_equal(ours.forward(x), ref.forward(x))
+    with runtime.parallel_threshold(0 if policy == "parallel" else 2**62):
+        out = ours.forward(x)
+        dx = ours.backward(dout)
+    np.testing.assert_array_equal(out, ref.forward(x))
+    assert not np.signbit(out[x == 0]).any()  # -0.0 is masked to +0.0 as in the reference
+    assert ours.out is out and ours.mask.dtype == np.bool_
     np.testing.assert_array_equal(ours.mask, ref.mask)
-    assert not np.signbit(ours.forward(x)[0, 3])  # -0.0 is masked to +0.0 as in the reference
+    np.testing.assert_array_equal(dx, ref.backward(dout.copy()))
+    np.testing.assert_array_equal(F.relu_backward(dout, x), dx)  # from the input: the same test
+    np.testing.assert_array_equal(F.relu_backward(dout, out), dx)  # or from the output
 
 
 def test_dropout_zero_times_special_values_like_numpy():

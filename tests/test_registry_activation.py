@@ -46,9 +46,20 @@ SOFTSIGN = activations.Activation(
     name="softsign", aliases=("soft_sign",), layer="Softsign", forward=_softsign_fwd, backward=_softsign_bwd,
     saves="x", reference=RefSoftsign, torch="softsign", init="xavier", formula="x / (1 + |x|)")
 
-# the built-ins again, without their fused kernel codes: the fused step runs their drivers on its buffers
+def _mask_relu_fwd(x, out, mask):  # a record that keeps a boolean mask (as leaky_relu's does)
+    np.less_equal(x, 0, out=mask)
+    np.copyto(out, x)
+    out[mask] = 0
+
+
+def _mask_relu_bwd(dout, mask, dx):
+    np.copyto(dx, dout)
+    dx[mask] = 0
+
+
+# relu with a mask and sigmoid, without fused kernel codes: the fused step runs their drivers on its buffers
 BY_DRIVER = [
-    activations.Activation(name="toy_relu", layer="ToyRelu", forward=K.relu_forward, backward=K.relu_backward,
+    activations.Activation(name="toy_relu", layer="ToyRelu", forward=_mask_relu_fwd, backward=_mask_relu_bwd,
                            saves="mask", reference=R.Relu),
     activations.Activation(name="toy_sigmoid", layer="ToySigmoid", forward=K.sigmoid_forward,
                            backward=K.sigmoid_backward, saves="y", reference=R.Sigmoid, init="xavier"),

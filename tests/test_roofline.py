@@ -25,18 +25,24 @@ def _t(op, size, dtype):
 
 # -- traffic models, by hand -----------------------------------------------------------------------------
 
-def test_relu_forward_moves_x_in_y_and_its_mask_out():
-    t = _t("relu-forward", "256x1024", "float32")
+def test_leaky_relu_forward_moves_x_in_y_and_its_mask_out():
+    t = _t("leaky_relu-forward", "256x1024", "float32")
     # the record saves a one-byte mask: x read, y written, mask written (both fresh)
     assert t.read == 4 * N and t.written == 4 * N + N
     assert t.bytes == 2 * 4 * N + N and t.fresh == 4 * N + N and t.bus_bytes == 3 * 4 * N + 2 * N
     assert t.footprint == 2 * 4 * N + N and not t.gemms and t.unit == "GB/s"
-    assert cases.work("relu-forward", "256x1024", "float32") == (t.bytes, "GB/s")
+    assert cases.work("leaky_relu-forward", "256x1024", "float32") == (t.bytes, "GB/s")
 
 
-def test_relu_backward_reads_dout_and_the_mask():
-    t = _t("relu-backward", "256x1024", "float32")
+def test_leaky_relu_backward_reads_dout_and_the_mask():
+    t = _t("leaky_relu-backward", "256x1024", "float32")
     assert (t.read, t.written, t.fresh) == (4 * N + N, 4 * N, 4 * N)
+
+
+def test_relu_keeps_no_mask_its_backward_reads_y():
+    fwd, bwd = _t("relu-forward", "256x1024", "float32"), _t("relu-backward", "256x1024", "float32")
+    assert (fwd.read, fwd.written, fwd.fresh) == (4 * N, 4 * N, 4 * N)
+    assert (bwd.read, bwd.written, bwd.fresh) == (2 * 4 * N, 4 * N, 4 * N)
 
 
 def test_sigmoid_fwd_bwd_counts_y_once_in_the_footprint():
@@ -147,8 +153,8 @@ def test_bandwidth_is_read_off_the_curve_log_log():
 
 
 def test_memory_bound_limit_is_the_bandwidth_at_the_footprint_less_write_allocate():
-    lim = roofline.limit_for("relu-forward", "256x1024", "float32", _PEAKS)
-    t = _t("relu-forward", "256x1024", "float32")
+    lim = roofline.limit_for("leaky_relu-forward", "256x1024", "float32", _PEAKS)
+    t = _t("leaky_relu-forward", "256x1024", "float32")
     bus = roofline.bandwidth_at(t.footprint, _PEAKS)[0]
     assert lim["unit"] == "GB/s" and lim["level"] == "L3" and lim["bus_GBps"] == pytest.approx(bus)
     assert lim["limit"] == pytest.approx(bus * t.bytes / t.bus_bytes)
@@ -157,7 +163,7 @@ def test_memory_bound_limit_is_the_bandwidth_at_the_footprint_less_write_allocat
     # a reported L3 that serves the working set at DRAM speed (a VM told the host's L3) is labelled DRAM
     host_l3 = dict(_PEAKS, caches=dict(_PEAKS["caches"], L3=2**30))
     assert roofline.limit_for("adam-update", "8M", "float64", host_l3)["level"] == "DRAM"
-    assert roofline.limit_for("relu-forward", "256x1024", "float32", host_l3)["level"] == "L3"
+    assert roofline.limit_for("leaky_relu-forward", "256x1024", "float32", host_l3)["level"] == "L3"
 
 
 def test_gemm_limit_uses_the_same_shapes_else_the_square_peak():

@@ -2,8 +2,9 @@
 
 Formulas (the book's, element by element):
 
-* relu forward: ``mask = x <= 0``; ``out = 0 if mask else x`` (NaN is not ``<= 0``: it passes through)
-* relu backward: ``dx = 0 if mask else dout``
+* relu forward: ``out = 0 if x <= 0 else x`` (NaN is not ``<= 0``: it passes through); no mask is stored
+* relu backward from the output: ``dx = 0 if out <= 0 else dout`` (``out <= 0`` exactly where ``x <= 0``, the
+  book's mask: ``out`` is ``+0`` there, ``x > 0`` or NaN elsewhere)
 * sigmoid forward: ``out = 1 / (1 + exp(-x))``, with NumPy's ``exp`` (see :func:`sigmoid_forward`)
 * sigmoid backward: ``dx = dout * (1 - out) * out``
 """
@@ -18,42 +19,40 @@ from . import dispatch, numpy_map
 
 
 @jit
-def _relu_fwd(x, out, mask, lo, hi):
+def _relu_out(x, out, lo, hi):
     # slice first: indices from range(size) are known non-negative, so the loop vectorizes
     # (indexing with range(lo, hi) kept wraparound checks and ran ~15x slower)
-    xs, os, ms = x[lo:hi], out[lo:hi], mask[lo:hi]
+    xs, os = x[lo:hi], out[lo:hi]
     for i in range(xs.size):
         v = xs[i]
-        m = v <= 0
-        ms[i] = m
-        if m:
+        if v <= 0:
             os[i] = 0
         else:
             os[i] = v
 
 
 @jit(parallel=True)
-def _relu_fwd_par(x, out, mask, nchunks):
+def _relu_out_par(x, out, nchunks):
     n = x.size
     for c in prange(nchunks):
-        _relu_fwd(x, out, mask, c * n // nchunks, (c + 1) * n // nchunks)
+        _relu_out(x, out, c * n // nchunks, (c + 1) * n // nchunks)
 
 
 @jit
-def _relu_bwd(dout, mask, dx, lo, hi):
-    ds, ms, xs = dout[lo:hi], mask[lo:hi], dx[lo:hi]
+def _relu_bwd_out(dout, y, dx, lo, hi):
+    ds, ys, xs = dout[lo:hi], y[lo:hi], dx[lo:hi]
     for i in range(ds.size):
-        if ms[i]:
+        if ys[i] <= 0:
             xs[i] = 0
         else:
             xs[i] = ds[i]
 
 
 @jit(parallel=True)
-def _relu_bwd_par(dout, mask, dx, nchunks):
+def _relu_bwd_out_par(dout, y, dx, nchunks):
     n = dout.size
     for c in prange(nchunks):
-        _relu_bwd(dout, mask, dx, c * n // nchunks, (c + 1) * n // nchunks)
+        _relu_bwd_out(dout, y, dx, c * n // nchunks, (c + 1) * n // nchunks)
 
 
 @jit
@@ -91,16 +90,16 @@ def _exp_of_negative(x: np.ndarray, out: np.ndarray) -> None:
     np.exp(out, out=out)
 
 
-def relu_forward(x: np.ndarray, out: np.ndarray, mask: np.ndarray) -> None:
-    """Flat arrays: write ``out`` and the boolean ``mask`` (``x <= 0``)."""
+def relu_forward_out(x: np.ndarray, out: np.ndarray) -> None:
+    """Flat arrays: ``out = 0 if x <= 0 else x`` (no mask: the backward reads ``out``)."""
     n = x.size
-    dispatch(_relu_fwd, _relu_fwd_par, n, n, x, out, mask, family="stream")
+    dispatch(_relu_out, _relu_out_par, n, n, x, out, family="stream")
 
 
-def relu_backward(dout: np.ndarray, mask: np.ndarray, dx: np.ndarray) -> None:
-    """Flat arrays: ``dx = where(mask, 0, dout)``."""
+def relu_backward_out(dout: np.ndarray, y: np.ndarray, dx: np.ndarray) -> None:
+    """Flat arrays: ``dx = 0 if y <= 0 else dout`` with ``y`` the forward output (or its input: the same test)."""
     n = dout.size
-    dispatch(_relu_bwd, _relu_bwd_par, n, n, dout, mask, dx, family="stream")
+    dispatch(_relu_bwd_out, _relu_bwd_out_par, n, n, dout, y, dx, family="stream")
 
 
 def sigmoid_forward(x: np.ndarray, out: np.ndarray) -> None:

@@ -22,7 +22,7 @@ from . import dispatch
 
 @jit
 def _fwd(x, r, ratio, zero, out, mask, lo, hi):
-    # sliced views: non-negative indices let the loop vectorize (see activations._relu_fwd)
+    # sliced views: non-negative indices let the loop vectorize (see activations._relu_out)
     xs, rs, os, ms = x[lo:hi], r[lo:hi], out[lo:hi], mask[lo:hi]
     for i in range(xs.size):
         m = rs[i] > ratio
