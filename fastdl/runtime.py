@@ -16,18 +16,16 @@ must be in the environment before the libraries that read them load:
     kernels run uncached (compiled in every process) after one :class:`CacheWarning` that says to
     set ``FASTDL_CACHE_DIR`` or ``NUMBA_CACHE_DIR``.
 
-``GOMP_SPINCOUNT``
-    Numba's ``omp`` threading layer uses GNU OpenMP, whose idle threads spin for ~300,000 iterations
-    after every parallel region. Interleaved with OpenBLAS GEMMs (whose threads also want both
-    cores) that spinning made a 784x100 training-style loop ~8x slower on the 2-core development
-    machine (8.7 ms instead of ~1.0 ms per iteration). fastdl sets ``GOMP_SPINCOUNT=1000`` unless
-    you set it: the fight disappears and a parallel launch still costs ~3 us (with ``0`` it costs
-    ~20 us). It only takes effect if libgomp has not been loaded yet in the process. It applies to
-    every libgomp the process loads afterwards, PyTorch's bundled one included: imported after
-    fastdl, PyTorch's 2-thread CPU ops slowed down by up to ~10x on the development machine (its
-    784-100x5-10 batch-norm training step 17 ms instead of 2.3 ms; batch norm forward 100x100
-    0.9 ms instead of 35 us). Import torch before fastdl, or set ``GOMP_SPINCOUNT`` yourself, when
-    you use both in one process.
+``GOMP_SPINCOUNT`` (only with Numba's ``omp`` layer)
+    fastdl prefers Numba's ``tbb`` threading layer (the ``tbb`` wheel is a dependency on x86-64) and
+    sets nothing for it. Where only ``omp`` loads (or ``NUMBA_THREADING_LAYER=omp``), GNU OpenMP's idle
+    threads spin for ~300,000 iterations after every parallel region and fight OpenBLAS's threads:
+    a 784x100 training-style loop ran ~8x slower on the 2-core development machine (8.7 ms instead
+    of ~1.0 ms per iteration). fastdl then sets ``GOMP_SPINCOUNT=1000`` unless you set it (before
+    libgomp loads). It applies to every libgomp the process loads afterwards, PyTorch's bundled one
+    included: imported after fastdl, PyTorch's 2-thread CPU ops slowed down by up to ~10x there. With
+    ``tbb`` none of this applies: its idle workers yield the core, a launch whose worker sleeps costs
+    the caller ~1 us (the caller starts on the work), and PyTorch keeps its own OpenMP settings.
 
 ``FASTDL_MALLOC_TUNING`` (glibc on Linux only)
     glibc serves every allocation above its mmap threshold (dynamic, at most 32 MiB) with fresh
@@ -43,8 +41,9 @@ must be in the environment before the libraries that read them load:
     defaults; :func:`info` reports whether the tuning is active.
 
 Threading policy
-    * Threading layer: ``omp`` (then ``tbb``) when available; the ``workqueue`` layer costs ~64 us
-      per launch, so when neither is available fastdl runs every kernel serially.
+    * Threading layer: ``tbb`` (then ``omp``) when available; the ``workqueue`` layer costs ~64 us
+      per launch, so when neither is available fastdl runs every kernel serially. The crossover
+      tables below are stored per layer.
     * Every parallel-capable kernel exists as a serial and a parallel variant and belongs to a kernel
       *family* (:data:`FAMILIES`: cheap streaming elementwise passes, transcendental activations,
       NumPy ufuncs cut into pieces, softmax + loss, batch norm, optimizer steps, the clip-norm
@@ -72,7 +71,8 @@ Processes: fork after a parallel kernel
     workers die that way waits forever. Fork is the default start method on Linux before Python
     3.14. fastdl therefore marks every process created by ``os.fork`` (``os.register_at_fork``):
     in a forked child :func:`use_parallel` is always False and every kernel runs its serial
-    variant (same numbers, one core per worker process, which is what a pool wants anyway).
+    variant (same numbers, one core per worker process, which is what a pool wants anyway). The
+    rule holds on the ``tbb`` layer too (TBB is fork-safe; a pool still wants one core per worker).
     Processes started with ``spawn`` or ``forkserver`` (a fresh interpreter) are not affected;
     ``spawn`` remains the recommended start method for worker processes.
 
@@ -212,8 +212,7 @@ def kernel_source_key() -> str:
 
 
 def _configure_environment() -> str:
-    """Set NUMBA_CACHE_DIR and GOMP_SPINCOUNT (unless the user did); return the cache dir."""
-    os.environ.setdefault("GOMP_SPINCOUNT", DEFAULT_GOMP_SPINCOUNT)
+    """Set NUMBA_CACHE_DIR (unless the user did); return the cache dir."""
     if os.environ.get("NUMBA_CACHE_DIR"):
         return os.environ["NUMBA_CACHE_DIR"]
     key = kernel_source_key()
@@ -265,18 +264,65 @@ if not numba.config.CACHE_DIR:
     numba.config.CACHE_DIR = _CACHE_DIR
 
 
+def _preload_tbb() -> None:
+    """Make the ``tbb`` wheel's library findable by Numba's ``tbbpool``.
+
+    pip puts it in ``<prefix>/lib`` (``<prefix>\\Library\\bin`` on Windows), with ``<prefix>`` the
+    environment's or, for ``--user`` installs, the user base: not on the loader's search path outside
+    conda. Loaded once by its path with ``RTLD_GLOBAL``, later loads by its name find it (on Windows
+    the directory is added to the DLL search path instead).
+    """
+    import ctypes
+    import site
+
+    for base in (sys.prefix, getattr(site, "USER_BASE", None) or ""):
+        if sys.platform == "win32":
+            folder = Path(base) / "Library" / "bin"
+            if (folder / "tbb12.dll").is_file():
+                os.add_dll_directory(str(folder))
+                return
+            continue
+        path = Path(base) / "lib" / ("libtbb.12.dylib" if sys.platform == "darwin" else "libtbb.so.12")
+        if path.is_file():
+            try:
+                ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
+            except OSError:
+                continue
+            return
+
+
+def _try_layer(name: str) -> bool:
+    """Can Numba run parallel regions on layer ``name`` (its library loads, TBB new enough)?"""
+    try:
+        if name == "tbb":
+            _preload_tbb()
+            from numba.np.ufunc.parallel import _check_tbb_version_compatible
+
+            _check_tbb_version_compatible()
+            __import__("numba.np.ufunc.tbbpool")
+        else:
+            os.environ.setdefault("GOMP_SPINCOUNT", DEFAULT_GOMP_SPINCOUNT)  # before libgomp loads
+            __import__("numba.np.ufunc.omppool")
+    except Exception:  # ImportError, or OSError when libtbb/libgomp is missing or TBB too old
+        return False
+    return True
+
+
 def _pick_threading_layer() -> str | None:
-    """Prefer omp, then tbb; return None when only the slow workqueue layer exists."""
+    """Prefer tbb, then omp; return None when only the slow workqueue layer exists.
+
+    ``NUMBA_THREADING_LAYER=omp`` or ``=tbb`` in the environment picks that layer (fastdl then
+    only prepares it: the spin-count default for omp, the library path for tbb).
+    """
     user = os.environ.get("NUMBA_THREADING_LAYER")
     if user and user not in ("default", "safe", "forksafe", "threadsafe"):
+        if user in ("omp", "tbb"):
+            _try_layer(user)
         return None if user == "workqueue" else user
-    for name, module in (("omp", "omppool"), ("tbb", "tbbpool")):
-        try:
-            __import__(f"numba.np.ufunc.{module}")
-        except Exception:  # ImportError, or OSError when libgomp/libtbb is missing
-            continue
-        numba.config.THREADING_LAYER = name
-        return name
+    for name in ("tbb", "omp"):
+        if _try_layer(name):
+            numba.config.THREADING_LAYER = name
+            return name
     return None
 
 
@@ -405,14 +451,19 @@ DEFAULT_CROSSOVER_BYTES = 8 * DEFAULT_PARALLEL_THRESHOLD
 
 
 def _load_crossovers() -> tuple[dict, dict]:
-    """``{(family, itemsize): bytes}`` and the table's provenance, from :mod:`fastdl._crossovers`."""
+    """``{(family, itemsize): bytes}`` and the table's provenance, from :mod:`fastdl._crossovers`.
+
+    The stored tables are per threading layer (a parallel launch costs each layer differently); a
+    layer without a table of its own uses the ``omp`` one (its provenance says so).
+    """
     from . import _crossovers
 
+    layer = _THREADING_LAYER if _THREADING_LAYER in _crossovers.CROSSOVERS else "omp"
     table = {}
-    for family, per_dtype in _crossovers.CROSSOVERS.items():
+    for family, per_dtype in _crossovers.CROSSOVERS[layer].items():
         for dtype, nbytes in per_dtype.items():
             table[(family, 4 if dtype == "float32" else 8)] = int(nbytes)
-    return table, dict(_crossovers.MEASURED)
+    return table, dict(_crossovers.MEASURED[layer], layer=layer)
 
 
 _CROSSOVERS, _CROSSOVERS_MEASURED = _load_crossovers()
@@ -577,7 +628,8 @@ def info() -> dict:
         "numba_threads": numba.get_num_threads(),
         "parallel_threshold": "crossover table" if _parallel_threshold is None else _parallel_threshold,
         "fastdl_num_threads": _ENV_THREADS,
-        "crossovers_measured": _CROSSOVERS_MEASURED.get("when", "not measured"),
+        "crossovers_measured": f"{_CROSSOVERS_MEASURED.get('when', 'not measured')} "
+                               f"({_CROSSOVERS_MEASURED.get('layer')} layer)",
         "forked_child_serial": _FORKED_CHILD,
         "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"),
         "malloc_tuning": _MALLOC_TUNED,

@@ -42,12 +42,15 @@ def _bench_module():
 
 
 def test_stored_table_covers_every_family_and_dtype():
-    stored = _crossovers.CROSSOVERS
-    assert set(stored) == set(runtime.FAMILIES)
-    for family in runtime.FAMILIES:
-        assert set(stored[family]) == {"float32", "float64"}
-        assert all(isinstance(v, int) and v >= 0 for v in stored[family].values())
-    assert runtime.get_crossovers() == stored
+    assert "omp" in _crossovers.CROSSOVERS  # the fallback of a layer without a table of its own
+    assert set(_crossovers.MEASURED) == set(_crossovers.CROSSOVERS)
+    for stored in _crossovers.CROSSOVERS.values():
+        assert set(stored) == set(runtime.FAMILIES)
+        for family in runtime.FAMILIES:
+            assert set(stored[family]) == {"float32", "float64"}
+            assert all(isinstance(v, int) and v >= 0 for v in stored[family].values())
+    layer = runtime.info()["fastdl_threading_layer"]
+    assert runtime.get_crossovers() == _crossovers.CROSSOVERS.get(layer, _crossovers.CROSSOVERS["omp"])
     assert runtime.get_parallel_threshold() is None  # the table decides by default
     assert runtime.info()["parallel_threshold"] == "crossover table"
 
@@ -163,15 +166,21 @@ def test_written_table_is_read_back(tmp_path):
     path = tmp_path / "_crossovers.py"
     path.write_text("old")
     table = {"stream": {"float32": 4096, "float64": 8192}, "optimizer": {"float32": 2**20}}
-    bench.write_table(table, path, "0.10 0.20 0.30")
+    bench.write_table(table, path, "0.10 0.20 0.30", layer="omp")
+    bench.write_table({"stream": {"float32": 1, "float64": 2}}, path, "0.4 0.5 0.6", layer="tbb")
+    bench.write_table(table, path, "0.7 0.8 0.9", layer="tbb")  # replaces tbb's, keeps omp's
     spec = importlib.util.spec_from_file_location("written", path)
     written = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(written)
-    assert set(written.CROSSOVERS) == set(runtime.FAMILIES)
-    assert written.CROSSOVERS["stream"] == {"float32": 4096, "float64": 8192}
-    assert written.CROSSOVERS["optimizer"] == {"float32": 2**20, "float64": bench.NEVER}  # unmeasured: never
-    assert written.CROSSOVERS["softmax"] == {"float32": bench.NEVER, "float64": bench.NEVER}
-    assert written.MEASURED["load_before"] == "0.10 0.20 0.30"
+    assert set(written.CROSSOVERS) == set(written.MEASURED) == {"omp", "tbb"}
+    for layer in ("omp", "tbb"):
+        tab = written.CROSSOVERS[layer]
+        assert set(tab) == set(runtime.FAMILIES)
+        assert tab["stream"] == {"float32": 4096, "float64": 8192}
+        assert tab["optimizer"] == {"float32": 2**20, "float64": bench.NEVER}  # unmeasured: never
+        assert tab["softmax"] == {"float32": bench.NEVER, "float64": bench.NEVER}
+    assert written.MEASURED["omp"]["load_before"] == "0.10 0.20 0.30"
+    assert written.MEASURED["tbb"]["load_before"] == "0.7 0.8 0.9"
     assert not [p for p in tmp_path.iterdir() if p.name != "_crossovers.py"]  # no temporary file left
 
 

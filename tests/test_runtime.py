@@ -84,16 +84,41 @@ def _run_python(code: str, env_changes: dict[str, str | None]) -> str:
     return out.stdout.strip()
 
 
-_PROBE = "import json, os, fastdl; print(json.dumps([fastdl.runtime.cache_dir(), os.environ['GOMP_SPINCOUNT']]))"
+_PROBE = ("import json, os, fastdl; print(json.dumps([fastdl.runtime.cache_dir(), os.environ.get('GOMP_SPINCOUNT'), "
+          "fastdl.runtime.info()['fastdl_threading_layer']]))")
 
 
-def test_cache_dir_defaults_to_user_cache_and_spin_is_lowered(tmp_path):
+def test_cache_dir_defaults_to_user_cache(tmp_path):
     out = _run_python(_PROBE, {"NUMBA_CACHE_DIR": None, "FASTDL_CACHE_DIR": None,
                                "XDG_CACHE_HOME": str(tmp_path), "GOMP_SPINCOUNT": None})
-    cache, spin = json.loads(out)
+    cache, _spin, _layer = json.loads(out)
     assert cache == str(tmp_path / "fastdl" / "numba" / runtime.kernel_source_key())
     assert os.path.isdir(cache)
-    assert spin == runtime.DEFAULT_GOMP_SPINCOUNT
+
+
+@pytest.mark.parametrize("layer", ["omp", "tbb"])
+def test_spin_count_is_lowered_only_for_the_omp_layer(layer):
+    """libgomp's spinning fights OpenBLAS (omp layer: fastdl sets 1000); with tbb nothing is set, so a
+    PyTorch imported later keeps its own OpenMP defaults."""
+    try:
+        out = _run_python(_PROBE, {"NUMBA_THREADING_LAYER": layer, "GOMP_SPINCOUNT": None})
+    except subprocess.CalledProcessError as exc:
+        pytest.fail(f"import with NUMBA_THREADING_LAYER={layer} failed: {exc.stderr[-400:]}")
+    _cache, spin, picked = json.loads(out)
+    assert picked == layer
+    assert spin == (runtime.DEFAULT_GOMP_SPINCOUNT if layer == "omp" else None)
+
+
+def test_tbb_is_preferred_when_it_loads():
+    """The default pick: tbb (installed with fastdl on x86-64) before omp."""
+    out = _run_python(_PROBE, {"NUMBA_THREADING_LAYER": None, "GOMP_SPINCOUNT": None})
+    layer = json.loads(out)[2]
+    try:
+        import numba.np.ufunc.tbbpool  # noqa: F401  (loads only after fastdl's preload, which ran at import)
+    except ImportError:
+        assert layer in ("omp", "serial-only")
+    else:
+        assert layer == "tbb"
 
 
 def test_cache_key_changes_with_any_kernel_source(tmp_path, monkeypatch):
@@ -115,7 +140,7 @@ def test_cache_key_changes_with_any_kernel_source(tmp_path, monkeypatch):
 
 def test_user_settings_win(tmp_path):
     out = _run_python(_PROBE, {"NUMBA_CACHE_DIR": str(tmp_path / "mine"), "GOMP_SPINCOUNT": "777"})
-    cache, spin = json.loads(out)
+    cache, spin, _layer = json.loads(out)
     assert cache == str(tmp_path / "mine")
     assert spin == "777"
 
