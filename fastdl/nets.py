@@ -30,9 +30,9 @@ The fused training step (fastdl backend; alpha dropout, not the book's dropout)
     Differences from the book you can observe: the arrays ``gradient`` returns are the same objects
     every call and are overwritten by the next call (like PyTorch's ``.grad``; copy them to keep
     them); the layers' ``dW``/``db``/``dgamma``/``dbeta`` are those arrays; batch norm's
-    ``running_mean``/``running_var`` are arrays owned by the network, updated in place; after a
-    fused step ``Relu.mask`` is ``None`` (the fused backward reads the ReLU output instead). The
-    step itself lives in :mod:`fastdl.fused_step`.
+    ``running_mean``/``running_var`` are arrays owned by the network, updated in place; ``Relu.mask``
+    is computed from the kept output (``Relu.out``) when read. The step itself lives in
+    :mod:`fastdl.fused_step`.
 
 Copies
     ``copy.deepcopy(net)`` and ``pickle`` work on every backend (the backend travels by name): a
