@@ -458,10 +458,10 @@ def _load_crossovers() -> tuple[dict, dict]:
     """
     from . import _crossovers
 
-    layer = _THREADING_LAYER if _THREADING_LAYER in _crossovers.CROSSOVERS else "omp"
+    layer = _THREADING_LAYER if _THREADING_LAYER in _crossovers.MEASURED else "omp"
     table = {}
-    for family, per_dtype in _crossovers.CROSSOVERS[layer].items():
-        for dtype, nbytes in per_dtype.items():
+    for family, per_layer in _crossovers.CROSSOVERS.items():  # {family: {layer: {dtype: bytes}}}
+        for dtype, nbytes in per_layer[layer].items():
             table[(family, 4 if dtype == "float32" else 8)] = int(nbytes)
     return table, dict(_crossovers.MEASURED[layer], layer=layer)
 

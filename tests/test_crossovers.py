@@ -41,16 +41,18 @@ def _bench_module():
     return module
 
 
-def test_stored_table_covers_every_family_and_dtype():
-    assert "omp" in _crossovers.CROSSOVERS  # the fallback of a layer without a table of its own
-    assert set(_crossovers.MEASURED) == set(_crossovers.CROSSOVERS)
-    for stored in _crossovers.CROSSOVERS.values():
-        assert set(stored) == set(runtime.FAMILIES)
-        for family in runtime.FAMILIES:
-            assert set(stored[family]) == {"float32", "float64"}
-            assert all(isinstance(v, int) and v >= 0 for v in stored[family].values())
+def test_stored_table_covers_every_family_layer_and_dtype():
+    layers = set(_crossovers.MEASURED)
+    assert "omp" in layers  # the fallback of a layer without a table of its own
+    assert set(_crossovers.CROSSOVERS) == set(runtime.FAMILIES)
+    for family in runtime.FAMILIES:
+        assert set(_crossovers.CROSSOVERS[family]) == layers
+        for per_dtype in _crossovers.CROSSOVERS[family].values():
+            assert set(per_dtype) == {"float32", "float64"}
+            assert all(isinstance(v, int) and v >= 0 for v in per_dtype.values())
     layer = runtime.info()["fastdl_threading_layer"]
-    assert runtime.get_crossovers() == _crossovers.CROSSOVERS.get(layer, _crossovers.CROSSOVERS["omp"])
+    layer = layer if layer in layers else "omp"
+    assert runtime.get_crossovers() == {f: _crossovers.CROSSOVERS[f][layer] for f in runtime.FAMILIES}
     assert runtime.get_parallel_threshold() is None  # the table decides by default
     assert runtime.info()["parallel_threshold"] == "crossover table"
 
@@ -172,10 +174,9 @@ def test_written_table_is_read_back(tmp_path):
     spec = importlib.util.spec_from_file_location("written", path)
     written = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(written)
-    assert set(written.CROSSOVERS) == set(written.MEASURED) == {"omp", "tbb"}
+    assert set(written.MEASURED) == {"omp", "tbb"} and set(written.CROSSOVERS) == set(runtime.FAMILIES)
     for layer in ("omp", "tbb"):
-        tab = written.CROSSOVERS[layer]
-        assert set(tab) == set(runtime.FAMILIES)
+        tab = {family: per_layer[layer] for family, per_layer in written.CROSSOVERS.items()}
         assert tab["stream"] == {"float32": 4096, "float64": 8192}
         assert tab["optimizer"] == {"float32": 2**20, "float64": bench.NEVER}  # unmeasured: never
         assert tab["softmax"] == {"float32": bench.NEVER, "float64": bench.NEVER}
