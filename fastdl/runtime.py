@@ -24,8 +24,9 @@ must be in the environment before the libraries that read them load:
     of ~1.0 ms per iteration). fastdl then sets ``GOMP_SPINCOUNT=1000`` unless you set it (before
     libgomp loads). It applies to every libgomp the process loads afterwards, PyTorch's bundled one
     included: imported after fastdl, PyTorch's 2-thread CPU ops slowed down by up to ~10x there. With
-    ``tbb`` none of this applies: its idle workers yield the core, a launch whose worker sleeps costs
-    the caller ~1 us (the caller starts on the work), and PyTorch keeps its own OpenMP settings.
+    ``tbb`` none of this applies: its idle workers yield the core; the calling thread starts on the
+    work at once, so a parallel call whose worker is asleep costs about what the serial one does
+    (``omp``'s caller waits for the wake-up); and PyTorch keeps its own OpenMP settings.
 
 ``FASTDL_MALLOC_TUNING`` (glibc on Linux only)
     glibc serves every allocation above its mmap threshold (dynamic, at most 32 MiB) with fresh
