@@ -340,3 +340,67 @@ def test_float32_statistics_take_the_same_path_serial_and_parallel():
             outs.append((bn.forward(x), bn.std.copy()))
     np.testing.assert_array_equal(outs[0][0], outs[1][0])
     np.testing.assert_array_equal(outs[0][1], outs[1][1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_blocked_eight_row_sums_are_the_row_by_row_sums_to_the_bit(dtype):
+    """The one-pass statistics and the backward's two sums (eight rows per step, column blocks) round as
+    adding one row at a time, in float64 for the shifted sums: the same bits as NumPy's reduction over
+    axis 0, for a row count with a remainder and more columns than one block, serial and parallel."""
+    from fastdl.kernels import batchnorm as K
+
+    n, d = 8 * 3 + 5, K.STATS_BLOCK + 37  # float32: above TWO_PASS_F32_VALUES needs n * d > 512K values
+    if dtype == np.float32:
+        n = K.TWO_PASS_F32_VALUES // d + 11
+    rng = np.random.default_rng(21)
+    x = (rng.standard_normal((n, d)) * 3 + 2).astype(dtype)
+    dout = rng.standard_normal((n, d)).astype(dtype)
+    gamma, beta, z = np.ones(d, dtype), np.zeros(d, dtype), np.zeros(d, dtype)
+    mu = np.add.reduce(x, axis=0) / dtype(n)
+    dev = x.astype(np.float64) - x[0].astype(np.float64)
+    s1, s2 = np.add.reduce(dev, axis=0) / n, np.add.reduce(dev * dev, axis=0) / n
+    var = np.maximum(s2 - s1 * s1, 0.0).astype(dtype)
+    for threshold in (2**62, 0):
+        with runtime.parallel_threshold(threshold):
+            _, _, mu_k, var_k, std_k, _, _, _ = K.train_forward(x, gamma, beta, 1e-6, 0.9, z, z, xn=K.NO_XN[x.dtype])
+            np.testing.assert_array_equal(mu_k, mu)
+            np.testing.assert_array_equal(var_k, var)
+            inv = 1 / std_k
+            grads, dx = np.empty((5, d), dtype), np.empty_like(x)
+            K.backward_into(dout, x, mu_k, inv, gamma, std_k, grads, K.consts_for(x.dtype, 0.0, n, 0.0), dx)
+            np.testing.assert_array_equal(grads[K.DBETA], np.add.reduce(dout, axis=0))
+            np.testing.assert_array_equal(grads[K.DGAMMA], np.add.reduce(dout * ((x - mu_k) * inv), axis=0))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("d", [1, 15, 300, 1043])
+def test_streaming_stores_write_the_plain_stores_bits(dtype, d, monkeypatch):
+    """out and dx written with streaming stores (forced from 0 bytes) equal the plain stores' arrays,
+    serial and column-split parallel, for row starts at every alignment (odd widths) and for an output
+    that is not even aligned to its itemsize (no streaming store then)."""
+    from fastdl.kernels import batchnorm as K
+
+    rng = np.random.default_rng(22)
+    n = 13
+    x = (rng.standard_normal((n, d)) + 0.5).astype(dtype)
+    dout = rng.standard_normal((n, d)).astype(dtype)
+    gamma, beta = (rng.standard_normal(d) + 1).astype(dtype), rng.standard_normal(d).astype(dtype)
+    z = np.zeros(d, dtype)
+
+    def run(out):
+        stats, grads, dx = np.empty((6, d), dtype), np.empty((5, d), dtype), np.empty_like(x)
+        consts = K.consts_for(x.dtype, 1e-6, n, 0.9)
+        K.train_forward_into(x, gamma, beta, z, z, consts, stats, K.NO_XN[x.dtype], out)
+        K.backward_into(dout, x, stats[K.MU], stats[K.INV], gamma, stats[K.STD], grads, consts, dx)
+        return out.copy(), dx, grads[:2].copy()
+
+    raw = np.zeros(x.nbytes + 1, np.uint8)
+    misaligned = raw[1:].view(dtype).reshape(n, d)  # address odd: not a multiple of the itemsize
+    for threshold in (2**62, 0):
+        with runtime.parallel_threshold(threshold):
+            monkeypatch.setattr(K, "STREAM_MIN_BYTES", 2**62)
+            plain = run(np.empty_like(x))
+            monkeypatch.setattr(K, "STREAM_MIN_BYTES", 0)
+            for out in (np.empty_like(x), misaligned):
+                for a, b in zip(run(out), plain):
+                    np.testing.assert_array_equal(a, b)

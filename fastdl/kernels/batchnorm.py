@@ -40,8 +40,8 @@ each thread owns whole columns: no partial sums, no reduction, the same numbers 
 
 Workers (also callable from other kernels, serial, whole batch)::
 
-    _train_cols(x, gamma, beta, rm, rv, consts, stats, xn, out, c0, c1) -> n_nonfinite
-    _backward_cols(dout, x, mu, inv, gamma, std, grads, consts, dx, c0, c1)
+    _train_cols(x, gamma, beta, rm, rv, consts, stats, xn, out, c0, c1, stream) -> n_nonfinite
+    _backward_cols(dout, x, mu, inv, gamma, std, grads, consts, dx, c0, c1, stream)
 
 ``consts = [eps, N, momentum, 1 - momentum]`` in the array dtype; ``stats`` is ``(6, D)`` with rows
 mean, variance, std, new running mean, new running variance, 1/std; ``grads`` is ``(5, D)`` with rows
@@ -55,6 +55,7 @@ from numba import prange
 
 from .. import runtime
 from .._jit import jit
+from .ntstore import STREAM_MIN_BYTES, aligned_head, stream_fence, stream_store
 
 #: largest ``(mean - shift)**2 / var`` for which the one-pass shifted variance is kept (above it: two passes);
 #: the float64 sums' relative error is then amplified at most ``1 + 2 * SHIFT_RATIO`` times by the subtraction
@@ -66,6 +67,8 @@ TWO_PASS_F32_VALUES = 512 * 1024
 
 #: parallel column ranges start on multiples of this many elements (64 bytes of float32)
 COL_ALIGN = 16
+#: columns per block of the one-pass statistics: the block's accumulators (28 KiB for float32 input) stay in L1
+STATS_BLOCK = 1024
 
 _EPS, _NF, _M, _OM = 0, 1, 2, 3
 MU, VAR, STD, RM_NEW, RV_NEW, INV = 0, 1, 2, 3, 4, 5
@@ -183,6 +186,52 @@ def _col_sqdev(x, mu, acc, b0, b1):
 
 
 @jit
+def _shifted_sums(x, mu, k, s1, s2, b0, b1):
+    """Columns ``[b0, b1)``: ``mu = sum_i x[i]`` (x's dtype), ``k = x[0]``, ``s1 = sum_i (x[i] - k)``,
+    ``s2 = sum_i (x[i] - k)**2`` (float64), rows in order, eight rows per step into each accumulator
+    (the rounding of one row at a time)."""
+    n = x.shape[0]
+    u0, u1 = np.uint64(b0), np.uint64(b1)
+    for j in range(u0, u1):
+        mu[j] = 0
+        s1[j] = 0.0
+        s2[j] = 0.0
+        k[j] = x[0, j]
+    i = 0
+    while i + 8 <= n:
+        for j in range(u0, u1):
+            x0 = x[i, j]
+            x1 = x[i + 1, j]
+            x2 = x[i + 2, j]
+            x3 = x[i + 3, j]
+            x4 = x[i + 4, j]
+            x5 = x[i + 5, j]
+            x6 = x[i + 6, j]
+            x7 = x[i + 7, j]
+            mu[j] = mu[j] + x0 + x1 + x2 + x3 + x4 + x5 + x6 + x7
+            kj = k[j]
+            d0 = np.float64(x0) - kj
+            d1 = np.float64(x1) - kj
+            d2 = np.float64(x2) - kj
+            d3 = np.float64(x3) - kj
+            d4 = np.float64(x4) - kj
+            d5 = np.float64(x5) - kj
+            d6 = np.float64(x6) - kj
+            d7 = np.float64(x7) - kj
+            s1[j] = s1[j] + d0 + d1 + d2 + d3 + d4 + d5 + d6 + d7
+            s2[j] = s2[j] + d0 * d0 + d1 * d1 + d2 * d2 + d3 * d3 + d4 * d4 + d5 * d5 + d6 * d6 + d7 * d7
+        i += 8
+    while i < n:
+        for j in range(u0, u1):
+            v = x[i, j]
+            mu[j] += v
+            dv = np.float64(v) - k[j]
+            s1[j] += dv
+            s2[j] += dv * dv
+        i += 1
+
+
+@jit
 def _col_stats(x, mu, var, nf, c0, c1):
     """Mean and biased variance of the columns ``[c0, c1)`` of ``x`` in one pass over the rows.
 
@@ -219,35 +268,11 @@ def _col_stats(x, mu, var, nf, c0, c1):
         return
     acc = np.empty((3, x.shape[1]), dtype=np.float64)  # rows: K, s1, s2 (columns [c0, c1) used)
     k, s1, s2 = acc[0], acc[1], acc[2]
-    for j in range(u0, u1):
-        mu[j] = 0
-        s1[j] = 0.0
-        s2[j] = 0.0
-        k[j] = x[0, j]
-    i = 0
-    while i + 4 <= n:
-        for j in range(u0, u1):
-            x0 = x[i, j]
-            x1 = x[i + 1, j]
-            x2 = x[i + 2, j]
-            x3 = x[i + 3, j]
-            mu[j] = mu[j] + x0 + x1 + x2 + x3
-            kj = k[j]
-            d0 = np.float64(x0) - kj
-            d1 = np.float64(x1) - kj
-            d2 = np.float64(x2) - kj
-            d3 = np.float64(x3) - kj
-            s1[j] = s1[j] + d0 + d1 + d2 + d3
-            s2[j] = s2[j] + d0 * d0 + d1 * d1 + d2 * d2 + d3 * d3
-        i += 4
-    while i < n:
-        for j in range(u0, u1):
-            v = x[i, j]
-            mu[j] += v
-            dv = np.float64(v) - k[j]
-            s1[j] += dv
-            s2[j] += dv * dv
-        i += 1
+    b0 = c0
+    while b0 < c1:  # column blocks: the block's accumulators stay in L1 while the rows stream
+        b1 = min(b0 + STATS_BLOCK, c1)
+        _shifted_sums(x, mu, k, s1, s2, b0, b1)
+        b0 = b1
     nd = np.float64(n)
     far = 0
     for j in range(u0, u1):
@@ -290,12 +315,13 @@ def _finish_stats(stats, rm, rv, consts, c0, c1):
 
 
 @jit
-def _train_cols(x, gamma, beta, rm, rv, consts, stats, xn, out, c0, c1):
+def _train_cols(x, gamma, beta, rm, rv, consts, stats, xn, out, c0, c1, stream):
     """Training forward of columns ``[c0, c1)`` over all rows: one statistics pass, one output pass.
 
     Fills ``stats`` rows (see the module docstring) and ``out``, and ``xn`` unless it has no rows
     (``np.empty((0, 0))``: nothing reads it; backward recomputes it from ``x``, ``mu`` and ``1/std``);
     returns the number of features whose mean or variance is not finite. ``rm``/``rv`` are only read.
+    ``stream``: write ``out`` (without ``xn``) with streaming stores (:mod:`.ntstore`; the same values).
     """
     n = x.shape[0]
     mu, inv = stats[MU], stats[INV]
@@ -303,9 +329,7 @@ def _train_cols(x, gamma, beta, rm, rv, consts, stats, xn, out, c0, c1):
     bad = _finish_stats(stats, rm, rv, consts, c0, c1)
     u0, u1 = np.uint64(c0), np.uint64(c1)
     if xn.shape[0] == 0:
-        for i in range(n):
-            for j in range(u0, u1):
-                out[i, j] = gamma[j] * ((x[i, j] - mu[j]) * inv[j]) + beta[j]
+        _apply_cols(x, mu, inv, gamma, beta, out, c0, c1, stream)
         return bad
     for i in range(n):  # two loops of one store each (see "Memory traffic")
         for j in range(u0, u1):
@@ -313,6 +337,26 @@ def _train_cols(x, gamma, beta, rm, rv, consts, stats, xn, out, c0, c1):
         for j in range(u0, u1):
             out[i, j] = gamma[j] * xn[i, j] + beta[j]
     return bad
+
+
+@jit
+def _apply_cols(x, mu, inv, gamma, beta, out, c0, c1, stream):
+    """``out = gamma * ((x - mu) * inv) + beta`` on columns ``[c0, c1)``; streaming stores if ``stream``."""
+    n = x.shape[0]
+    u0, u1 = np.uint64(c0), np.uint64(c1)
+    if not stream:
+        for i in range(n):
+            for j in range(u0, u1):
+                out[i, j] = gamma[j] * ((x[i, j] - mu[j]) * inv[j]) + beta[j]
+        return
+    for i in range(n):
+        a = c0 + aligned_head(out[i], c0, c1)
+        for j in range(u0, np.uint64(a)):
+            out[i, j] = gamma[j] * ((x[i, j] - mu[j]) * inv[j]) + beta[j]
+        o, xr, m, v, g, b = out[i, a:c1], x[i, a:c1], mu[a:c1], inv[a:c1], gamma[a:c1], beta[a:c1]
+        for j in range(o.size):
+            stream_store(o, j, g[j] * ((xr[j] - m[j]) * v[j]) + b[j])
+    stream_fence()
 
 
 @jit
@@ -324,32 +368,26 @@ def _col_span(d, k, c):
 
 
 @jit(parallel=True)
-def _train_cols_par(x, gamma, beta, rm, rv, consts, stats, xn, out, nchunks):
+def _train_cols_par(x, gamma, beta, rm, rv, consts, stats, xn, out, nchunks, stream):
     bads = np.zeros(nchunks, dtype=np.int64)
     d = x.shape[1]
     for c in prange(nchunks):
         c0, c1 = _col_span(d, nchunks, c)
-        bads[c] = _train_cols(x, gamma, beta, rm, rv, consts, stats, xn, out, c0, c1)
+        bads[c] = _train_cols(x, gamma, beta, rm, rv, consts, stats, xn, out, c0, c1, stream)
     return bads.sum()
 
 
 @jit
-def _backward_cols(dout, x, mu, inv, gamma, std, grads, consts, dx, c0, c1):
-    """Backward of columns ``[c0, c1)`` over all rows, with ``xn = (x - mu) * inv`` recomputed.
-
-    Given the forward's ``x``, ``mu`` and ``inv = 1 / std`` this ``xn`` is the forward's to the bit;
-    given a kept ``xn`` as ``x`` with ``mu = 0`` and ``inv = 1`` it is that ``xn`` exactly.
-    ``grads`` rows: dgamma, dbeta (written) and three scratch rows; ``consts[1]`` is N as a float.
-    """
+def _grad_sums(dout, x, mu, inv, dgamma, dbeta, b0, b1):
+    """Columns ``[b0, b1)``: ``dbeta = sum_i dout[i]``, ``dgamma = sum_i dout[i] * ((x[i] - mu) * inv)``,
+    rows in order, eight rows per step into each accumulator (the rounding of one row at a time)."""
     n = dout.shape[0]
-    nf = consts[_NF]
-    dgamma, dbeta, a, b, c = grads[DGAMMA], grads[DBETA], grads[2], grads[3], grads[4]
-    u0, u1 = np.uint64(c0), np.uint64(c1)
+    u0, u1 = np.uint64(b0), np.uint64(b1)
     for j in range(u0, u1):
         dbeta[j] = 0
         dgamma[j] = 0
     i = 0
-    while i + 4 <= n:
+    while i + 8 <= n:
         for j in range(u0, u1):
             m = mu[j]
             v = inv[j]
@@ -357,16 +395,42 @@ def _backward_cols(dout, x, mu, inv, gamma, std, grads, consts, dx, c0, c1):
             g1 = dout[i + 1, j]
             g2 = dout[i + 2, j]
             g3 = dout[i + 3, j]
-            dbeta[j] = dbeta[j] + g0 + g1 + g2 + g3
+            g4 = dout[i + 4, j]
+            g5 = dout[i + 5, j]
+            g6 = dout[i + 6, j]
+            g7 = dout[i + 7, j]
+            dbeta[j] = dbeta[j] + g0 + g1 + g2 + g3 + g4 + g5 + g6 + g7
             dgamma[j] = (dgamma[j] + g0 * ((x[i, j] - m) * v) + g1 * ((x[i + 1, j] - m) * v)
-                         + g2 * ((x[i + 2, j] - m) * v) + g3 * ((x[i + 3, j] - m) * v))
-        i += 4
+                         + g2 * ((x[i + 2, j] - m) * v) + g3 * ((x[i + 3, j] - m) * v)
+                         + g4 * ((x[i + 4, j] - m) * v) + g5 * ((x[i + 5, j] - m) * v)
+                         + g6 * ((x[i + 6, j] - m) * v) + g7 * ((x[i + 7, j] - m) * v))
+        i += 8
     while i < n:
         for j in range(u0, u1):
             g = dout[i, j]
             dbeta[j] += g
             dgamma[j] += g * ((x[i, j] - mu[j]) * inv[j])
         i += 1
+
+
+@jit
+def _backward_cols(dout, x, mu, inv, gamma, std, grads, consts, dx, c0, c1, stream):
+    """Backward of columns ``[c0, c1)`` over all rows, with ``xn = (x - mu) * inv`` recomputed.
+
+    Given the forward's ``x``, ``mu`` and ``inv = 1 / std`` this ``xn`` is the forward's to the bit;
+    given a kept ``xn`` as ``x`` with ``mu = 0`` and ``inv = 1`` it is that ``xn`` exactly.
+    ``grads`` rows: dgamma, dbeta (written) and three scratch rows; ``consts[1]`` is N as a float.
+    ``stream``: write ``dx`` with streaming stores (:mod:`.ntstore`; the same values).
+    """
+    n = dout.shape[0]
+    nf = consts[_NF]
+    dgamma, dbeta, a, b, c = grads[DGAMMA], grads[DBETA], grads[2], grads[3], grads[4]
+    u0, u1 = np.uint64(c0), np.uint64(c1)
+    b0 = c0
+    while b0 < c1:  # column blocks, as the statistics
+        b1 = min(b0 + STATS_BLOCK, c1)
+        _grad_sums(dout, x, mu, inv, dgamma, dbeta, b0, b1)
+        b0 = b1
     if dout.shape[1] == 1 and c1 > c0:  # NumPy sums a contiguous column pairwise
         mi = np.empty(2, dtype=dbeta.dtype)
         mi[0] = mu[0]
@@ -379,17 +443,28 @@ def _backward_cols(dout, x, mu, inv, gamma, std, grads, consts, dx, c0, c1):
         a[j] = gamma[j] / std[j]
         b[j] = dbeta[j] / nf
         c[j] = dgamma[j] / nf
+    if not stream:
+        for i in range(n):
+            for j in range(u0, u1):
+                dx[i, j] = a[j] * (dout[i, j] - b[j] - ((x[i, j] - mu[j]) * inv[j]) * c[j])
+        return
     for i in range(n):
-        for j in range(u0, u1):
+        s = c0 + aligned_head(dx[i], c0, c1)
+        for j in range(u0, np.uint64(s)):
             dx[i, j] = a[j] * (dout[i, j] - b[j] - ((x[i, j] - mu[j]) * inv[j]) * c[j])
+        o, g, xr, m, v = dx[i, s:c1], dout[i, s:c1], x[i, s:c1], mu[s:c1], inv[s:c1]
+        ar, br, cr = a[s:c1], b[s:c1], c[s:c1]
+        for j in range(o.size):
+            stream_store(o, j, ar[j] * (g[j] - br[j] - ((xr[j] - m[j]) * v[j]) * cr[j]))
+    stream_fence()
 
 
 @jit(parallel=True)
-def _backward_cols_par(dout, x, mu, inv, gamma, std, grads, consts, dx, nchunks):
+def _backward_cols_par(dout, x, mu, inv, gamma, std, grads, consts, dx, nchunks, stream):
     d = dout.shape[1]
     for c in prange(nchunks):
         c0, c1 = _col_span(d, nchunks, c)
-        _backward_cols(dout, x, mu, inv, gamma, std, grads, consts, dx, c0, c1)
+        _backward_cols(dout, x, mu, inv, gamma, std, grads, consts, dx, c0, c1, stream)
 
 
 @jit
@@ -433,9 +508,10 @@ def train_forward_into(x, gamma, beta, rm, rv, consts, stats, xn, out) -> int:
     ``stats`` is ``(6, D)``; see the module docstring for its rows and ``consts``.
     """
     d = x.shape[1]
+    stream = out.nbytes >= STREAM_MIN_BYTES
     if runtime.use_parallel(x.size, "batchnorm", 2 * x.nbytes + xn.nbytes, x.itemsize):  # reads x; writes out (xn)
-        return _train_cols_par(x, gamma, beta, rm, rv, consts, stats, xn, out, col_chunks(d))
-    return _train_cols(x, gamma, beta, rm, rv, consts, stats, xn, out, 0, d)
+        return _train_cols_par(x, gamma, beta, rm, rv, consts, stats, xn, out, col_chunks(d), stream)
+    return _train_cols(x, gamma, beta, rm, rv, consts, stats, xn, out, 0, d, stream)
 
 
 def train_forward(x, gamma, beta, eps, momentum, running_mean, running_var, xn=None):
@@ -474,10 +550,11 @@ def backward_into(dout, x, mu, inv, gamma, std, grads, consts, dx) -> None:
     with :func:`identity_stats`).
     """
     d = dout.shape[1]
+    stream = dx.nbytes >= STREAM_MIN_BYTES
     if runtime.use_parallel(dout.size, "batchnorm", 3 * dout.nbytes, dout.itemsize):  # reads dout, x; writes dx
-        _backward_cols_par(dout, x, mu, inv, gamma, std, grads, consts, dx, col_chunks(d))
+        _backward_cols_par(dout, x, mu, inv, gamma, std, grads, consts, dx, col_chunks(d), stream)
     else:
-        _backward_cols(dout, x, mu, inv, gamma, std, grads, consts, dx, 0, d)
+        _backward_cols(dout, x, mu, inv, gamma, std, grads, consts, dx, 0, d, stream)
 
 
 def identity_stats(d: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
