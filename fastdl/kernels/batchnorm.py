@@ -414,6 +414,27 @@ def _grad_sums(dout, x, mu, inv, dgamma, dbeta, b0, b1):
 
 
 @jit
+def _dx_cols(dout, x, mu, inv, a, b, c, dx, c0, c1, stream):
+    """``dx = a * (dout - b - ((x - mu) * inv) * c)`` on columns ``[c0, c1)``; streaming stores if ``stream``."""
+    n = dout.shape[0]
+    u0, u1 = np.uint64(c0), np.uint64(c1)
+    if not stream:
+        for i in range(n):
+            for j in range(u0, u1):
+                dx[i, j] = a[j] * (dout[i, j] - b[j] - ((x[i, j] - mu[j]) * inv[j]) * c[j])
+        return
+    for i in range(n):
+        s = c0 + aligned_head(dx[i], c0, c1)
+        for j in range(u0, np.uint64(s)):
+            dx[i, j] = a[j] * (dout[i, j] - b[j] - ((x[i, j] - mu[j]) * inv[j]) * c[j])
+        o, g, xr, m, v = dx[i, s:c1], dout[i, s:c1], x[i, s:c1], mu[s:c1], inv[s:c1]
+        ar, br, cr = a[s:c1], b[s:c1], c[s:c1]
+        for j in range(o.size):
+            stream_store(o, j, ar[j] * (g[j] - br[j] - ((xr[j] - m[j]) * v[j]) * cr[j]))
+    stream_fence()
+
+
+@jit
 def _backward_cols(dout, x, mu, inv, gamma, std, grads, consts, dx, c0, c1, stream):
     """Backward of columns ``[c0, c1)`` over all rows, with ``xn = (x - mu) * inv`` recomputed.
 
@@ -443,20 +464,7 @@ def _backward_cols(dout, x, mu, inv, gamma, std, grads, consts, dx, c0, c1, stre
         a[j] = gamma[j] / std[j]
         b[j] = dbeta[j] / nf
         c[j] = dgamma[j] / nf
-    if not stream:
-        for i in range(n):
-            for j in range(u0, u1):
-                dx[i, j] = a[j] * (dout[i, j] - b[j] - ((x[i, j] - mu[j]) * inv[j]) * c[j])
-        return
-    for i in range(n):
-        s = c0 + aligned_head(dx[i], c0, c1)
-        for j in range(u0, np.uint64(s)):
-            dx[i, j] = a[j] * (dout[i, j] - b[j] - ((x[i, j] - mu[j]) * inv[j]) * c[j])
-        o, g, xr, m, v = dx[i, s:c1], dout[i, s:c1], x[i, s:c1], mu[s:c1], inv[s:c1]
-        ar, br, cr = a[s:c1], b[s:c1], c[s:c1]
-        for j in range(o.size):
-            stream_store(o, j, ar[j] * (g[j] - br[j] - ((xr[j] - m[j]) * v[j]) * cr[j]))
-    stream_fence()
+    _dx_cols(dout, x, mu, inv, a, b, c, dx, c0, c1, stream)
 
 
 @jit(parallel=True)
