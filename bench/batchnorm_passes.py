@@ -103,33 +103,30 @@ def _aligned_like(a):
 def _sequences(n, d, dt, k):
     rng = np.random.default_rng(0)
     x, dout = rng.standard_normal((n, d)).astype(dt), rng.standard_normal((n, d)).astype(dt)
-    out, dx = _aligned_like(x), _aligned_like(x)
     mu, var = x.mean(0).astype(dt), np.empty(d, dt)
     inv = (1 / np.sqrt(x.var(0) + 1e-6)).astype(dt)
     g, b = np.ones(d, dt), np.zeros(d, dt)
     p1, p2, p3 = (rng.standard_normal(d).astype(dt) for _ in range(3))
-    nf, stream = dt(n), out.nbytes >= STREAM_MIN_BYTES
+    nf, stream = dt(n), x.nbytes >= STREAM_MIN_BYTES
     names = ("stats", "apply", "sums", "dx")
-    if k > 1:
-        def kern(w):
-            return lambda: _kernels_par(w, x, dout, out, dx, mu, var, inv, g, b, p1, p2, p3, nf, stream, k)
 
-        def roof(w, s):
-            return lambda: _roof_par(w, x, dout, out if w == 1 else dx, s, k)
-    else:
-        serial = (lambda: K._col_stats(x, mu, var, nf, 0, d),
-                  lambda: K._apply_cols(x, mu, inv, g, b, out, 0, d, stream),
-                  lambda: _sums(dout, x, mu, inv, p1, p2, 0, d),
-                  lambda: K._dx_cols(dout, x, mu, inv, p1, p2, p3, dx, 0, d, stream))
+    def kernels():
+        out, dx = _aligned_like(x), _aligned_like(x)  # (each sequence its own outputs: a streamed-out line
+        if k > 1:                                     # is not in the caches of the next sequence's stores)
+            return [lambda w=w: _kernels_par(w, x, dout, out, dx, mu, var, inv, g, b, p1, p2, p3, nf, stream, k)
+                    for w in range(4)]
+        return [lambda: K._col_stats(x, mu, var, nf, 0, d), lambda: K._apply_cols(x, mu, inv, g, b, out, 0, d, stream),
+                lambda: _sums(dout, x, mu, inv, p1, p2, 0, d),
+                lambda: K._dx_cols(dout, x, mu, inv, p1, p2, p3, dx, 0, d, stream)]
 
-        def kern(w):
-            return serial[w]
+    def roofs(s):
+        out, dx = _aligned_like(x), _aligned_like(x)
+        if k > 1:
+            return [lambda w=w: _roof_par(w, x, dout, out if w == 1 else dx, s, k) for w in range(4)]
+        return [lambda w=w: _roof(w, x, dout, out if w == 1 else dx, s, 0, x.size) for w in range(4)]
 
-        def roof(w, s):
-            return lambda: _roof(w, x, dout, out if w == 1 else dx, s, 0, x.size)
-    return {"kernels" + (" (stream)" if stream else ""): [(nm, kern(w)) for w, nm in enumerate(names)],
-            "plain": [(nm, roof(w, False)) for w, nm in enumerate(names)],
-            "stream": [(nm, roof(w, True)) for w, nm in enumerate(names)]}
+    return {"kernels" + (" (stream)" if stream else ""): list(zip(names, kernels())),
+            "plain": list(zip(names, roofs(False))), "stream": list(zip(names, roofs(True)))}
 
 
 def _best(seqs, seconds):

@@ -30,10 +30,14 @@ bit-equal to the forward's)::
 
 which equals the book's chain of ``dxn, dxc, dstd, dvar, dmu`` because ``sum_i xn[i] = 0``.
 
-Memory traffic: column sums add four rows per step into a register (the same order, hence the same
-rounding, as one row at a time); ``* (1 / std)`` keeps the normalising pass off the vector divider;
-index loops run on unsigned integers so that LLVM vectorizes them. Measurements and the rejected
-alternatives (column blocking): ``docs/design-notes.md``, "Batch normalization".
+Memory traffic: the one-pass statistics and the backward's two sums add eight rows per step into a
+register (the same order, hence the same rounding, as one row at a time; the two-pass float32 sums four),
+over blocks of ``STATS_BLOCK`` columns so that a block's accumulators stay in L1; ``out`` (without ``xn``)
+and ``dx`` of at least :data:`~fastdl.kernels.ntstore.STREAM_MIN_BYTES` are written with streaming
+stores (:mod:`.ntstore`: no read of the output's cache lines; the same values); ``* (1 / std)`` keeps the
+normalising pass off the vector divider; index loops run on unsigned integers so that LLVM vectorizes
+them. Measurements and the rejected alternatives (column blocking of whole passes):
+``docs/design-notes.md``, "Batch normalization"; per pass: ``python bench/batchnorm_passes.py``.
 
 Parallel twins split the *columns* into one range per thread (aligned to 64-byte cache lines), so
 each thread owns whole columns: no partial sums, no reduction, the same numbers as serial.
