@@ -10,15 +10,15 @@ the arrays it reads and writes); 2**62 means never. ``MEASURED[layer]`` records 
 CROSSOVERS = {
     'stream': {'omp': {'float32': 8388603, 'float64': 4194291}, 'tbb': {'float32': 2097152, 'float64': 2097152}},
     'transcendental': {'omp': {'float32': 8388600, 'float64': 8388600}, 'tbb': {'float32': 1048572, 'float64': 1048560}},
-    'ufunc': {'omp': {'float32': 16777216, 'float64': 4194304}, 'tbb': {'float32': 16777216, 'float64': 4194304}},
+    'ufunc': {'omp': {'float32': 16777216, 'float64': 4194304}, 'tbb': {'float32': 8388608, 'float64': 8388608}},
     'softmax': {'omp': {'float32': 4198400, 'float64': 8392704}, 'tbb': {'float32': 2099200, 'float64': 1049088}},
-    'batchnorm': {'omp': {'float32': 33554432, 'float64': 16777216}, 'tbb': {'float32': 4194304, 'float64': 16777216}},
-    'optimizer': {'omp': {'float32': 33554416, 'float64': 33554416}, 'tbb': {'float32': 8388604, 'float64': 4194288}},
-    'clipnorm': {'omp': {'float32': 16777216, 'float64': 16777216}, 'tbb': {'float32': 2097152, 'float64': 4194304}},
+    'batchnorm': {'omp': {'float32': 33554432, 'float64': 16777216}, 'tbb': {'float32': 8388608, 'float64': 2097152}},
+    'optimizer': {'omp': {'float32': 33554416, 'float64': 33554416}, 'tbb': {'float32': 4194300, 'float64': 4194288}},
+    'clipnorm': {'omp': {'float32': 16777216, 'float64': 16777216}, 'tbb': {'float32': 2097152, 'float64': 2097152}},
     'maxnorm': {'omp': {'float32': 33554432, 'float64': 4194304}, 'tbb': {'float32': 8388608, 'float64': 4194304}},
 }
 
 MEASURED = {
     'omp': {'when': '2026-11-30 22:07 UTC', 'command': 'python bench/crossovers.py --write', 'processor': 'Intel(R) Xeon(R) Processor', 'threads': 2, 'numba': '0.68.1', 'numpy': '2.4.6', 'python': '3.11.7', 'load_before': '0.88 1.02 1.50', 'mode': 'standalone'},
-    'tbb': {'when': '2026-11-30 23:19 UTC', 'command': 'python bench/crossovers.py --write', 'processor': 'Intel(R) Xeon(R) Processor', 'threads': 2, 'numba': '0.68.1', 'numpy': '2.4.6', 'python': '3.11.7', 'load_before': '1.04 1.47 1.43', 'mode': 'standalone'},
+    'tbb': {'when': '2026-11-30 23:55 UTC', 'command': 'python bench/crossovers.py --write', 'processor': 'Intel(R) Xeon(R) Processor', 'threads': 2, 'numba': '0.68.1', 'numpy': '2.4.6', 'python': '3.11.7', 'load_before': '1.20 1.16 1.22', 'mode': 'standalone'},
 }
