@@ -102,9 +102,12 @@ def warmup(dtypes: Sequence[str] | str = _DTYPES, *, verbose: bool = False,
 
     Runs a tiny forward and backward of every layer, two updates of every optimizer and a training
     step of the book's networks (plain, with batch norm, with weight decay), per dtype, with the
-    serial kernels (``runtime.parallel_threshold`` forced to "never"); with ``parallel=True`` once
-    more with the parallel twins (threshold 0), which calls above their family's crossover use. Each
-    step records how long it took and how many kernel signatures Numba compiled versus loaded.
+    serial kernels (``runtime.parallel_threshold`` forced to "never"), then the optimizers' updates
+    with their parallel twin (one kernel serves every rule): the whole-model step of the book's
+    networks (10^5 parameters and more) is above the optimizer family's crossover on the ``tbb``
+    layer, so a training run uses it. With ``parallel=True`` every work item runs once more with the
+    parallel twins (threshold 0), which calls above their family's crossover use. Each step records
+    how long it took and how many kernel signatures Numba compiled versus loaded.
 
     Parameters
     ----------
@@ -115,7 +118,7 @@ def warmup(dtypes: Sequence[str] | str = _DTYPES, *, verbose: bool = False,
     file : file-like, optional
         Where verbose output goes (default ``sys.stdout``).
     parallel : bool
-        Also compile the parallel kernels (about doubles the cold compile time).
+        Also compile every other parallel kernel (about doubles the cold compile time).
 
     Returns
     -------
@@ -135,10 +138,14 @@ def warmup(dtypes: Sequence[str] | str = _DTYPES, *, verbose: bool = False,
     steps: list[WarmupStep] = []
     variants = (("serial", 2**62), ("parallel", 0)) if parallel and runtime.parallel_available() else (
         ("serial", 2**62),)
+    if not parallel and runtime.parallel_available():  # the optimizers' parallel step: one kernel for every rule
+        variants += (("parallel", -1),)
     for dt in dtypes:
         for variant, threshold in variants:
-            with runtime.parallel_threshold(threshold):
+            with runtime.parallel_threshold(max(threshold, 0)):
                 for what, fn in _work(dt):
+                    if threshold < 0 and not what.startswith("optimizer "):
+                        continue
                     before = _kernel_counts()
                     t0 = time.perf_counter()
                     fn()
