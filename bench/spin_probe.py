@@ -1,6 +1,7 @@
 """fastdl timings under the environment's GOMP_SPINCOUNT: one JSON line (us per call), no torch imported.
 
-Run ``for s in 1000 10000 30000 100000 300000; do GOMP_SPINCOUNT=$s python bench/spin_probe.py; done``: the
+Run ``for s in 1000 10000 30000 100000 300000; do NUMBA_THREADING_LAYER=omp GOMP_SPINCOUNT=$s python
+bench/spin_probe.py; done`` (the spin count only matters on Numba's ``omp`` layer; fastdl prefers ``tbb``): the
 interleaved GEMM loops (``make_interleave_case``) under each threading policy, and a few elementwise kernels
 and Adam forced serial and forced parallel. The design notes quote the table (section "Threads, BLAS and
 memory"). Not collected by pytest (no ``test_`` prefix).
