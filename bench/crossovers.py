@@ -343,7 +343,8 @@ def write_table(table: dict, path: Path, note: str, mode: str = "standalone", la
                      for f in runtime.FAMILIES}
     provenance[layer] = measured
     layers = sorted(tables)
-    cells = {f: ", ".join(f"{k!r}: {tables[k][f]!r}" for k in layers) for f in runtime.FAMILIES}
+    unmeasured = {"float32": NEVER, "float64": NEVER}  # (a family added after a layer's table was stored)
+    cells = {f: ", ".join(f"{k!r}: {tables[k].get(f, unmeasured)!r}" for k in layers) for f in runtime.FAMILIES}
     rows = "".join(f"    {f!r}: {{{cells[f]}}},\n" for f in runtime.FAMILIES)
     where = "".join(f"    {k!r}: {provenance[k]!r},\n" for k in layers)
     text = (

@@ -32,7 +32,7 @@ import time
 
 import numpy as np
 
-from . import _checks, _flat, activations, layers, ops, runtime, transfer
+from . import _checks, _flat, activations, ops, runtime, transfer
 from .kernels import dropout as _do
 from .kernels import fused as _fused
 from .kernels import mse as _mse
@@ -371,7 +371,7 @@ class FusedStep:
             return None
         dt = out.dtype
         a, b, c = layer._consts(dt)
-        r, thr = layers.uniform_draws(layer.rng, float(layer.rate), out.shape, dt)
+        r, thr = ops.uniform_draws(layer.rng, float(layer.rate), out.shape, dt)
         _do.alpha_forward(out.reshape(-1), r.reshape(-1), thr, a, b, c, dropped.reshape(-1), mask.reshape(-1))
         return a
 
@@ -383,8 +383,8 @@ class FusedStep:
         done). The arithmetic is the layers': ``np.dot`` then bias + activation (``block_forward``),
         the output layer by :func:`fastdl.ops.affine`, so the scores are those of the layer path to
         the bit; every array is new (nothing shared between calls or threads). The layers' forward
-        caches point at this pass's arrays as the layer path leaves them (ReLU's ``mask`` is not
-        formed: ``None``, as after the fused :meth:`gradient`).
+        caches point at this pass's arrays as the layer path leaves them (ReLU's ``out``, from
+        which its ``mask`` is computed when read).
         """
         if (self.use_bn or self.drops or self.fwd_code == _fused.LINEAR or x.ndim != 2 or x.shape[0] < 1
                 or x.shape[1] != net.input_size or not x.flags.c_contiguous or not self.still_valid(net)):

@@ -96,6 +96,13 @@ class ActivationLayer:
             setattr(self, p.name, ops.param(a, p.name, cls, 1))
             setattr(self, "d" + p.name, None)
 
+    def __setstate__(self, state: dict) -> None:
+        act = state["_act"]  # the pickled record; the registered one of its name wins (kernels get renamed)
+        rec = activations.get(act.name) if act.name in activations.names() else act
+        keep = _SAVED_ATTRS[kind := _SAVES.index(rec.saves)]  # (an old Relu's mask goes: it runs forward again)
+        state = {keep: None, **{k: v for k, v in state.items() if k not in _SAVED_ATTRS or k == keep}}
+        self.__dict__.update(state, _act=rec, _kind=kind, _plain=not (rec.params or rec.options))
+
     def _consts(self, dt: np.dtype) -> tuple:
         """The options in ``dt``: the drivers' trailing constants."""
         return tuple(ops.scalar(getattr(self, key), key, self._where_fwd, dt) for key, _ in self._act.options)
@@ -381,7 +388,7 @@ class Dropout:
         if not train_flg:
             _do.scale(xc.reshape(-1), dt.type(1.0 - ratio), out.reshape(-1))
             return out
-        r, thr = uniform_draws(self.rng, ratio, x.shape, dt)
+        r, thr = ops.uniform_draws(self.rng, ratio, x.shape, dt)
         mask = np.empty(x.shape, dtype=np.bool_)
         _do.forward(xc.reshape(-1), r.reshape(-1), thr, out.reshape(-1), mask.reshape(-1))
         self.mask = mask
@@ -397,16 +404,6 @@ class Dropout:
         dx = np.empty(mask.shape, dtype=dc.dtype)
         _do.apply_mask(dc.reshape(-1), mask.reshape(-1), dx.reshape(-1))
         return dx
-
-
-def uniform_draws(rng, rate: float, shape: tuple, dt: np.dtype) -> tuple[np.ndarray, object]:
-    """A dropout forward's uniform draws and drop threshold: ``np.random.rand`` (float64) when ``rng`` is None,
-    else ``rng.random(dtype=dt)``; the threshold in the draws' dtype."""
-    if rng is None:
-        return np.random.rand(*shape), np.float64(rate)
-    r = np.empty(shape, dtype=dt)
-    rng.random(out=r, dtype=dt)
-    return r, dt.type(rate)
 
 
 def alpha_dropout_constants(rate: float) -> tuple[float, float, float]:
@@ -480,7 +477,7 @@ class AlphaDropout:
                 self.mask, self._a = np.ones(x.shape, dtype=np.bool_), dt.type(1)
             return out
         a, b, c = self._consts(dt)
-        r, thr = uniform_draws(self.rng, float(self.rate), x.shape, dt)
+        r, thr = ops.uniform_draws(self.rng, float(self.rate), x.shape, dt)
         mask = np.empty(x.shape, dtype=np.bool_)
         _do.alpha_forward(contiguous(x).reshape(-1), r.reshape(-1), thr, a, b, c, out.reshape(-1), mask.reshape(-1))
         self.mask, self._a = mask, a

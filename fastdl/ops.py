@@ -172,3 +172,13 @@ def affine_backward(dc: np.ndarray, x2: np.ndarray, W: np.ndarray):
     dW = np.empty(W.shape, dtype=W.dtype)
     np.dot(x2.T, dc, out=dW)
     return dx, dW, _aff.col_sum(dc)
+
+
+def uniform_draws(rng, rate: float, shape: tuple, dt: np.dtype) -> tuple[np.ndarray, object]:
+    """A dropout forward's uniform draws and drop threshold: ``np.random.rand`` (float64) when ``rng`` is None,
+    else ``rng.random(dtype=dt)``; the threshold in the draws' dtype."""
+    if rng is None:
+        return np.random.rand(*shape), np.float64(rate)
+    r = np.empty(shape, dtype=dt)
+    rng.random(out=r, dtype=dt)
+    return r, dt.type(rate)

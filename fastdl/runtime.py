@@ -270,23 +270,34 @@ def _preload_tbb() -> None:
 
     pip puts it in ``<prefix>/lib`` (``<prefix>\\Library\\bin`` on Windows), with ``<prefix>`` the
     environment's or, for ``--user`` installs, the user base: not on the loader's search path outside
-    conda. Loaded once by its path with ``RTLD_GLOBAL``, later loads by its name find it (on Windows
-    the directory is added to the DLL search path instead).
+    conda. A library the loader finds by name is left alone; else the wheel's is loaded once by its
+    absolute path with ``RTLD_GLOBAL``, so that later loads by name find it (on Windows its directory
+    is added to the DLL search path instead). The user base counts only where user site-packages are
+    enabled.
     """
     import ctypes
     import site
 
-    for base in (sys.prefix, getattr(site, "USER_BASE", None) or ""):
-        if sys.platform == "win32":
-            folder = Path(base) / "Library" / "bin"
-            if (folder / "tbb12.dll").is_file():
-                os.add_dll_directory(str(folder))
+    bases = [sys.prefix]
+    if site.ENABLE_USER_SITE and site.USER_BASE:
+        bases.append(site.USER_BASE)
+    bases = [Path(b) for b in bases if Path(b).is_absolute()]
+    if sys.platform == "win32":
+        for base in bases:
+            if (base / "Library" / "bin" / "tbb12.dll").is_file():
+                os.add_dll_directory(str(base / "Library" / "bin"))
                 return
-            continue
-        path = Path(base) / "lib" / ("libtbb.12.dylib" if sys.platform == "darwin" else "libtbb.so.12")
-        if path.is_file():
+        return
+    name = "libtbb.12.dylib" if sys.platform == "darwin" else "libtbb.so.12"
+    try:
+        ctypes.CDLL(name, mode=ctypes.RTLD_GLOBAL)
+        return
+    except OSError:
+        pass
+    for base in bases:
+        if (base / "lib" / name).is_file():
             try:
-                ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
+                ctypes.CDLL(str(base / "lib" / name), mode=ctypes.RTLD_GLOBAL)
             except OSError:
                 continue
             return
@@ -294,17 +305,22 @@ def _preload_tbb() -> None:
 
 def _try_layer(name: str) -> bool:
     """Can Numba run parallel regions on layer ``name`` (its library loads, TBB new enough)?"""
+    ours = name == "omp" and "GOMP_SPINCOUNT" not in os.environ
     try:
         if name == "tbb":
             _preload_tbb()
             from numba.np.ufunc.parallel import _check_tbb_version_compatible
 
-            _check_tbb_version_compatible()
+            with warnings.catch_warnings():  # (Numba warns that the layer is disabled: fastdl falls back instead)
+                warnings.simplefilter("ignore")
+                _check_tbb_version_compatible()
             __import__("numba.np.ufunc.tbbpool")
         else:
             os.environ.setdefault("GOMP_SPINCOUNT", DEFAULT_GOMP_SPINCOUNT)  # before libgomp loads
             __import__("numba.np.ufunc.omppool")
     except Exception:  # ImportError, or OSError when libtbb/libgomp is missing or TBB too old
+        if ours:  # no libgomp: leave the environment as it was (a later PyTorch keeps its defaults)
+            os.environ.pop("GOMP_SPINCOUNT", None)
         return False
     return True
 
@@ -312,13 +328,16 @@ def _try_layer(name: str) -> bool:
 def _pick_threading_layer() -> str | None:
     """Prefer tbb, then omp; return None when only the slow workqueue layer exists.
 
-    ``NUMBA_THREADING_LAYER=omp`` or ``=tbb`` in the environment picks that layer (fastdl then
-    only prepares it: the spin-count default for omp, the library path for tbb).
+    ``NUMBA_THREADING_LAYER=omp`` or ``=tbb`` in the environment (any case, as Numba reads it) picks
+    that layer: fastdl prepares it (the spin-count default for omp, the library for tbb) and, when it
+    does not load, warns and runs every kernel serially instead of failing at the first parallel one.
     """
-    user = os.environ.get("NUMBA_THREADING_LAYER")
+    user = (os.environ.get("NUMBA_THREADING_LAYER") or "").strip().lower()
     if user and user not in ("default", "safe", "forksafe", "threadsafe"):
-        if user in ("omp", "tbb"):
-            _try_layer(user)
+        if user in ("omp", "tbb") and not _try_layer(user):
+            warnings.warn(f"fastdl: NUMBA_THREADING_LAYER={user} does not load here; every kernel runs serially "
+                          "(unset it to let fastdl pick tbb or omp)", RuntimeWarning, stacklevel=2)
+            return None
         return None if user == "workqueue" else user
     for name in ("tbb", "omp"):
         if _try_layer(name):
@@ -462,7 +481,7 @@ def _load_crossovers() -> tuple[dict, dict]:
     layer = _THREADING_LAYER if _THREADING_LAYER in _crossovers.MEASURED else "omp"
     table = {}
     for family, per_layer in _crossovers.CROSSOVERS.items():  # {family: {layer: {dtype: bytes}}}
-        for dtype, nbytes in per_layer[layer].items():
+        for dtype, nbytes in per_layer.get(layer, per_layer.get("omp", {})).items():  # (a family not measured: 8 MiB)
             table[(family, 4 if dtype == "float32" else 8)] = int(nbytes)
     return table, dict(_crossovers.MEASURED[layer], layer=layer)
 

@@ -351,7 +351,8 @@ def test_blocked_eight_row_sums_are_the_row_by_row_sums_to_the_bit(dtype):
 
     n, d = 8 * 3 + 5, K.STATS_BLOCK + 37  # float32: above TWO_PASS_F32_VALUES needs n * d > 512K values
     if dtype == np.float32:
-        n = K.TWO_PASS_F32_VALUES // d + 11
+        n = (K.TWO_PASS_F32_VALUES // d + 8) // 8 * 8 + 5  # 8k + 5 rows: the four-row step and a one-row rest
+        assert n * d > K.TWO_PASS_F32_VALUES
     rng = np.random.default_rng(21)
     x = (rng.standard_normal((n, d)) * 3 + 2).astype(dtype)
     dout = rng.standard_normal((n, d)).astype(dtype)
@@ -404,3 +405,20 @@ def test_streaming_stores_write_the_plain_stores_bits(dtype, d, monkeypatch):
             for out in (np.empty_like(x), misaligned):
                 for a, b in zip(run(out), plain):
                     np.testing.assert_array_equal(a, b)
+
+
+def test_aligned_head_leaves_the_aligned_part_to_the_streaming_stores():
+    """The streaming loop really runs: ``aligned_head`` stops at the first 64-byte boundary, and returns the
+    whole width only when there is none inside or the data is not aligned to its itemsize."""
+    from fastdl.kernels.ntstore import aligned_head
+
+    raw = np.zeros(4096, np.uint8)
+    base = (-raw.ctypes.data) % 64  # the first 64-byte boundary inside raw
+    row = raw[base:base + 8 * 200].view(np.float64)  # starts on a boundary
+    assert aligned_head(row, 0, 200) == 0
+    assert aligned_head(row, 1, 200) == 7  # elements 1..7, then element 8 starts a boundary
+    assert aligned_head(row, 3, 5) == 2  # no boundary inside: the whole segment
+    f32 = raw[base + 4:base + 4 + 4 * 300].view(np.float32)  # 4 bytes past a boundary
+    assert aligned_head(f32, 0, 300) == 15
+    odd = raw[base + 1:base + 1 + 8 * 100].view(np.float64)  # not aligned to 8 bytes: no streaming store at all
+    assert aligned_head(odd, 0, 100) == 100

@@ -62,6 +62,9 @@ def test_dropout_and_softmax_loss_and_batchnorm_by_hand():
     assert (sm.read, sm.written) == (4 * N + 8 * 256, 4 * N)
     bn = _t("batchnorm-backward", "256x1024", "float64")  # dout, x in, dx out; gamma/mean/std in, dgamma/dbeta out
     assert (bn.read, bn.written) == (2 * 8 * N + 3 * 8 * 1024, 8 * N + 2 * 8 * 1024)
+    assert bn.fresh == 8 * N + 2 * 8 * 1024  # dx is read for ownership at this size ...
+    big = _t("batchnorm-backward", "1024x4096", "float32")  # ... but streamed from 16 MiB: only the D-vectors
+    assert big.written == 4 * 1024 * 4096 + 2 * 4 * 4096 and big.fresh == 2 * 4 * 4096
 
 
 def test_optimizer_traffic_comes_from_the_rule():

@@ -96,17 +96,34 @@ def test_cache_dir_defaults_to_user_cache(tmp_path):
     assert os.path.isdir(cache)
 
 
-@pytest.mark.parametrize("layer", ["omp", "tbb"])
-def test_spin_count_is_lowered_only_for_the_omp_layer(layer):
+_LAYER_PROBE = ("import json, os, numba, numpy as np, fastdl\n"
+                "from fastdl.kernels import activations as A\n"
+                "x = np.ones(64); A._relu_out_par(x, np.empty_like(x), 2)  # a parallel region: Numba loads its layer\n"
+                "print(json.dumps([os.environ.get('GOMP_SPINCOUNT'), fastdl.runtime.info()['fastdl_threading_layer'], "
+                "numba.threading_layer()]))")
+
+
+@pytest.mark.parametrize("setting", ["omp", "tbb", "TBB"])
+def test_spin_count_is_lowered_only_for_the_omp_layer(setting):
     """libgomp's spinning fights OpenBLAS (omp layer: fastdl sets 1000); with tbb nothing is set, so a
-    PyTorch imported later keeps its own OpenMP defaults."""
+    PyTorch imported later keeps its own OpenMP defaults. The setting is case-insensitive, as in Numba."""
+    layer = setting.lower()
+    if layer == "tbb":
+        pytest.importorskip("numba.np.ufunc.tbbpool")  # (importable here only after fastdl's preload, done above)
     try:
-        out = _run_python(_PROBE, {"NUMBA_THREADING_LAYER": layer, "GOMP_SPINCOUNT": None})
+        out = _run_python(_LAYER_PROBE, {"NUMBA_THREADING_LAYER": setting, "GOMP_SPINCOUNT": None})
     except subprocess.CalledProcessError as exc:
-        pytest.fail(f"import with NUMBA_THREADING_LAYER={layer} failed: {exc.stderr[-400:]}")
-    _cache, spin, picked = json.loads(out)
-    assert picked == layer
+        pytest.fail(f"a parallel kernel with NUMBA_THREADING_LAYER={setting} failed: {exc.stderr[-400:]}")
+    spin, picked, running = json.loads(out)
+    assert picked == running == layer
     assert spin == (runtime.DEFAULT_GOMP_SPINCOUNT if layer == "omp" else None)
+
+
+def test_a_named_layer_that_does_not_load_means_serial_with_a_warning(monkeypatch):
+    monkeypatch.setenv("NUMBA_THREADING_LAYER", "tbb")
+    monkeypatch.setattr(runtime, "_try_layer", lambda name: False)
+    with pytest.warns(RuntimeWarning, match="NUMBA_THREADING_LAYER=tbb does not load"):
+        assert runtime._pick_threading_layer() is None
 
 
 def test_tbb_is_preferred_when_it_loads():

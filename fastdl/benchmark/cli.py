@@ -217,5 +217,6 @@ def register_cli(subparsers) -> None:
     wp.add_argument("--measure", action="store_true",
                     help="measure cold compile and warm-cache load in fresh subprocesses (empty cache dir)")
     wp.add_argument("--parallel", action="store_true",
-                    help="also compile the parallel kernels (used above the per-family crossovers)")
+                    help="also compile every parallel kernel (used above the per-family crossovers; without "
+                         "it only the optimizers' parallel step is)")
     wp.set_defaults(func=_cmd_warmup)

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
 from .. import activations
+from ..kernels.ntstore import STREAM_MIN_BYTES
 
 #: bytes of one label of softmax-with-loss (NumPy's default integer)
 LABEL_BYTES = 8
@@ -28,6 +29,8 @@ class Array(NamedTuple):
     nbytes: float
     read: bool = False
     written: bool = False
+    #: written with streaming (non-temporal) stores: no read for ownership, so not fresh on the bus
+    streamed: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,7 @@ def from_arrays(*calls: Sequence[Array]) -> Traffic:
     """
     read = sum(a.nbytes for call in calls for a in call if a.read)
     written = sum(a.nbytes for call in calls for a in call if a.written)
-    fresh = sum(a.nbytes for call in calls for a in call if a.written and not a.read)
+    fresh = sum(a.nbytes for call in calls for a in call if a.written and not a.read and not a.streamed)
     footprint = sum({a.name: a.nbytes for call in calls for a in call}.values())
     return Traffic(float(read), float(written), float(fresh), float(footprint))
 
@@ -162,15 +165,18 @@ def activation_model(record: activations.Activation) -> ArrayModel:
 
 def _batchnorm_arrays(n: int, d: int, h: int, itemsize: int) -> dict:
     """Training forward: x in, y out, the batch mean and std kept, running averages updated; backward
-    recomputes the normalized input from x (nothing but x and the D-vectors needs keeping)."""
+    recomputes the normalized input from x (nothing but x and the D-vectors needs keeping). y and dx of
+    :data:`~fastdl.kernels.ntstore.STREAM_MIN_BYTES` or more are written with streaming stores."""
     size, vec = float(n * d * itemsize), float(d * itemsize)
-    fwd = [Array("x", size, read=True), Array("y", size, written=True), Array("gamma", vec, read=True),
-           Array("beta", vec, read=True), Array("running_mean", vec, read=True, written=True),
-           Array("running_var", vec, read=True, written=True), Array("mean", vec, written=True),
-           Array("std", vec, written=True)]
+    streamed = size >= STREAM_MIN_BYTES
+    fwd = [Array("x", size, read=True), Array("y", size, written=True, streamed=streamed),
+           Array("gamma", vec, read=True), Array("beta", vec, read=True),
+           Array("running_mean", vec, read=True, written=True), Array("running_var", vec, read=True, written=True),
+           Array("mean", vec, written=True), Array("std", vec, written=True)]
     bwd = [Array("dout", size, read=True), Array("x", size, read=True), Array("gamma", vec, read=True),
-           Array("mean", vec, read=True), Array("std", vec, read=True), Array("dx", size, written=True),
-           Array("dgamma", vec, written=True), Array("dbeta", vec, written=True)]
+           Array("mean", vec, read=True), Array("std", vec, read=True),
+           Array("dx", size, written=True, streamed=streamed), Array("dgamma", vec, written=True),
+           Array("dbeta", vec, written=True)]
     return {"forward": fwd, "backward": bwd}
 
 

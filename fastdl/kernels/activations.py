@@ -90,6 +90,18 @@ def _exp_of_negative(x: np.ndarray, out: np.ndarray) -> None:
     np.exp(out, out=out)
 
 
+def _retired(*args):
+    raise RuntimeError("this ReLU kernel (with a mask) was retired; a layer unpickled with it takes the current one")
+
+
+def __getattr__(name: str):
+    """``relu_forward``/``relu_backward``, the mask kernels' names, for pickles made before the mask-free ReLU
+    (their activation record names them; the layer's ``__setstate__`` replaces the record)."""
+    if name in ("relu_forward", "relu_backward"):
+        return _retired
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def relu_forward_out(x: np.ndarray, out: np.ndarray) -> None:
     """Flat arrays: ``out = 0 if x <= 0 else x`` (no mask: the backward reads ``out``)."""
     n = x.size

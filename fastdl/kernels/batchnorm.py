@@ -574,7 +574,8 @@ def eval_forward(x, gamma, beta, eps, running_mean, running_var):
 
 
 def backward_into(dout, x, mu, inv, gamma, std, grads, consts, dx) -> None:
-    """Backward into ``grads (5, D)`` (rows 0, 1 get dgamma, dbeta; rows 2-4 are scratch) and ``dx``.
+    """Backward into ``grads (5, D)`` (rows 0, 1 get dgamma, dbeta; rows 2-4 are scratch) and ``dx``
+    (all C-contiguous, one dtype: the streaming-store path compiles for C-contiguous rows only).
 
     ``xn = (x - mu) * inv`` is recomputed (see :func:`_backward_cols`; a kept ``xn``: pass it as ``x``
     with :func:`identity_stats`).
