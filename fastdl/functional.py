@@ -65,8 +65,12 @@ def activation_backward(name: str, dout, saved, **options) -> np.ndarray:
         A new ``dx`` in saved's dtype (``dout`` is not modified).
     """
     rec = activations.get(name, "activation_backward", "name")
+    return _backward(rec, dout, saved, "y" if rec.saves == "y" else "x", options)
+
+
+def _backward(rec: activations.Activation, dout, saved, arg: str, options: dict) -> np.ndarray:
+    """:func:`activation_backward` of a record, ``saved`` named ``arg`` in messages."""
     where = f"{rec.name}_backward"
-    arg = "y" if rec.saves == "y" else "x"
     saved = float_array(saved, arg, where)
     dout = float_array(dout, "dout", where)
     _checks.same_shape(dout, saved.shape, "dout", where, f"(the shape of {arg})")
@@ -133,13 +137,7 @@ def relu_backward(dout, x) -> np.ndarray:
     ndarray
         A new array in x's dtype.
     """
-    where = "relu_backward"
-    x, dout = float_array(x, "x", where), float_array(dout, "dout", where)
-    _checks.same_shape(dout, x.shape, "dout", where, "(the shape of x)")
-    dx = np.empty(x.shape, dtype=x.dtype)
-    activations.get("relu").backward(contiguous(dout, x.dtype).reshape(-1), contiguous(x).reshape(-1),
-                                      dx.reshape(-1))
-    return dx
+    return _backward(activations.get("relu"), dout, x, "x", {})
 
 
 def sigmoid(x) -> np.ndarray:

@@ -136,15 +136,15 @@ def warmup(dtypes: Sequence[str] | str = _DTYPES, *, verbose: bool = False,
             raise ValueError(f"warmup: dtype must be one of {_DTYPES} or 'all'; got {dt!r}")
     out = file or sys.stdout
     steps: list[WarmupStep] = []
-    variants = (("serial", 2**62), ("parallel", 0)) if parallel and runtime.parallel_available() else (
-        ("serial", 2**62),)
-    if not parallel and runtime.parallel_available():  # the optimizers' parallel step: one kernel for every rule
-        variants += (("parallel", -1),)
+    # (variant, threshold, the work items it runs: those whose label starts so)
+    variants = [("serial", 2**62, "")]
+    if runtime.parallel_available():  # every parallel twin, or the optimizers' step (one kernel for every rule)
+        variants.append(("parallel", 0, "" if parallel else "optimizer "))
     for dt in dtypes:
-        for variant, threshold in variants:
-            with runtime.parallel_threshold(max(threshold, 0)):
+        for variant, threshold, only in variants:
+            with runtime.parallel_threshold(threshold):
                 for what, fn in _work(dt):
-                    if threshold < 0 and not what.startswith("optimizer "):
+                    if not what.startswith(only):
                         continue
                     before = _kernel_counts()
                     t0 = time.perf_counter()

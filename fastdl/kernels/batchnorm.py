@@ -358,24 +358,27 @@ def _train_cols(x, gamma, beta, rm, rv, consts, stats, xn, out, c0, c1, stream):
     return bad
 
 
+@jit(inline="always")
+def _normalized(xv, m, v, g, b):
+    """``gamma * ((x - mu) * inv) + beta`` of one value (the training forward's output)."""
+    return g * ((xv - m) * v) + b
+
+
 @jit
 def _apply_cols(x, mu, inv, gamma, beta, out, c0, c1, stream):
-    """``out = gamma * ((x - mu) * inv) + beta`` on columns ``[c0, c1)``; streaming stores if ``stream``."""
-    n = x.shape[0]
-    u0, u1 = np.uint64(c0), np.uint64(c1)
-    if not stream:
-        for i in range(n):
-            for j in range(u0, u1):
-                out[i, j] = gamma[j] * ((x[i, j] - mu[j]) * inv[j]) + beta[j]
-        return
-    for i in range(n):
-        a = c0 + aligned_head(out[i], c0, c1)
+    """``out = gamma * ((x - mu) * inv) + beta`` on columns ``[c0, c1)``; streaming stores if ``stream``
+    (plain stores up to each row's first 64-byte boundary, streaming ones after it)."""
+    u0 = np.uint64(c0)
+    for i in range(x.shape[0]):
+        a = c0 + aligned_head(out[i], c0, c1) if stream else c1
         for j in range(u0, np.uint64(a)):
-            out[i, j] = gamma[j] * ((x[i, j] - mu[j]) * inv[j]) + beta[j]
-        o, xr, m, v, g, b = out[i, a:c1], x[i, a:c1], mu[a:c1], inv[a:c1], gamma[a:c1], beta[a:c1]
-        for j in range(o.size):
-            stream_store(o, j, g[j] * ((xr[j] - m[j]) * v[j]) + b[j])
-    stream_fence()
+            out[i, j] = _normalized(x[i, j], mu[j], inv[j], gamma[j], beta[j])
+        if a < c1:
+            o, xr, m, v, g, b = out[i, a:c1], x[i, a:c1], mu[a:c1], inv[a:c1], gamma[a:c1], beta[a:c1]
+            for j in range(o.size):
+                stream_store(o, j, _normalized(xr[j], m[j], v[j], g[j], b[j]))
+    if stream:
+        stream_fence()
 
 
 @jit
@@ -435,25 +438,28 @@ def _grad_sums(dout, x, mu, inv, dgamma, dbeta, b0, b1):
         i += 1
 
 
+@jit(inline="always")
+def _dx_value(gv, xv, m, v, a, b, c):
+    """``a * (dout - b - ((x - mu) * inv) * c)`` of one value (the backward's dx)."""
+    return a * (gv - b - ((xv - m) * v) * c)
+
+
 @jit
 def _dx_cols(dout, x, mu, inv, a, b, c, dx, c0, c1, stream):
-    """``dx = a * (dout - b - ((x - mu) * inv) * c)`` on columns ``[c0, c1)``; streaming stores if ``stream``."""
-    n = dout.shape[0]
-    u0, u1 = np.uint64(c0), np.uint64(c1)
-    if not stream:
-        for i in range(n):
-            for j in range(u0, u1):
-                dx[i, j] = a[j] * (dout[i, j] - b[j] - ((x[i, j] - mu[j]) * inv[j]) * c[j])
-        return
-    for i in range(n):
-        s = c0 + aligned_head(dx[i], c0, c1)
+    """``dx = a * (dout - b - ((x - mu) * inv) * c)`` on columns ``[c0, c1)``; streaming stores if ``stream``
+    (as :func:`_apply_cols`)."""
+    u0 = np.uint64(c0)
+    for i in range(dout.shape[0]):
+        s = c0 + aligned_head(dx[i], c0, c1) if stream else c1
         for j in range(u0, np.uint64(s)):
-            dx[i, j] = a[j] * (dout[i, j] - b[j] - ((x[i, j] - mu[j]) * inv[j]) * c[j])
-        o, g, xr, m, v = dx[i, s:c1], dout[i, s:c1], x[i, s:c1], mu[s:c1], inv[s:c1]
-        ar, br, cr = a[s:c1], b[s:c1], c[s:c1]
-        for j in range(o.size):
-            stream_store(o, j, ar[j] * (g[j] - br[j] - ((xr[j] - m[j]) * v[j]) * cr[j]))
-    stream_fence()
+            dx[i, j] = _dx_value(dout[i, j], x[i, j], mu[j], inv[j], a[j], b[j], c[j])
+        if s < c1:
+            o, g, xr, m, v = dx[i, s:c1], dout[i, s:c1], x[i, s:c1], mu[s:c1], inv[s:c1]
+            ar, br, cr = a[s:c1], b[s:c1], c[s:c1]
+            for j in range(o.size):
+                stream_store(o, j, _dx_value(g[j], xr[j], m[j], v[j], ar[j], br[j], cr[j]))
+    if stream:
+        stream_fence()
 
 
 @jit
